@@ -1,0 +1,122 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrConfig is wrapped by every configuration error, so callers (the CLI's
+// exit code 2) can branch on errors.Is(err, ErrConfig).
+var ErrConfig = errors.New("invalid configuration")
+
+// ConfigError is a configuration problem at a place in a config source.
+type ConfigError struct {
+	// Source is the file path, or "embedded default".
+	Source string
+	// Line and Column are 1-based; zero when the problem has no single place.
+	Line, Column int
+	// Key is the dotted path of the offending key, e.g. "refresh.buffer" or
+	// "providers[2].plugin"; may be empty.
+	Key string
+	// Msg says what is wrong, quoting the offending value where it helps.
+	Msg string
+}
+
+func (e *ConfigError) Error() string {
+	where := e.Source
+	if e.Line > 0 {
+		where = fmt.Sprintf("%s:%d:%d", e.Source, e.Line, e.Column)
+	}
+	if e.Key != "" {
+		return fmt.Sprintf("%s: %s: %s", where, e.Key, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", where, e.Msg)
+}
+
+// Unwrap makes errors.Is(err, ErrConfig) true.
+func (e *ConfigError) Unwrap() error { return ErrConfig }
+
+// Config is a parsed, validated credhost configuration (format version 1).
+// config.example.yaml documents every key.
+type Config struct {
+	// Version is the config format version; only 1 exists.
+	Version int `yaml:"version"`
+	// Refresh holds the expiry-buffer and refresh rules.
+	Refresh RefreshConfig `yaml:"refresh"`
+	// OAuth is the shared OAuth client, passed to every provider's Configure.
+	OAuth OAuthConfig `yaml:"oauth"`
+	// Plugins controls how provider plugins run.
+	Plugins PluginsConfig `yaml:"plugins"`
+	// Providers is the priority chain, in order.
+	Providers []ProviderConfig `yaml:"providers"`
+
+	// Source says where the config came from: a path or "embedded default".
+	Source string `yaml:"-"`
+}
+
+// RefreshConfig holds the refresh rules.
+type RefreshConfig struct {
+	// Buffer: a credential needs refresh when now+Buffer >= its expiry.
+	Buffer Duration `yaml:"buffer"`
+	// Timeout bounds one whole refresh (including the token request).
+	Timeout Duration `yaml:"timeout"`
+}
+
+// OAuthConfig is the shared OAuth client configuration.
+type OAuthConfig struct {
+	TokenURL         string   `yaml:"token_url"`
+	ClientID         string   `yaml:"client_id"`
+	DefaultExpiresIn Duration `yaml:"default_expires_in"`
+	// Body is "form" (RFC 6749, default) or "json".
+	Body   string   `yaml:"body"`
+	Scopes []string `yaml:"scopes"`
+}
+
+// Builtin modes for PluginsConfig.Builtin.
+const (
+	// BuiltinInProcess runs built-in providers inside the credhost process.
+	BuiltinInProcess = "in-process"
+	// BuiltinProcess runs each built-in provider as a plugin subprocess of
+	// the credhost binary, across the same boundary as third-party plugins.
+	BuiltinProcess = "process"
+)
+
+// PluginsConfig controls how provider plugins run.
+type PluginsConfig struct {
+	// Builtin is BuiltinInProcess or BuiltinProcess.
+	Builtin string `yaml:"builtin"`
+	// StartTimeout bounds a plugin process's start and handshake.
+	StartTimeout Duration `yaml:"start_timeout"`
+	// CallTimeout bounds one Read, Save or Info call.
+	CallTimeout Duration `yaml:"call_timeout"`
+}
+
+// ProviderConfig is one entry of the chain.
+type ProviderConfig struct {
+	// Name is unique in the chain; it names the provider in every message.
+	Name string `yaml:"name"`
+	// Plugin names a built-in provider (env, file, keychain, wincred).
+	Plugin string `yaml:"plugin"`
+	// Command is the path of an external plugin executable; exactly one of
+	// Plugin and Command is set.
+	Command string `yaml:"command"`
+	// Args are passed to Command.
+	Args []string `yaml:"args"`
+	// SHA256, when set, pins Command's checksum (64 hex digits).
+	SHA256 string `yaml:"sha256"`
+	// Config is the provider's own block, sent to it as JSON.
+	Config map[string]any `yaml:"config"`
+	// RefreshWith names stores an env token refreshes through (rule 3).
+	RefreshWith []string `yaml:"refresh_with"`
+
+	// Line and Column locate the entry in its source, for later errors.
+	Line, Column int `yaml:"-"`
+}
+
+// Duration is a time.Duration in YAML: a Go duration string ("5m", "90s")
+// or a whole number of seconds ("300").
+type Duration time.Duration
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }

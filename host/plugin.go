@@ -1,0 +1,141 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
+
+	"github.com/credhost/credhost/sdk"
+)
+
+// Builtin is a provider compiled into the program that embeds the host. The
+// host never imports plugins/: the program (cmd/credhost) hands them in with
+// WithBuiltins.
+type Builtin struct {
+	// New returns a fresh, unconfigured provider, for in-process mode.
+	New func() sdk.Provider
+	// Command returns the command that serves the provider as a plugin
+	// process (for credhost: its own binary with `plugin serve NAME`).
+	Command func() *exec.Cmd
+}
+
+// member is one provider of the chain: its config, and the provider itself,
+// started and configured on first use so a chain that stops early never
+// pays for the providers after the winner.
+type member struct {
+	cfg    ProviderConfig
+	oauth  sdk.OAuthConfig
+	start  func() (sdk.Provider, *plugin.Client, error)
+	logger hclog.Logger
+
+	once   sync.Once
+	prov   sdk.Provider
+	client *plugin.Client
+	err    error
+	info   sdk.Info
+}
+
+// provider returns the started, configured provider, or the error that
+// stopped it; the first call starts it.
+func (m *member) provider(ctx context.Context) (sdk.Provider, error) {
+	m.once.Do(func() {
+		prov, client, err := m.start()
+		if err != nil {
+			m.err = &ProviderError{Provider: m.cfg.Name, Op: "start", Err: err}
+			return
+		}
+		m.prov, m.client = prov, client
+		raw, err := json.Marshal(m.cfg.Config)
+		if err != nil {
+			m.err = &ProviderError{Provider: m.cfg.Name, Op: "configure", Err: err}
+			return
+		}
+		if m.cfg.Config == nil {
+			raw = []byte("{}")
+		}
+		err = prov.Configure(ctx, sdk.ConfigureRequest{Name: m.cfg.Name, Config: raw, OAuth: m.oauth})
+		if err != nil {
+			m.err = &ProviderError{Provider: m.cfg.Name, Op: "configure", Err: err}
+			return
+		}
+		if info, err := prov.Info(ctx); err == nil {
+			m.info = info
+		} else {
+			m.logger.Warn("provider info failed", "provider", m.cfg.Name, "error", err)
+		}
+	})
+	return m.prov, m.err
+}
+
+// close ends the member's plugin process, if it has one.
+func (m *member) close() {
+	if m.client != nil {
+		m.client.Kill()
+	}
+}
+
+// startInProcess returns a starter that builds a built-in in this process.
+func startInProcess(b Builtin) func() (sdk.Provider, *plugin.Client, error) {
+	return func() (sdk.Provider, *plugin.Client, error) { return b.New(), nil, nil }
+}
+
+// startProcess returns a starter that runs cmd as a go-plugin subprocess and
+// dispenses its Provider. checksum, when set, is the executable's SHA-256
+// (hex), verified by go-plugin before it starts the process.
+func startProcess(cmd func() *exec.Cmd, checksum string, cfg *Config, logLevel hclog.Level, logger hclog.Logger) func() (sdk.Provider, *plugin.Client, error) {
+	return func() (sdk.Provider, *plugin.Client, error) {
+		c := cmd()
+		if c.Env == nil {
+			c.Env = os.Environ()
+		}
+		// Plugins log at the host's level; their stderr comes back through
+		// the host logger, named after the provider.
+		c.Env = append(c.Env, sdk.LogLevelEnv+"="+logLevel.String())
+		cc := &plugin.ClientConfig{
+			HandshakeConfig:  sdk.Handshake,
+			VersionedPlugins: sdk.PluginSets(nil),
+			Cmd:              c,
+			AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+			Logger:           logger,
+			StartTimeout:     cfg.Plugins.StartTimeout.Std(),
+			AutoMTLS:         true,
+			SkipHostEnv:      true,
+		}
+		if checksum != "" {
+			sum, err := hex.DecodeString(checksum)
+			if err != nil {
+				return nil, nil, fmt.Errorf("sha256: %w", err)
+			}
+			cc.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+		}
+		client := plugin.NewClient(cc)
+		rpc, err := client.Client()
+		if err != nil {
+			client.Kill()
+			if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+				return nil, nil, fmt.Errorf("%s: checksum does not match the sha256 pinned in the config", c.Path)
+			}
+			return nil, nil, fmt.Errorf("start plugin %s: %w", c.Path, err)
+		}
+		raw, err := rpc.Dispense(sdk.PluginName)
+		if err != nil {
+			client.Kill()
+			return nil, nil, fmt.Errorf("plugin %s: %w", c.Path, err)
+		}
+		prov, ok := raw.(sdk.Provider)
+		if !ok {
+			client.Kill()
+			return nil, nil, fmt.Errorf("plugin %s: dispensed %T, not a provider", c.Path, raw)
+		}
+		return prov, client, nil
+	}
+}

@@ -1,0 +1,158 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/credhost/credhost/sdk/proto"
+)
+
+// errorCodes maps each sentinel to the gRPC code it travels as.
+var errorCodes = []struct {
+	err  error
+	code codes.Code
+}{
+	{ErrNotFound, codes.NotFound},
+	{ErrUnsupported, codes.Unimplemented},
+	{ErrInvalidConfig, codes.InvalidArgument},
+	{ErrInvalidGrant, codes.PermissionDenied},
+}
+
+// errToStatus turns a provider's error into a gRPC status error, so the
+// sentinel it wraps survives the process boundary. The message is the error's
+// text as the provider wrote it.
+func errToStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok && !isSentinel(err) {
+		return err
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	}
+	for _, e := range errorCodes {
+		if errors.Is(err, e.err) {
+			return status.Error(e.code, err.Error())
+		}
+	}
+	return status.Error(codes.Unknown, err.Error())
+}
+
+func isSentinel(err error) bool {
+	for _, e := range errorCodes {
+		if errors.Is(err, e.err) {
+			return true
+		}
+	}
+	return false
+}
+
+// statusToErr turns a gRPC error from a plugin back into an error that wraps
+// the matching sentinel and reads as the provider's message.
+func statusToErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	for _, e := range errorCodes {
+		if st.Code() == e.code {
+			return &remoteError{msg: st.Message(), sentinel: e.err}
+		}
+	}
+	switch st.Code() {
+	case codes.DeadlineExceeded:
+		return &remoteError{msg: st.Message(), sentinel: context.DeadlineExceeded}
+	case codes.Canceled:
+		return &remoteError{msg: st.Message(), sentinel: context.Canceled}
+	case codes.Unavailable:
+		return fmt.Errorf("plugin unavailable (exited or crashed?): %s", st.Message())
+	}
+	return errors.New(st.Message())
+}
+
+// remoteError is an error that came back from a plugin: its text is the
+// plugin's message, and errors.Is finds the sentinel it was sent as.
+type remoteError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.sentinel }
+
+func credToProto(c Credential) *pb.Credential {
+	out := &pb.Credential{
+		AccessToken:  c.AccessToken,
+		RefreshToken: c.RefreshToken,
+		Scopes:       c.Scopes,
+		Metadata:     c.Metadata,
+	}
+	if !c.ExpiresAt.IsZero() {
+		out.ExpiresAt = timestamppb.New(c.ExpiresAt)
+	}
+	return out
+}
+
+func credFromProto(c *pb.Credential) Credential {
+	if c == nil {
+		return Credential{}
+	}
+	out := Credential{
+		AccessToken:  c.GetAccessToken(),
+		RefreshToken: c.GetRefreshToken(),
+		Scopes:       c.GetScopes(),
+		Metadata:     c.GetMetadata(),
+	}
+	if c.ExpiresAt != nil {
+		out.ExpiresAt = c.ExpiresAt.AsTime()
+	}
+	if len(out.Scopes) == 0 {
+		out.Scopes = nil
+	}
+	if len(out.Metadata) == 0 {
+		out.Metadata = nil
+	}
+	return out
+}
+
+func oauthToProto(o OAuthConfig) *pb.OAuthConfig {
+	return &pb.OAuthConfig{
+		TokenUrl:                o.TokenURL,
+		ClientId:                o.ClientID,
+		DefaultExpiresInSeconds: int64(o.DefaultExpiresIn / time.Second),
+		BodyFormat:              o.BodyFormat,
+		Scopes:                  o.Scopes,
+		TimeoutMs:               o.Timeout.Milliseconds(),
+	}
+}
+
+func oauthFromProto(o *pb.OAuthConfig) OAuthConfig {
+	if o == nil {
+		return OAuthConfig{}
+	}
+	out := OAuthConfig{
+		TokenURL:         o.GetTokenUrl(),
+		ClientID:         o.GetClientId(),
+		DefaultExpiresIn: time.Duration(o.GetDefaultExpiresInSeconds()) * time.Second,
+		BodyFormat:       o.GetBodyFormat(),
+		Scopes:           o.GetScopes(),
+		Timeout:          time.Duration(o.GetTimeoutMs()) * time.Millisecond,
+	}
+	if len(out.Scopes) == 0 {
+		out.Scopes = nil
+	}
+	return out
+}

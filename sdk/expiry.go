@@ -1,0 +1,61 @@
+package sdk
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// msThreshold separates epoch seconds from epoch milliseconds: a value above
+// 1e12 is milliseconds (1e12 seconds is the year 33658; 1e12 milliseconds is
+// September 2001, before any token a store holds today).
+const msThreshold = 1e12
+
+// ParseExpiry parses an expiry as stores write it: epoch milliseconds or
+// seconds as a decimal number (values above 1e12 are milliseconds), or an
+// RFC 3339 time. "" and "0" mean unknown and return the zero Time. The error
+// quotes the value: an expiry is not a secret.
+func ParseExpiry(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if c := s[0]; c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9') {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t, nil
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("expiry %q: want epoch seconds, epoch milliseconds or an RFC 3339 time", s)
+		}
+		return ExpiryFromEpoch(f)
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("expiry %q: want epoch seconds, epoch milliseconds or an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+// ExpiryFromEpoch converts an epoch number as stores write it (milliseconds
+// above 1e12, seconds otherwise) to a Time; 0 means unknown.
+func ExpiryFromEpoch(v float64) (time.Time, error) {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return time.Time{}, fmt.Errorf("expiry %v is not a number", v)
+	case v < 0:
+		return time.Time{}, fmt.Errorf("expiry %v is negative", v)
+	case v == 0:
+		return time.Time{}, nil
+	case v > msThreshold*1e4:
+		// Beyond year 318857 even as milliseconds: not an expiry.
+		return time.Time{}, fmt.Errorf("expiry %v is out of range", v)
+	case v > msThreshold:
+		return time.UnixMilli(int64(v)), nil
+	default:
+		sec, frac := math.Modf(v)
+		return time.Unix(int64(sec), int64(frac*1e9)), nil
+	}
+}

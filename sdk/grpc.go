@@ -1,0 +1,127 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+
+	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pb "github.com/credhost/credhost/sdk/proto"
+)
+
+// GRPCPlugin is the go-plugin glue for a Provider: in a plugin process it
+// serves Impl; in the host it dispenses a Provider that calls the plugin.
+// Plugin authors do not use it directly: Serve does.
+type GRPCPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	// Impl is the provider served; nil on the host side.
+	Impl Provider
+}
+
+var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
+
+// GRPCServer registers Impl on the plugin's gRPC server.
+func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterProviderServer(s, &grpcServer{impl: p.Impl})
+	return nil
+}
+
+// GRPCClient returns a Provider that forwards every call to the plugin.
+func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &grpcClient{client: pb.NewProviderClient(c)}, nil
+}
+
+// grpcServer adapts a Provider to the generated service.
+type grpcServer struct {
+	pb.UnimplementedProviderServer
+	impl Provider
+}
+
+func (s *grpcServer) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.InfoResponse, error) {
+	info, err := s.impl.Info(ctx)
+	if err != nil {
+		return nil, errToStatus(err)
+	}
+	return &pb.InfoResponse{Name: info.Name, Version: info.Version, CanSave: info.CanSave, CanRefresh: info.CanRefresh}, nil
+}
+
+func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
+	cfg := req.GetConfigJson()
+	if len(cfg) == 0 {
+		cfg = []byte("{}")
+	}
+	err := s.impl.Configure(ctx, ConfigureRequest{Name: req.GetName(), Config: json.RawMessage(cfg), OAuth: oauthFromProto(req.GetOauth())})
+	if err != nil {
+		return nil, errToStatus(err)
+	}
+	return &pb.ConfigureResponse{}, nil
+}
+
+func (s *grpcServer) Read(ctx context.Context, _ *pb.ReadRequest) (*pb.ReadResponse, error) {
+	cred, err := s.impl.Read(ctx)
+	if err != nil {
+		return nil, errToStatus(err)
+	}
+	return &pb.ReadResponse{Credential: credToProto(cred)}, nil
+}
+
+func (s *grpcServer) Save(ctx context.Context, req *pb.SaveRequest) (*pb.SaveResponse, error) {
+	if err := s.impl.Save(ctx, credFromProto(req.GetCredential())); err != nil {
+		return nil, errToStatus(err)
+	}
+	return &pb.SaveResponse{}, nil
+}
+
+func (s *grpcServer) Refresh(ctx context.Context, req *pb.RefreshRequest) (*pb.RefreshResponse, error) {
+	cred, err := s.impl.Refresh(ctx, credFromProto(req.GetCredential()))
+	if err != nil {
+		return nil, errToStatus(err)
+	}
+	return &pb.RefreshResponse{Credential: credToProto(cred)}, nil
+}
+
+// grpcClient is the host's view of a plugin process.
+type grpcClient struct {
+	client pb.ProviderClient
+}
+
+var _ Provider = (*grpcClient)(nil)
+
+func (c *grpcClient) Info(ctx context.Context) (Info, error) {
+	resp, err := c.client.Info(ctx, &pb.InfoRequest{})
+	if err != nil {
+		return Info{}, statusToErr(err)
+	}
+	return Info{Name: resp.GetName(), Version: resp.GetVersion(), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh()}, nil
+}
+
+func (c *grpcClient) Configure(ctx context.Context, req ConfigureRequest) error {
+	cfg := []byte(req.Config)
+	if len(cfg) == 0 {
+		cfg = []byte("{}")
+	}
+	_, err := c.client.Configure(ctx, &pb.ConfigureRequest{Name: req.Name, ConfigJson: cfg, Oauth: oauthToProto(req.OAuth)})
+	return statusToErr(err)
+}
+
+func (c *grpcClient) Read(ctx context.Context) (Credential, error) {
+	resp, err := c.client.Read(ctx, &pb.ReadRequest{})
+	if err != nil {
+		return Credential{}, statusToErr(err)
+	}
+	return credFromProto(resp.GetCredential()), nil
+}
+
+func (c *grpcClient) Save(ctx context.Context, cred Credential) error {
+	_, err := c.client.Save(ctx, &pb.SaveRequest{Credential: credToProto(cred)})
+	return statusToErr(err)
+}
+
+func (c *grpcClient) Refresh(ctx context.Context, cred Credential) (Credential, error) {
+	resp, err := c.client.Refresh(ctx, &pb.RefreshRequest{Credential: credToProto(cred)})
+	if err != nil {
+		return Credential{}, statusToErr(err)
+	}
+	return credFromProto(resp.GetCredential()), nil
+}

@@ -1,0 +1,77 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Provider is one credential store. The host calls Configure once, then Read,
+// Save and Refresh as its rules require, possibly concurrently.
+type Provider interface {
+	// Info describes the provider; it may be called before Configure.
+	Info(ctx context.Context) (Info, error)
+	// Configure receives the provider's config block and the shared OAuth
+	// settings. A bad block is an error wrapping ErrInvalidConfig that names
+	// the key.
+	Configure(ctx context.Context, req ConfigureRequest) error
+	// Read returns the stored credential, or an error wrapping ErrNotFound
+	// when the store holds none.
+	Read(ctx context.Context) (Credential, error)
+	// Save persists cred; read-only stores return ErrUnsupported.
+	Save(ctx context.Context, cred Credential) error
+	// Refresh obtains a fresh credential from cred (typically an OAuth
+	// refresh_token grant) without saving it: the host saves. Providers that
+	// cannot refresh return ErrUnsupported.
+	Refresh(ctx context.Context, cred Credential) (Credential, error)
+}
+
+// Info describes a provider to the host and to `credhost status`.
+type Info struct {
+	// Name is the plugin's own name ("file", "corp-sts").
+	Name string
+	// Version is the plugin's version, free-form.
+	Version string
+	// CanSave reports whether Save can succeed.
+	CanSave bool
+	// CanRefresh reports whether Refresh can succeed.
+	CanRefresh bool
+}
+
+// ConfigureRequest carries a provider's configuration from the host.
+type ConfigureRequest struct {
+	// Name is the provider's name in the host's config, for messages.
+	Name string
+	// Config is the provider's `config:` block as a JSON object (never nil
+	// once it has crossed the wire; "{}" when the block is absent).
+	Config json.RawMessage
+	// OAuth is the shared `oauth:` block, for providers that refresh.
+	OAuth OAuthConfig
+}
+
+// DecodeConfig decodes the config block into v strictly: an unknown key is
+// an error wrapping ErrInvalidConfig that names it.
+func (r ConfigureRequest) DecodeConfig(v any) error {
+	if err := decodeStrict(r.Config, v); err != nil {
+		return fmt.Errorf("%w: provider %q: %v", ErrInvalidConfig, r.Name, err)
+	}
+	return nil
+}
+
+// OAuthConfig is the shared OAuth client configuration a refreshing provider
+// uses for the refresh_token grant.
+type OAuthConfig struct {
+	// TokenURL is the token endpoint.
+	TokenURL string
+	// ClientID is the public client id sent with the grant.
+	ClientID string
+	// DefaultExpiresIn applies when a token response has no expires_in.
+	DefaultExpiresIn time.Duration
+	// BodyFormat is "form" (RFC 6749, the default) or "json".
+	BodyFormat string
+	// Scopes, when set, are requested with the grant.
+	Scopes []string
+	// Timeout bounds one token request; zero means the provider's default.
+	Timeout time.Duration
+}

@@ -1,0 +1,192 @@
+// Package sdktest is the conformance suite every credhost provider runs, the
+// same way for a provider called in-process and for one behind a real plugin
+// process:
+//
+//	func TestConformance(t *testing.T) {
+//		sdktest.Run(t, func(t *testing.T, seed *sdk.Credential) sdk.Provider {
+//			return newConfiguredProvider(t, seed) // store empty when seed is nil
+//		})
+//	}
+//
+// It checks the contract the host relies on: Read on an empty store is
+// sdk.ErrNotFound; a seeded store reads back its token; Save then Read
+// round-trips every field and the metadata (for providers that can save);
+// operations a provider cannot do return sdk.ErrUnsupported; concurrent Reads
+// are safe and agree. Run it under -race.
+package sdktest
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/credhost/credhost/sdk"
+)
+
+// Factory returns a configured provider whose store holds seed, or nothing
+// when seed is nil. Each call must get a store of its own (use t.TempDir()).
+// A store that cannot hold every field (an environment variable holds only a
+// token) keeps what it can; Run compares only the access token of a seed.
+type Factory func(t *testing.T, seed *sdk.Credential) sdk.Provider
+
+// Run runs the conformance suite as subtests of t.
+func Run(t *testing.T, newProvider Factory) {
+	t.Helper()
+	ctx := context.Background()
+
+	t.Run("Info", func(t *testing.T) {
+		info, err := newProvider(t, nil).Info(ctx)
+		if err != nil {
+			t.Fatalf("Info: %v", err)
+		}
+		if info.Name == "" {
+			t.Errorf("Info().Name is empty; want the plugin's name")
+		}
+	})
+
+	t.Run("ReadEmptyIsNotFound", func(t *testing.T) {
+		_, err := newProvider(t, nil).Read(ctx)
+		if !errors.Is(err, sdk.ErrNotFound) {
+			t.Fatalf("Read on an empty store: got %v; want an error wrapping sdk.ErrNotFound", err)
+		}
+	})
+
+	t.Run("ReadSeeded", func(t *testing.T) {
+		seed := sampleCredential("seeded")
+		got, err := newProvider(t, &seed).Read(ctx)
+		if err != nil {
+			t.Fatalf("Read on a seeded store: %v", err)
+		}
+		if got.AccessToken != seed.AccessToken {
+			t.Errorf("Read: access token fingerprint %s; want %s", got.Fingerprint(), seed.Fingerprint())
+		}
+	})
+
+	t.Run("SaveReadRoundTrip", func(t *testing.T) {
+		p := newProvider(t, nil)
+		info := mustInfo(t, p)
+		first := sampleCredential("first")
+		err := p.Save(ctx, first)
+		if !info.CanSave {
+			if !errors.Is(err, sdk.ErrUnsupported) {
+				t.Fatalf("Save on a provider without CanSave: got %v; want sdk.ErrUnsupported", err)
+			}
+			if _, err := p.Read(ctx); !errors.Is(err, sdk.ErrNotFound) {
+				t.Fatalf("Read after an unsupported Save: got %v; want sdk.ErrNotFound (nothing stored)", err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Save: %v", err)
+		}
+		assertEqual(t, "after first Save", mustRead(t, p), first)
+
+		// A store may keep metadata keys a Save does not mention (the file
+		// store keeps every key it does not own), so the second Save changes
+		// the values of the same keys rather than dropping any.
+		second := sampleCredential("second")
+		second.Scopes = []string{"user:inference"}
+		second.Metadata["subscriptionType"] = "max"
+		if err := p.Save(ctx, second); err != nil {
+			t.Fatalf("second Save: %v", err)
+		}
+		assertEqual(t, "after second Save", mustRead(t, p), second)
+	})
+
+	t.Run("RefreshUnsupported", func(t *testing.T) {
+		p := newProvider(t, nil)
+		if mustInfo(t, p).CanRefresh {
+			t.Skip("provider can refresh; the refresh suite covers it")
+		}
+		_, err := p.Refresh(ctx, sampleCredential("stale"))
+		if !errors.Is(err, sdk.ErrUnsupported) {
+			t.Fatalf("Refresh on a provider without CanRefresh: got %v; want sdk.ErrUnsupported", err)
+		}
+	})
+
+	t.Run("ConcurrentReads", func(t *testing.T) {
+		seed := sampleCredential("concurrent")
+		p := newProvider(t, &seed)
+		const goroutines, reads = 16, 8
+		var wg sync.WaitGroup
+		errs := make(chan error, goroutines*reads)
+		toks := make(chan string, goroutines*reads)
+		for range goroutines {
+			wg.Go(func() {
+				for range reads {
+					c, err := p.Read(ctx)
+					if err != nil {
+						errs <- err
+						continue
+					}
+					toks <- c.AccessToken
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		close(toks)
+		for err := range errs {
+			t.Errorf("concurrent Read: %v", err)
+		}
+		for tok := range toks {
+			if tok != seed.AccessToken {
+				t.Errorf("concurrent Read returned fingerprint %s; want %s", sdk.Fingerprint(tok), seed.Fingerprint())
+			}
+		}
+	})
+}
+
+// sampleCredential returns a credential with every field set; the expiry is
+// whole milliseconds, the finest precision a store must keep.
+func sampleCredential(tag string) sdk.Credential {
+	return sdk.Credential{
+		AccessToken:  "sdktest-access-" + tag,
+		RefreshToken: "sdktest-refresh-" + tag,
+		ExpiresAt:    time.UnixMilli(time.Now().Add(time.Hour).UnixMilli()),
+		Scopes:       []string{"user:inference", "user:profile"},
+		Metadata:     map[string]string{"subscriptionType": "pro", "sdktest": tag},
+	}
+}
+
+func mustInfo(t *testing.T, p sdk.Provider) sdk.Info {
+	t.Helper()
+	info, err := p.Info(context.Background())
+	if err != nil {
+		t.Fatalf("Info: %v", err)
+	}
+	return info
+}
+
+func mustRead(t *testing.T, p sdk.Provider) sdk.Credential {
+	t.Helper()
+	c, err := p.Read(context.Background())
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	return c
+}
+
+// assertEqual compares every field; failures show fingerprints, never tokens.
+func assertEqual(t *testing.T, when string, got, want sdk.Credential) {
+	t.Helper()
+	if got.AccessToken != want.AccessToken {
+		t.Errorf("%s: access token %s; want %s", when, got.Fingerprint(), want.Fingerprint())
+	}
+	if got.RefreshToken != want.RefreshToken {
+		t.Errorf("%s: refresh token %s; want %s", when, sdk.Fingerprint(got.RefreshToken), sdk.Fingerprint(want.RefreshToken))
+	}
+	if !got.ExpiresAt.Equal(want.ExpiresAt) {
+		t.Errorf("%s: expiry %v; want %v", when, got.ExpiresAt, want.ExpiresAt)
+	}
+	if !slices.Equal(got.Scopes, want.Scopes) {
+		t.Errorf("%s: scopes %q; want %q", when, got.Scopes, want.Scopes)
+	}
+	if !maps.Equal(got.Metadata, want.Metadata) {
+		t.Errorf("%s: metadata %q; want %q", when, got.Metadata, want.Metadata)
+	}
+}

@@ -1,0 +1,40 @@
+package sdk
+
+import (
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
+)
+
+// Serve runs p as a credhost plugin and returns when the host is done with
+// it. Call it from main. stdout belongs to the go-plugin handshake: a plugin
+// must never print; log through Logger instead.
+func Serve(p Provider) {
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: PluginSets(p),
+		GRPCServer:       plugin.DefaultGRPCServer,
+		Logger:           Logger(),
+	})
+}
+
+// Logger returns the logger a plugin should use: JSON lines on stderr, which
+// the host parses and re-logs under the provider's name at the same level.
+// The level follows the host's --log-level (passed as CREDHOST_LOG_LEVEL).
+// Never log a token: log a Credential value (it redacts itself) or
+// Fingerprint.
+func Logger() hclog.Logger {
+	level := hclog.LevelFromString(os.Getenv(LogLevelEnv))
+	if level == hclog.NoLevel {
+		level = hclog.Info
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Output:     os.Stderr,
+		Level:      level,
+		JSONFormat: true,
+	})
+}
+
+// LogLevelEnv carries the host's log level to plugin processes.
+const LogLevelEnv = "CREDHOST_LOG_LEVEL"
