@@ -1,0 +1,315 @@
+// Package oauth is the OAuth 2.0 refresh_token grant (RFC 6749 §6) that
+// refreshing credhost providers share, so each store only reads and writes
+// and none re-implements the token request.
+//
+// It is hand-written rather than golang.org/x/oauth2 because credhost needs
+// three things x/oauth2 does not give: a JSON request body (Anthropic's token
+// endpoint takes JSON, as Claude Code sends it), Retry-After on 429/503
+// surfaced to the caller, and exactly one request per refresh (x/oauth2's
+// auth-style auto-detection retries with the same refresh token, which a
+// rotating server treats as reuse and answers by revoking the token family).
+//
+// A Client is safe for concurrent use; it keeps no state between requests.
+//
+// Errors: every failure is an *Error. A rejected refresh token (OAuth error
+// invalid_grant) also matches sdk.ErrInvalidGrant with errors.Is. No error
+// carries a token: the server's error_description is cut short and scrubbed
+// of the refresh token that was sent.
+package oauth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/credhost/credhost/sdk"
+)
+
+// Body formats for Config.BodyFormat.
+const (
+	// BodyForm is application/x-www-form-urlencoded, as RFC 6749 requires.
+	BodyForm = "form"
+	// BodyJSON is application/json, as Anthropic's token endpoint takes.
+	BodyJSON = "json"
+)
+
+const (
+	// defaultTimeout bounds one token request when the config sets none: long
+	// enough for a slow endpoint, short enough that an agent waiting on
+	// `credhost token` is not stuck.
+	defaultTimeout = 30 * time.Second
+	// maxResponse caps what is read of a token response: real ones are a few
+	// hundred bytes; a multi-megabyte answer is an error page or an attack.
+	maxResponse = 1 << 20
+	// maxDescription caps the server's error_description in messages.
+	maxDescription = 200
+	// UserAgent is sent with every token request.
+	UserAgent = "credhost-oauth/1"
+)
+
+// Client sends refresh_token grants to one token endpoint.
+type Client struct {
+	cfg  sdk.OAuthConfig
+	http *http.Client
+	now  func() time.Time
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient replaces http.DefaultClient (its Timeout is ignored: the
+// config's timeout applies per request).
+func WithHTTPClient(c *http.Client) Option { return func(cl *Client) { cl.http = c } }
+
+// WithNow replaces time.Now, which turns expires_in into an expiry.
+func WithNow(now func() time.Time) Option { return func(cl *Client) { cl.now = now } }
+
+// New returns a client for cfg. It checks cfg: the token URL must be an
+// absolute http(s) URL and the body format form or json.
+func New(cfg sdk.OAuthConfig, opts ...Option) (*Client, error) {
+	u, err := url.Parse(cfg.TokenURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: oauth token_url %q is not an absolute http(s) URL", sdk.ErrInvalidConfig, cfg.TokenURL)
+	}
+	switch cfg.BodyFormat {
+	case "":
+		cfg.BodyFormat = BodyForm
+	case BodyForm, BodyJSON:
+	default:
+		return nil, fmt.Errorf("%w: oauth body %q: want form or json", sdk.ErrInvalidConfig, cfg.BodyFormat)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = defaultTimeout
+	}
+	c := &Client{cfg: cfg, http: http.DefaultClient, now: time.Now}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// Error is a failed token request.
+type Error struct {
+	// StatusCode is the HTTP status; 0 when no response arrived.
+	StatusCode int
+	// Code is the OAuth error code ("invalid_grant"), if the server sent one.
+	Code string
+	// Description is the server's error_description, shortened and scrubbed.
+	Description string
+	// RetryAfter is the server's Retry-After on 429 or 503; 0 when absent.
+	RetryAfter time.Duration
+	// Err is the underlying cause (network error, bad JSON), if any.
+	Err error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("token endpoint")
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, ": HTTP %d", e.StatusCode)
+	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, ": %s", e.Code)
+	}
+	if e.Description != "" {
+		fmt.Fprintf(&b, " (%s)", e.Description)
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, "; retry after %s", e.RetryAfter)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if e.Code == "invalid_grant" {
+		b.WriteString("; the refresh token was rejected: log in again")
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is makes an invalid_grant error match sdk.ErrInvalidGrant.
+func (e *Error) Is(target error) bool {
+	return target == sdk.ErrInvalidGrant && e.Code == "invalid_grant"
+}
+
+// tokenResponse is RFC 6749 §5.1 / §5.2.
+type tokenResponse struct {
+	AccessToken      string          `json:"access_token"`
+	RefreshToken     string          `json:"refresh_token"`
+	ExpiresIn        json.Number     `json:"expires_in"`
+	Scope            string          `json:"scope"`
+	TokenType        string          `json:"token_type"`
+	Error            string          `json:"error"`
+	ErrorDescription string          `json:"error_description"`
+	ErrorURI         json.RawMessage `json:"error_uri"`
+}
+
+// Refresh exchanges old's refresh token for a new credential. The result keeps
+// old's refresh token when the response has none (RFC 6749 §6 makes it
+// optional; dropping it would log the user out for good), takes
+// DefaultExpiresIn when expires_in is missing, and keeps old's metadata and
+// (absent a scope in the response) its scopes. It sends exactly one request.
+func (c *Client) Refresh(ctx context.Context, old sdk.Credential) (sdk.Credential, error) {
+	if old.RefreshToken == "" {
+		return sdk.Credential{}, &Error{Err: errors.New("no refresh token to refresh with")}
+	}
+	body, contentType, err := c.requestBody(old.RefreshToken)
+	if err != nil {
+		return sdk.Credential{}, &Error{Err: err}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.TokenURL, bytes.NewReader(body))
+	if err != nil {
+		return sdk.Credential{}, &Error{Err: err}
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", UserAgent)
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return sdk.Credential{}, &Error{Err: err}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	if err != nil {
+		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: fmt.Errorf("read response: %w", err)}
+	}
+	if len(raw) > maxResponse {
+		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: fmt.Errorf("response larger than %d bytes", maxResponse)}
+	}
+	retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+
+	var tr tokenResponse
+	jsonErr := decodeJSON(resp.Header.Get("Content-Type"), raw, &tr)
+	if resp.StatusCode != http.StatusOK {
+		e := &Error{StatusCode: resp.StatusCode, RetryAfter: retryAfter}
+		if jsonErr == nil {
+			e.Code = tr.Error
+			e.Description = scrub(tr.ErrorDescription, old.RefreshToken)
+		}
+		return sdk.Credential{}, e
+	}
+	if jsonErr != nil {
+		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: jsonErr}
+	}
+	if tr.Error != "" {
+		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Code: tr.Error, Description: scrub(tr.ErrorDescription, old.RefreshToken)}
+	}
+	if tr.AccessToken == "" {
+		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: errors.New("response has no access_token")}
+	}
+
+	out := old.Clone()
+	out.AccessToken = tr.AccessToken
+	if tr.RefreshToken != "" {
+		out.RefreshToken = tr.RefreshToken
+	}
+	out.ExpiresAt = time.Time{}
+	switch {
+	case tr.ExpiresIn != "":
+		secs, err := tr.ExpiresIn.Float64()
+		if err != nil || secs <= 0 || secs > 10*365*24*3600 {
+			return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: fmt.Errorf("expires_in %q is not a positive number of seconds", tr.ExpiresIn.String())}
+		}
+		out.ExpiresAt = c.now().Add(time.Duration(secs * float64(time.Second)))
+	case c.cfg.DefaultExpiresIn > 0:
+		out.ExpiresAt = c.now().Add(c.cfg.DefaultExpiresIn)
+	}
+	if tr.Scope != "" {
+		out.Scopes = strings.Fields(tr.Scope)
+	}
+	return out, nil
+}
+
+func (c *Client) requestBody(refreshToken string) ([]byte, string, error) {
+	scope := strings.Join(c.cfg.Scopes, " ")
+	if c.cfg.BodyFormat == BodyJSON {
+		m := map[string]string{"grant_type": "refresh_token", "refresh_token": refreshToken}
+		if c.cfg.ClientID != "" {
+			m["client_id"] = c.cfg.ClientID
+		}
+		if scope != "" {
+			m["scope"] = scope
+		}
+		b, err := json.Marshal(m)
+		return b, "application/json", err
+	}
+	v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
+	if c.cfg.ClientID != "" {
+		v.Set("client_id", c.cfg.ClientID)
+	}
+	if scope != "" {
+		v.Set("scope", scope)
+	}
+	return []byte(v.Encode()), "application/x-www-form-urlencoded", nil
+}
+
+// decodeJSON decodes a token response, refusing what is not JSON (an HTML
+// error page from a proxy is the usual case) with a message that says so.
+func decodeJSON(contentType string, raw []byte, v any) error {
+	trimmed := bytes.TrimSpace(raw)
+	if mt, _, _ := mime.ParseMediaType(contentType); mt == "text/html" || bytes.HasPrefix(trimmed, []byte("<")) {
+		return fmt.Errorf("response is HTML (%s), not JSON: a proxy or error page?", orUnknown(contentType))
+	}
+	if len(trimmed) == 0 {
+		return errors.New("response body is empty")
+	}
+	if err := json.Unmarshal(trimmed, v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return fmt.Errorf("response is not valid JSON (at byte %d)", se.Offset)
+		case errors.As(err, &te):
+			return fmt.Errorf("response field %q has the wrong type (%s)", te.Field, te.Value)
+		}
+		return errors.New("response is not a JSON object")
+	}
+	return nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "no content type"
+	}
+	return s
+}
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now).Round(time.Second)
+	}
+	return 0
+}
+
+// scrub shortens a server message and removes the refresh token from it.
+func scrub(s, secret string) string {
+	if secret != "" {
+		s = strings.ReplaceAll(s, secret, "[redacted]")
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > maxDescription {
+		s = s[:maxDescription] + "…"
+	}
+	return s
+}

@@ -1,0 +1,167 @@
+package oauth_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/oauth"
+	"github.com/credhost/credhost/sdk/oauth/oauthtest"
+)
+
+var now = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+func newClient(t *testing.T, srv *oauthtest.Server, body string, defaultExpiresIn time.Duration) *oauth.Client {
+	t.Helper()
+	c, err := oauth.New(sdk.OAuthConfig{TokenURL: srv.TokenURL(), ClientID: "client-1", BodyFormat: body, DefaultExpiresIn: defaultExpiresIn, Timeout: 2 * time.Second},
+		oauth.WithNow(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestRefresh(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		mode           oauthtest.Mode
+		body           string
+		defaultExpires time.Duration
+		wantErr        string
+		wantKeepOld    bool // refresh token kept from the old credential
+		wantExpiry     time.Time
+		wantRetry      time.Duration
+	}{
+		"form rotates":            {body: oauth.BodyForm, wantExpiry: now.Add(time.Hour)},
+		"json rotates":            {body: oauth.BodyJSON, wantExpiry: now.Add(time.Hour)},
+		"no refresh token kept":   {mode: oauthtest.NoRefreshToken, wantKeepOld: true, wantExpiry: now.Add(time.Hour)},
+		"no expires_in, default":  {mode: oauthtest.NoExpiresIn, defaultExpires: 8 * time.Hour, wantExpiry: now.Add(8 * time.Hour)},
+		"no expires_in, none set": {mode: oauthtest.NoExpiresIn},
+		"500":                     {mode: oauthtest.ServerError, wantErr: "HTTP 500: server_error"},
+		"HTML":                    {mode: oauthtest.HTML, wantErr: "response is HTML (text/html; charset=utf-8), not JSON"},
+		"not JSON":                {mode: oauthtest.NotJSON, wantErr: "not valid JSON"},
+		"missing access token":    {mode: oauthtest.MissingAccessToken, wantErr: "response has no access_token"},
+		"429 honours Retry-After": {mode: oauthtest.TooManyRequests, wantErr: "HTTP 429", wantRetry: 2 * time.Minute},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv := oauthtest.NewServer(t)
+			srv.SetMode(tc.mode)
+			access, refresh := srv.Issue()
+			old := sdk.Credential{AccessToken: access, RefreshToken: refresh, Scopes: []string{"old"}, Metadata: map[string]string{"k": "v"}}
+			got, err := newClient(t, srv, tc.body, tc.defaultExpires).Refresh(context.Background(), old)
+			if srv.Requests() != 1 {
+				t.Errorf("%d requests; want exactly 1", srv.Requests())
+			}
+			if tc.wantErr != "" {
+				var oe *oauth.Error
+				if !errors.As(err, &oe) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Refresh: got %v; want an *oauth.Error containing %q", err, tc.wantErr)
+				}
+				if oe.RetryAfter != tc.wantRetry {
+					t.Errorf("RetryAfter %v; want %v", oe.RetryAfter, tc.wantRetry)
+				}
+				if errors.Is(err, sdk.ErrInvalidGrant) {
+					t.Errorf("a %s failure matches ErrInvalidGrant", name)
+				}
+				if strings.Contains(err.Error(), refresh) || strings.Contains(err.Error(), access) {
+					t.Errorf("error shows a token: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Refresh: %v", err)
+			}
+			if got.AccessToken == "" || got.AccessToken == access {
+				t.Errorf("access token not replaced")
+			}
+			if keptOld := got.RefreshToken == refresh; keptOld != tc.wantKeepOld {
+				t.Errorf("kept the old refresh token = %v; want %v", keptOld, tc.wantKeepOld)
+			}
+			if got.RefreshToken == "" {
+				t.Errorf("refresh token dropped")
+			}
+			if !got.ExpiresAt.Equal(tc.wantExpiry) {
+				t.Errorf("expiry %v; want %v", got.ExpiresAt, tc.wantExpiry)
+			}
+			if strings.Join(got.Scopes, " ") != "user:inference user:profile" || got.Metadata["k"] != "v" {
+				t.Errorf("scopes %q metadata %q; want the response's scopes and the old metadata", got.Scopes, got.Metadata)
+			}
+			wantCT := "application/x-www-form-urlencoded"
+			if tc.body == oauth.BodyJSON {
+				wantCT = "application/json"
+			}
+			if ct := srv.ContentTypes(); len(ct) != 1 || ct[0] != wantCT {
+				t.Errorf("content types %q; want [%s]", ct, wantCT)
+			}
+		})
+	}
+}
+
+func TestReuseIsInvalidGrantAndRevokesFamily(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	c := newClient(t, srv, oauth.BodyForm, 0)
+	access, refresh := srv.Issue()
+	old := sdk.Credential{AccessToken: access, RefreshToken: refresh}
+	first, err := c.Refresh(context.Background(), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Refresh(context.Background(), old)
+	if !errors.Is(err, sdk.ErrInvalidGrant) || !strings.Contains(err.Error(), "log in again") {
+		t.Fatalf("reuse: got %v; want ErrInvalidGrant telling the user to log in again", err)
+	}
+	if srv.Reuses() != 1 || !srv.Revoked(first.RefreshToken) {
+		t.Errorf("server saw %d reuses, family revoked %v; want 1, true", srv.Reuses(), srv.Revoked(first.RefreshToken))
+	}
+	if _, err := c.Refresh(context.Background(), first); !errors.Is(err, sdk.ErrInvalidGrant) {
+		t.Errorf("newest token after revocation: got %v; want ErrInvalidGrant", err)
+	}
+}
+
+func TestTimeoutAndCancel(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	srv.Delay = 2 * time.Second
+	c, err := oauth.New(sdk.OAuthConfig{TokenURL: srv.TokenURL(), Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = c.Refresh(context.Background(), sdk.Credential{AccessToken: "a", RefreshToken: "r"})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
+		t.Errorf("slow endpoint: got %v after %v; want a deadline error well within 1s", err, time.Since(start))
+	}
+}
+
+func TestNew(t *testing.T) {
+	t.Parallel()
+	tests := map[string]sdk.OAuthConfig{
+		"relative URL":   {TokenURL: "/token"},
+		"ftp URL":        {TokenURL: "ftp://x/token"},
+		"empty URL":      {},
+		"unknown format": {TokenURL: "https://x/token", BodyFormat: "xml"},
+	}
+	for name, cfg := range tests {
+		if _, err := oauth.New(cfg); !errors.Is(err, sdk.ErrInvalidConfig) {
+			t.Errorf("%s: got %v; want ErrInvalidConfig", name, err)
+		}
+	}
+	if _, err := oauth.New(sdk.OAuthConfig{TokenURL: "https://x/token"}); err != nil {
+		t.Errorf("valid config: %v", err)
+	}
+}
+
+func TestNoRefreshTokenSendsNothing(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	_, err := newClient(t, srv, "", 0).Refresh(context.Background(), sdk.Credential{AccessToken: "a"})
+	if err == nil || srv.Requests() != 0 {
+		t.Errorf("got %v with %d requests; want an error and no request", err, srv.Requests())
+	}
+}

@@ -1,0 +1,256 @@
+// Package oauthtest is a real OAuth token endpoint for tests (httptest): it
+// answers the refresh_token grant the way production servers do under
+// RFC 9700's refresh-token rotation. Each refresh token works once; the
+// answer carries a new one; presenting a used token again is treated as
+// theft: the server answers invalid_grant and revokes the whole family, so
+// even the newest token stops working. Tests that share a token across
+// goroutines or processes see exactly the failure users would.
+//
+// Faults are switched on per server with SetMode. A Server is safe for
+// concurrent use.
+package oauthtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Mode selects how the server answers.
+type Mode int
+
+// Modes.
+const (
+	// Normal rotates tokens and punishes reuse.
+	Normal Mode = iota
+	// ServerError answers 500 with a JSON body.
+	ServerError
+	// HTML answers 200 with an HTML page (a captive portal, a proxy).
+	HTML
+	// MissingAccessToken answers 200 with JSON lacking access_token.
+	MissingAccessToken
+	// NoRefreshToken answers like Normal but without a new refresh token
+	// (RFC 6749 §6 allows it) and without rotating.
+	NoRefreshToken
+	// NoExpiresIn answers like Normal but without expires_in.
+	NoExpiresIn
+	// TooManyRequests answers 429 with Retry-After: 120.
+	TooManyRequests
+	// NotJSON answers 200 with a body that is not JSON.
+	NotJSON
+)
+
+// Server is a rotating token endpoint.
+type Server struct {
+	*httptest.Server
+	// ClientID is the client id the server accepts (empty: any).
+	ClientID string
+	// ExpiresIn is the lifetime it grants; default one hour.
+	ExpiresIn time.Duration
+	// Delay is how long it waits before answering each request.
+	Delay time.Duration
+
+	mu       sync.Mutex
+	mode     Mode
+	seq      int
+	families map[string]*family // refresh token -> family
+	requests int
+	reuses   int
+	bodies   []string // content types seen
+}
+
+type family struct {
+	id      int
+	current string // the one refresh token that still works
+	revoked bool
+}
+
+// NewServer starts a server; it is closed when the test ends.
+func NewServer(t interface {
+	Helper()
+	Cleanup(func())
+}) *Server {
+	t.Helper()
+	s := &Server{families: map[string]*family{}, ExpiresIn: time.Hour}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// TokenURL is the endpoint's URL.
+func (s *Server) TokenURL() string { return s.URL + "/v1/oauth/token" }
+
+// SetMode switches how the server answers from now on.
+func (s *Server) SetMode(m Mode) {
+	s.mu.Lock()
+	s.mode = m
+	s.mu.Unlock()
+}
+
+// Issue starts a new token family and returns its first access and refresh
+// tokens, as a login would.
+func (s *Server) Issue() (access, refresh string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	f := &family{id: s.seq}
+	access, refresh = s.mint(f)
+	return access, refresh
+}
+
+// mint issues the next token pair of f. Callers hold s.mu.
+func (s *Server) mint(f *family) (access, refresh string) {
+	s.seq++
+	access = fmt.Sprintf("test-access-f%d-%d", f.id, s.seq)
+	refresh = fmt.Sprintf("test-refresh-f%d-%d", f.id, s.seq)
+	f.current = refresh
+	s.families[refresh] = f
+	return access, refresh
+}
+
+// Requests is how many token requests arrived.
+func (s *Server) Requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+// Reuses is how many times a used refresh token came back.
+func (s *Server) Reuses() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reuses
+}
+
+// Revoked reports whether the family of refresh token was revoked.
+func (s *Server) Revoked(refresh string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.families[refresh]
+	return ok && f.revoked
+}
+
+// ContentTypes lists the request content types seen, in order.
+func (s *Server) ContentTypes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.bodies...)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if s.Delay > 0 {
+		select {
+		case <-time.After(s.Delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	grant, token, clientID, err := parseGrant(r)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests++
+	s.bodies = append(s.bodies, r.Header.Get("Content-Type"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	switch s.mode {
+	case ServerError:
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
+		return
+	case HTML:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprint(w, "<html><body><h1>Sign in to the Wi-Fi</h1></body></html>")
+		return
+	case NotJSON:
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, "access_token=oops")
+		return
+	case MissingAccessToken:
+		writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": 3600})
+		return
+	case TooManyRequests:
+		w.Header().Set("Retry-After", "120")
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "slow down")
+		return
+	}
+	if grant != "refresh_token" {
+		writeError(w, http.StatusBadRequest, "unsupported_grant_type", "only refresh_token")
+		return
+	}
+	if s.ClientID != "" && clientID != s.ClientID {
+		writeError(w, http.StatusUnauthorized, "invalid_client", "unknown client")
+		return
+	}
+	f, ok := s.families[token]
+	switch {
+	case !ok:
+		writeError(w, http.StatusBadRequest, "invalid_grant", "unknown refresh token")
+		return
+	case f.revoked:
+		writeError(w, http.StatusBadRequest, "invalid_grant", "refresh token revoked")
+		return
+	case f.current != token:
+		// Reuse of a rotated token: RFC 9700 §4.14.2, revoke the family.
+		s.reuses++
+		f.revoked = true
+		writeError(w, http.StatusBadRequest, "invalid_grant", "refresh token reused; family revoked")
+		return
+	}
+	resp := map[string]any{"token_type": "Bearer", "scope": "user:inference user:profile"}
+	if s.mode == NoRefreshToken {
+		s.seq++
+		resp["access_token"] = fmt.Sprintf("test-access-f%d-%d", f.id, s.seq)
+	} else {
+		access, refresh := s.mint(f)
+		resp["access_token"], resp["refresh_token"] = access, refresh
+	}
+	if s.mode != NoExpiresIn {
+		resp["expires_in"] = int(s.ExpiresIn / time.Second)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// parseGrant reads a form or JSON body.
+func parseGrant(r *http.Request) (grant, token, clientID string, err error) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case "application/json":
+		var body struct {
+			GrantType    string `json:"grant_type"`
+			RefreshToken string `json:"refresh_token"`
+			ClientID     string `json:"client_id"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			return "", "", "", fmt.Errorf("bad JSON body: %v", err)
+		}
+		return body.GrantType, body.RefreshToken, body.ClientID, nil
+	case "application/x-www-form-urlencoded":
+		if err := r.ParseForm(); err != nil {
+			return "", "", "", err
+		}
+		return r.PostForm.Get("grant_type"), r.PostForm.Get("refresh_token"), r.PostForm.Get("client_id"), nil
+	}
+	return "", "", "", fmt.Errorf("unsupported content type %q", strings.TrimSpace(mt))
+}
+
+func writeError(w http.ResponseWriter, status int, code, desc string) {
+	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
