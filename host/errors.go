@@ -13,6 +13,10 @@ import (
 // provider in the chain holds a usable credential.
 var ErrNoCredential = errors.New("no credential found")
 
+// ErrRefreshFailed is wrapped by Refresh's error when a forced refresh was
+// impossible or failed (the CLI's exit code 3).
+var ErrRefreshFailed = errors.New("refresh failed")
+
 // ProviderError is a failure of one provider in one operation.
 type ProviderError struct {
 	// Provider is the provider's name in the config.

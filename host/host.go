@@ -9,9 +9,11 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/credhost/credhost/sdk"
 )
@@ -23,6 +25,10 @@ type Host struct {
 	members []*member
 	logger  hclog.Logger
 	now     func() time.Time
+	flight  singleflight.Group // one refresh per store at a time
+
+	mu   sync.Mutex
+	last *Result // the last good result, served until it enters the buffer
 }
 
 // Option configures New.
@@ -106,15 +112,111 @@ type Result struct {
 	Provider string
 	// Refreshed reports that a refresh produced it just now.
 	Refreshed bool
-	// Degraded reports that it needed a refresh that failed, so it was
-	// returned as it was (it may still work briefly, or not at all).
+	// Degraded reports that it needed a refresh that failed or was not
+	// possible, so it was returned as it was: it may still work briefly
+	// (clock skew), or not at all. DegradedReason says why.
 	Degraded bool
+	// DegradedReason is why the result is degraded; nil otherwise.
+	DegradedReason error
 }
 
-// Token walks the chain and returns the first usable credential. When no
-// provider yields one, the error is a *ChainError (errors.Is
-// ErrNoCredential) that lists every provider's reason.
+// Token returns a usable credential. A cached one is served without any
+// provider call until it enters the expiry buffer; otherwise the chain is
+// walked (rule 1), an env token borrows its store's expiry when it is the
+// same token (rule 3), and a credential inside the buffer is refreshed
+// through its store, once for all concurrent callers, and saved (rules 4-9).
+// A failed refresh returns the old credential with Degraded set.
+//
+// When no provider yields a credential, the error is a *ChainError
+// (errors.Is ErrNoCredential) that lists every provider's reason.
 func (h *Host) Token(ctx context.Context) (Result, error) {
+	if res, ok := h.cached(); ok {
+		return res, nil
+	}
+	winner, cred, err := h.walk(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	cred, src := h.refreshSource(ctx, winner, cred)
+	res := Result{Credential: cred, Provider: winner.cfg.Name}
+	if needsRefresh(cred, h.now(), h.buffer()) {
+		res = h.refreshOrDegrade(ctx, res, src, false)
+	}
+	h.remember(res)
+	return res, nil
+}
+
+// Refresh forces a refresh of the credential the chain yields now, saves it,
+// and returns it (`credhost refresh`). It fails, wrapping ErrRefreshFailed,
+// when the credential cannot be refreshed or the refresh fails; it never
+// degrades.
+func (h *Host) Refresh(ctx context.Context) (Result, error) {
+	winner, cred, err := h.walk(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	cred, src := h.refreshSource(ctx, winner, cred)
+	res := h.refreshOrDegrade(ctx, Result{Credential: cred, Provider: winner.cfg.Name}, src, true)
+	if res.Degraded {
+		return Result{}, fmt.Errorf("%w: %w", ErrRefreshFailed, res.DegradedReason)
+	}
+	h.remember(res)
+	return res, nil
+}
+
+// refreshOrDegrade refreshes res's credential through src, or returns res
+// marked degraded with the reason, logged as a warning (rule 7).
+func (h *Host) refreshOrDegrade(ctx context.Context, res Result, src *source, force bool) Result {
+	var reason error
+	switch {
+	case src == nil:
+		reason = fmt.Errorf("provider %q cannot refresh its token (read-only, or an env token whose refresh_with stores hold a different one)", res.Provider)
+	case res.Credential.RefreshToken == "":
+		reason = fmt.Errorf("provider %q: the credential has no refresh token", res.Provider)
+	default:
+		fresh, refreshed, err := h.refresh(ctx, src, res.Credential, force)
+		if err == nil {
+			res.Credential, res.Refreshed = fresh, refreshed
+			return res
+		}
+		reason = err
+	}
+	res.Degraded, res.DegradedReason = true, reason
+	left := "unknown"
+	if d, ok := res.Credential.ExpiresIn(h.now()); ok {
+		left = d.Round(time.Second).String()
+	}
+	h.logger.Warn("token needs a refresh that failed; returning it as it is (degraded)", "provider", res.Provider, "expires_in", left, "reason", reason.Error())
+	return res
+}
+
+// cached returns the remembered result while it is outside the buffer.
+func (h *Host) cached() (Result, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.last == nil || needsRefresh(h.last.Credential, h.now(), h.buffer()) {
+		return Result{}, false
+	}
+	res := *h.last
+	res.Credential = res.Credential.Clone()
+	res.Refreshed = false
+	return res, true
+}
+
+// remember caches res unless it is degraded (the next call tries again).
+func (h *Host) remember(res Result) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if res.Degraded {
+		h.last = nil
+		return
+	}
+	res.Credential = res.Credential.Clone()
+	h.last = &res
+}
+
+// walk returns the first provider in chain order with a usable credential.
+func (h *Host) walk(ctx context.Context) (*member, sdk.Credential, error) {
 	var attempts []*ProviderError
 	for _, m := range h.members {
 		cred, err := h.read(ctx, m)
@@ -124,17 +226,17 @@ func (h *Host) Token(ctx context.Context) (Result, error) {
 				pe = &ProviderError{Provider: m.cfg.Name, Op: "read", Err: err}
 			}
 			if errors.Is(err, sdk.ErrNotFound) {
-				h.logger.Debug("provider has no credential", "provider", m.cfg.Name, "reason", err.Error())
+				h.logger.Debug("provider has no credential", "provider", m.cfg.Name, "reason", pe.reason())
 			} else {
-				h.logger.Warn("provider failed; trying the next one", "provider", m.cfg.Name, "error", pe.Err.Error())
+				h.logger.Warn("provider failed; trying the next one", "provider", m.cfg.Name, "error", pe.reason())
 			}
 			attempts = append(attempts, pe)
 			continue
 		}
 		h.logger.Debug("credential found", "provider", m.cfg.Name, "credential", cred.String())
-		return Result{Credential: cred, Provider: m.cfg.Name}, nil
+		return m, cred, nil
 	}
-	return Result{}, &ChainError{Attempts: attempts, Hint: hint(h.cfg)}
+	return nil, sdk.Credential{}, &ChainError{Attempts: attempts, Hint: hint(h.cfg)}
 }
 
 // read starts m if needed and reads its credential within the call timeout.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
@@ -42,6 +43,21 @@ type member struct {
 	client *plugin.Client
 	err    error
 	info   sdk.Info
+
+	mu      sync.Mutex
+	retryAt time.Time // no refresh before this (the endpoint's Retry-After)
+}
+
+func (m *member) retryAfter() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.retryAt
+}
+
+func (m *member) setRetryAfter(t time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.retryAt = t
 }
 
 // provider returns the started, configured provider, or the error that

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/credhost/credhost/sdk/proto"
@@ -40,12 +42,20 @@ func errToStatus(err error) error {
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	}
+	code := codes.Unknown
 	for _, e := range errorCodes {
 		if errors.Is(err, e.err) {
-			return status.Error(e.code, err.Error())
+			code = e.code
+			break
 		}
 	}
-	return status.Error(codes.Unknown, err.Error())
+	st := status.New(code, err.Error())
+	if d := RetryDelay(err); d > 0 {
+		if withInfo, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)}); derr == nil {
+			st = withInfo
+		}
+	}
+	return st.Err()
 }
 
 func isSentinel(err error) bool {
@@ -67,31 +77,40 @@ func statusToErr(err error) error {
 	if !ok {
 		return err
 	}
+	re := &remoteError{msg: st.Message()}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			re.retryDelay = ri.GetRetryDelay().AsDuration()
+		}
+	}
 	for _, e := range errorCodes {
 		if st.Code() == e.code {
-			return &remoteError{msg: st.Message(), sentinel: e.err}
+			re.sentinel = e.err
 		}
 	}
 	switch st.Code() {
 	case codes.DeadlineExceeded:
-		return &remoteError{msg: st.Message(), sentinel: context.DeadlineExceeded}
+		re.sentinel = context.DeadlineExceeded
 	case codes.Canceled:
-		return &remoteError{msg: st.Message(), sentinel: context.Canceled}
+		re.sentinel = context.Canceled
 	case codes.Unavailable:
-		return fmt.Errorf("plugin unavailable (exited or crashed?): %s", st.Message())
+		re.msg = fmt.Sprintf("plugin unavailable (exited or crashed?): %s", st.Message())
 	}
-	return errors.New(st.Message())
+	return re
 }
 
 // remoteError is an error that came back from a plugin: its text is the
-// plugin's message, and errors.Is finds the sentinel it was sent as.
+// plugin's message, errors.Is finds the sentinel it was sent as (if any),
+// and RetryDelay the server's Retry-After it carried.
 type remoteError struct {
-	msg      string
-	sentinel error
+	msg        string
+	sentinel   error
+	retryDelay time.Duration
 }
 
-func (e *remoteError) Error() string { return e.msg }
-func (e *remoteError) Unwrap() error { return e.sentinel }
+func (e *remoteError) Error() string             { return e.msg }
+func (e *remoteError) Unwrap() error             { return e.sentinel }
+func (e *remoteError) RetryDelay() time.Duration { return e.retryDelay }
 
 func credToProto(c Credential) *pb.Credential {
 	out := &pb.Credential{

@@ -139,3 +139,23 @@ func TestCredentialNeverPrintsSecrets(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// delayErr is an error carrying a Retry-After, like oauth.Error on a 429.
+type delayErr struct{ d time.Duration }
+
+func (e delayErr) Error() string             { return "token endpoint: HTTP 429" }
+func (e delayErr) RetryDelay() time.Duration { return e.d }
+
+func TestRetryDelaySurvivesTheWire(t *testing.T) {
+	t.Parallel()
+	p := dialInMemory(t, errProvider{fmt.Errorf("refresh: %w", delayErr{90 * time.Second})})
+	_, err := p.Refresh(context.Background(), Credential{})
+	if got := RetryDelay(err); got != 90*time.Second {
+		t.Errorf("RetryDelay after the wire = %v; want 1m30s (err %v)", got, err)
+	}
+	p = dialInMemory(t, errProvider{errors.New("plain")})
+	_, err = p.Refresh(context.Background(), Credential{})
+	if got := RetryDelay(err); got != 0 {
+		t.Errorf("RetryDelay of a plain error = %v; want 0", got)
+	}
+}

@@ -1,6 +1,9 @@
 package sdk
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Sentinel errors a provider returns (or wraps with %w) and the host branches
 // on with errors.Is. Each crosses the plugin boundary as a gRPC status code
@@ -20,3 +23,19 @@ var (
 	// process has stored a newer one.
 	ErrInvalidGrant = errors.New("refresh token rejected")
 )
+
+// RetryDelayer is implemented by errors that carry a server's request to
+// wait (HTTP Retry-After on 429 or 503). The delay crosses the plugin
+// boundary, so the host can hold off instead of hammering the endpoint.
+type RetryDelayer interface {
+	RetryDelay() time.Duration
+}
+
+// RetryDelay returns the delay carried by err or anything it wraps, or 0.
+func RetryDelay(err error) time.Duration {
+	var rd RetryDelayer
+	if errors.As(err, &rd) {
+		return rd.RetryDelay()
+	}
+	return 0
+}

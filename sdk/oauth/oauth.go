@@ -135,6 +135,10 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// RetryDelay is the server's Retry-After (sdk.RetryDelayer), so the host
+// waits that long before the next attempt, even across the plugin boundary.
+func (e *Error) RetryDelay() time.Duration { return e.RetryAfter }
+
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 

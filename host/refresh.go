@@ -1,0 +1,180 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/credhost/credhost/sdk"
+)
+
+// needsRefresh is rule 4: a credential needs a refresh when it has an expiry
+// and now + buffer >= expiry. An unknown expiry means "assume valid".
+func needsRefresh(c sdk.Credential, now time.Time, buffer time.Duration) bool {
+	return !c.ExpiresAt.IsZero() && !now.Add(buffer).Before(c.ExpiresAt)
+}
+
+// source is where a winning credential is refreshed and saved: the provider
+// it came from, or for an env token the store it borrowed from (rule 3).
+type source struct {
+	m    *member
+	cred sdk.Credential // the credential as that store holds it
+}
+
+// refreshSource finds where cred, which winner yielded, can be refreshed.
+// For an env token with refresh_with, that is the first listed store holding
+// the same access token: cred then borrows that store's expiry and refresh
+// token. A store holding a different token lends nothing: its expiry says
+// nothing about this token, and refreshing would replace the user's chosen
+// token. It returns the (possibly borrowed-into) credential.
+func (h *Host) refreshSource(ctx context.Context, winner *member, cred sdk.Credential) (sdk.Credential, *source) {
+	if len(winner.cfg.RefreshWith) == 0 {
+		if winner.info.CanRefresh {
+			return cred, &source{m: winner, cred: cred}
+		}
+		return cred, nil
+	}
+	for _, name := range winner.cfg.RefreshWith {
+		m := h.member(name)
+		if m == nil {
+			continue
+		}
+		stored, err := h.read(ctx, m)
+		if err != nil {
+			h.logger.Debug("refresh_with store has nothing to lend", "provider", winner.cfg.Name, "store", name, "reason", err.Error())
+			continue
+		}
+		if stored.AccessToken != cred.AccessToken {
+			h.logger.Debug("refresh_with store holds a different token; not borrowing", "provider", winner.cfg.Name, "store", name)
+			continue
+		}
+		cred.ExpiresAt, cred.RefreshToken = stored.ExpiresAt, stored.RefreshToken
+		if cred.Scopes == nil {
+			cred.Scopes = stored.Scopes
+		}
+		h.logger.Debug("borrowed expiry and refresh token", "provider", winner.cfg.Name, "store", name)
+		return cred, &source{m: m, cred: stored}
+	}
+	return cred, nil
+}
+
+func (h *Host) member(name string) *member {
+	for _, m := range h.members {
+		if m.cfg.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// refreshResult is what one shared refresh yields to every waiter.
+type refreshResult struct {
+	cred      sdk.Credential
+	refreshed bool // false: the store already held a fresh token
+}
+
+// refresh obtains a fresh credential through src, given stale (the token the
+// caller saw). Concurrent callers for the same store share one refresh
+// (rule 9). Inside it, the store is re-read first: if it already holds a
+// different, usable token (another process refreshed), that token wins and
+// nothing is sent. With force, a usable stored token is refreshed anyway
+// unless it differs from stale (a 401 on stale says nothing about it).
+func (h *Host) refresh(ctx context.Context, src *source, stale sdk.Credential, force bool) (sdk.Credential, bool, error) {
+	m := src.m
+	ch := h.flight.DoChan(m.cfg.Name, func() (any, error) {
+		// The shared refresh must not die with the first caller's context.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.Refresh.Timeout.Std())
+		defer cancel()
+		return h.refreshLocked(ctx, m, stale, force)
+	})
+	select {
+	case <-ctx.Done():
+		return sdk.Credential{}, false, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return sdk.Credential{}, false, r.Err
+		}
+		res := r.Val.(refreshResult)
+		return res.cred.Clone(), res.refreshed, nil
+	}
+}
+
+func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credential, force bool) (refreshResult, error) {
+	p, err := m.provider(ctx)
+	if err != nil {
+		return refreshResult{}, err
+	}
+	now := h.now()
+	current, err := h.read(ctx, m)
+	switch {
+	case err == nil && current.AccessToken != stale.AccessToken && !needsRefresh(current, now, h.buffer()):
+		h.logger.Info("store already holds a fresh token (refreshed elsewhere); using it", "provider", m.cfg.Name)
+		return refreshResult{cred: current}, nil
+	case err == nil && !force && !needsRefresh(current, now, h.buffer()):
+		return refreshResult{cred: current}, nil
+	case err != nil:
+		// The store cannot be read now; refresh what the caller saw.
+		h.logger.Warn("re-reading the store before refresh failed; refreshing the token in hand", "provider", m.cfg.Name, "error", err.Error())
+		current = stale
+	}
+	if current.RefreshToken == "" {
+		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: errors.New("the credential has no refresh token")}
+	}
+	if at := m.retryAfter(); now.Before(at) {
+		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: fmt.Errorf("token endpoint asked to wait; not retrying before %s", at.Format(time.RFC3339))}
+	}
+
+	cctx, cancel := h.callContextFor(ctx, h.cfg.Refresh.Timeout.Std())
+	fresh, err := p.Refresh(cctx, current)
+	cancel()
+	if err != nil {
+		if ra := sdk.RetryDelay(err); ra > 0 {
+			m.setRetryAfter(now.Add(ra))
+		}
+		if errors.Is(err, sdk.ErrInvalidGrant) {
+			// Another process may have rotated the token: if the store now
+			// holds a different refresh token, that one wins.
+			if again, rerr := h.read(ctx, m); rerr == nil && again.RefreshToken != current.RefreshToken {
+				h.logger.Info("refresh token was rotated by another process; using the stored token", "provider", m.cfg.Name)
+				return refreshResult{cred: again}, nil
+			}
+			return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: fmt.Errorf("%w; the stored refresh token is no longer valid: log in again", err)}
+		}
+		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: callError(cctx, err)}
+	}
+	// Rule 6, enforced here for every provider, private ones included.
+	if fresh.AccessToken == "" {
+		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: errors.New("refresh returned an empty access token")}
+	}
+	if fresh.RefreshToken == "" {
+		fresh.RefreshToken = current.RefreshToken
+	}
+	if fresh.ExpiresAt.IsZero() && h.cfg.OAuth.DefaultExpiresIn > 0 {
+		fresh.ExpiresAt = h.now().Add(h.cfg.OAuth.DefaultExpiresIn.Std())
+	}
+	if fresh.Metadata == nil {
+		fresh.Metadata = current.Metadata
+	}
+
+	// Rule 8: a failed save still returns the new token.
+	sctx, cancel := h.callContext(ctx)
+	err = p.Save(sctx, fresh)
+	cancel()
+	if err != nil {
+		h.logger.Warn("refreshed, but saving the new token failed; it is used for now and will be lost when this process ends", "provider", m.cfg.Name, "error", err.Error())
+	} else {
+		h.logger.Info("refreshed and saved", "provider", m.cfg.Name, "expires", fresh.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return refreshResult{cred: fresh, refreshed: true}, nil
+}
+
+func (h *Host) buffer() time.Duration { return h.cfg.Refresh.Buffer.Std() }
+
+// callContextFor bounds a call by d (or the call timeout when d is 0).
+func (h *Host) callContextFor(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d > 0 {
+		return context.WithTimeout(ctx, d)
+	}
+	return h.callContext(ctx)
+}
