@@ -1,0 +1,403 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/oauth"
+	"github.com/credhost/credhost/sdk/oauth/oauthtest"
+)
+
+// fakeStore is an in-memory store (a fake: the real stores are tested end to
+// end in cmd/credhost) that refreshes for real through sdk/oauth against an
+// oauthtest endpoint. Its hooks inject faults a real store cannot be made
+// to have on demand: a failing Save, another process refreshing mid-way.
+type fakeStore struct {
+	mu        sync.Mutex
+	cred      *sdk.Credential
+	saves     int
+	reads     atomic.Int64
+	failSave  bool
+	client    *oauth.Client
+	oauthCfg  sdk.OAuthConfig
+	beforeRPC func() // runs inside Refresh before the token request
+}
+
+func (s *fakeStore) Info(context.Context) (sdk.Info, error) {
+	return sdk.Info{Name: "fake", CanSave: true, CanRefresh: true}, nil
+}
+
+func (s *fakeStore) Configure(_ context.Context, req sdk.ConfigureRequest) error {
+	c, err := oauth.New(req.OAuth, oauth.WithNow(func() time.Time { return testNow }))
+	if err != nil {
+		return err
+	}
+	s.client, s.oauthCfg = c, req.OAuth
+	return nil
+}
+
+func (s *fakeStore) Read(context.Context) (sdk.Credential, error) {
+	s.reads.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cred == nil {
+		return sdk.Credential{}, fmt.Errorf("%w: fake store is empty", sdk.ErrNotFound)
+	}
+	return s.cred.Clone(), nil
+}
+
+func (s *fakeStore) Save(_ context.Context, c sdk.Credential) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failSave {
+		return errors.New("disk full")
+	}
+	s.saves++
+	c = c.Clone()
+	s.cred = &c
+	return nil
+}
+
+func (s *fakeStore) Refresh(ctx context.Context, c sdk.Credential) (sdk.Credential, error) {
+	if s.beforeRPC != nil {
+		s.beforeRPC()
+	}
+	return s.client.Refresh(ctx, c)
+}
+
+func (s *fakeStore) get() sdk.Credential {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cred == nil {
+		return sdk.Credential{}
+	}
+	return s.cred.Clone()
+}
+
+// envLike is a read-only provider holding one token, like plugins/env.
+type envLike struct{ tok func() string }
+
+func (e envLike) Info(context.Context) (sdk.Info, error)                { return sdk.Info{Name: "envlike"}, nil }
+func (e envLike) Configure(context.Context, sdk.ConfigureRequest) error { return nil }
+func (e envLike) Read(context.Context) (sdk.Credential, error) {
+	tok := e.tok()
+	if tok == "" {
+		return sdk.Credential{}, sdk.ErrNotFound
+	}
+	return sdk.Credential{AccessToken: tok}, nil
+}
+func (e envLike) Save(context.Context, sdk.Credential) error { return sdk.ErrUnsupported }
+func (e envLike) Refresh(context.Context, sdk.Credential) (sdk.Credential, error) {
+	return sdk.Credential{}, sdk.ErrUnsupported
+}
+
+var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+// refreshRig is a host over [env?] + a fake store, against a test endpoint.
+type refreshRig struct {
+	srv   *oauthtest.Server
+	store *fakeStore
+	host  *Host
+	logs  *syncBuffer
+}
+
+type rigOptions struct {
+	// envToken puts an env provider before the store holding this token;
+	// "SEEDED" means the token the store is seeded with.
+	envToken    string
+	refreshWith bool // the env provider names the store in refresh_with
+	defaultExp  time.Duration
+}
+
+func newRig(t *testing.T, o rigOptions) *refreshRig {
+	t.Helper()
+	r := &refreshRig{srv: oauthtest.NewServer(t), store: &fakeStore{}, logs: &syncBuffer{}}
+	cfg := testConfig(false)
+	cfg.OAuth = OAuthConfig{TokenURL: r.srv.TokenURL(), ClientID: "client-1", Body: "json", DefaultExpiresIn: Duration(o.defaultExp)}
+	builtins := map[string]Builtin{"store": {New: func() sdk.Provider { return r.store }}}
+	if o.envToken != "" {
+		pc := ProviderConfig{Name: "oauth-env", Plugin: "env"}
+		if o.refreshWith {
+			pc.RefreshWith = []string{"store"}
+		}
+		cfg.Providers = append(cfg.Providers, pc)
+		builtins["env"] = Builtin{New: func() sdk.Provider {
+			return envLike{func() string {
+				if o.envToken == "SEEDED" {
+					return r.store.get().AccessToken
+				}
+				return o.envToken
+			}}
+		}}
+	}
+	cfg.Providers = append(cfg.Providers, ProviderConfig{Name: "store", Plugin: "store"})
+	logger := hclog.New(&hclog.LoggerOptions{Output: r.logs, Level: hclog.Trace})
+	h, err := New(cfg, WithLogger(logger), WithBuiltins(builtins), WithNow(func() time.Time { return testNow }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	r.host = h
+	return r
+}
+
+// seed puts a fresh login into the store, expiring at exp (zero: unknown).
+func (r *refreshRig) seed(exp time.Time) sdk.Credential {
+	a, rt := r.srv.Issue()
+	c := sdk.Credential{AccessToken: a, RefreshToken: rt, ExpiresAt: exp, Metadata: map[string]string{"subscriptionType": "max"}}
+	r.store.cred = &c
+	return c
+}
+
+func TestRefreshRules(t *testing.T) {
+	t.Parallel()
+	type want struct {
+		requests  int
+		refreshed bool
+		degraded  string // substring of the reason; "" = not degraded
+		sameToken bool   // the returned token is the seeded one
+		saves     int
+		expiry    time.Time // zero: not checked
+		keepRT    bool      // the saved refresh token is the seeded one
+		log       string    // substring the logs must hold
+	}
+	tests := map[string]struct {
+		opts  rigOptions
+		exp   time.Time
+		mode  oauthtest.Mode
+		setup func(*refreshRig)
+		want  want
+	}{
+		"rule 4: outside the buffer, no refresh": {
+			exp:  testNow.Add(6 * time.Minute),
+			want: want{sameToken: true},
+		},
+		"rule 4: unknown expiry is assumed valid": {
+			want: want{sameToken: true},
+		},
+		"rule 4: inside the buffer, refreshed and saved": {
+			exp:  testNow.Add(5 * time.Minute),
+			want: want{requests: 1, refreshed: true, saves: 1, expiry: testNow.Add(time.Hour), log: "refreshed and saved"},
+		},
+		"rule 4: expired, refreshed": {
+			exp:  testNow.Add(-time.Hour),
+			want: want{requests: 1, refreshed: true, saves: 1},
+		},
+		"rule 6: no refresh token in the answer keeps the old one": {
+			exp: testNow.Add(-time.Minute), mode: oauthtest.NoRefreshToken,
+			want: want{requests: 1, refreshed: true, saves: 1, keepRT: true},
+		},
+		"rule 6: no expires_in takes the configured default": {
+			exp: testNow.Add(-time.Minute), mode: oauthtest.NoExpiresIn, opts: rigOptions{defaultExp: 8 * time.Hour},
+			want: want{requests: 1, refreshed: true, saves: 1, expiry: testNow.Add(8 * time.Hour)},
+		},
+		"rule 6: missing access token is a failure": {
+			exp: testNow.Add(-time.Minute), mode: oauthtest.MissingAccessToken,
+			want: want{requests: 1, degraded: "no access_token", sameToken: true, keepRT: true, log: "degraded"},
+		},
+		"rule 7: 500 degrades": {
+			exp: testNow.Add(time.Minute), mode: oauthtest.ServerError,
+			want: want{requests: 1, degraded: "HTTP 500", sameToken: true, keepRT: true},
+		},
+		"rule 7: HTML degrades": {
+			exp: testNow.Add(time.Minute), mode: oauthtest.HTML,
+			want: want{requests: 1, degraded: "HTML", sameToken: true, keepRT: true},
+		},
+		"rule 7: invalid_grant with the store unchanged says log in again": {
+			exp: testNow.Add(time.Minute),
+			setup: func(r *refreshRig) {
+				// The refresh token was used elsewhere and the result lost.
+				c := r.store.get()
+				if _, err := r.store.client.Refresh(context.Background(), c); err != nil {
+					panic(err)
+				}
+			},
+			want: want{requests: 1, degraded: "log in again", sameToken: true, keepRT: true},
+		},
+		"rule 7: invalid_grant after another process rotated: its token wins": {
+			exp: testNow.Add(time.Minute),
+			setup: func(r *refreshRig) {
+				// Another process refreshes and saves between our re-read
+				// and our request.
+				r.store.beforeRPC = func() {
+					r.store.beforeRPC = nil
+					fresh, err := r.store.client.Refresh(context.Background(), r.store.get())
+					if err != nil {
+						panic(err)
+					}
+					r.store.Save(context.Background(), fresh)
+				}
+			},
+			want: want{requests: 2, saves: 1, log: "rotated by another process"},
+		},
+		"rule 8: save fails, the new token is still returned": {
+			exp:   testNow.Add(time.Minute),
+			setup: func(r *refreshRig) { r.store.failSave = true },
+			want:  want{requests: 1, refreshed: true, keepRT: true, log: "saving the new token failed"},
+		},
+		"rule 3: env token equal to the store's borrows its expiry and refreshes through it": {
+			opts: rigOptions{envToken: "SEEDED", refreshWith: true}, exp: testNow.Add(time.Minute),
+			want: want{requests: 1, refreshed: true, saves: 1, log: "borrowed expiry"},
+		},
+		"rule 3: env token different from the store's is used as is": {
+			opts: rigOptions{envToken: "env-token-of-its-own", refreshWith: true}, exp: testNow.Add(-time.Hour),
+			want: want{log: "holds a different token"},
+		},
+		"rule 2: env token without refresh_with is never refreshed": {
+			opts: rigOptions{envToken: "SEEDED"}, exp: testNow.Add(-time.Hour),
+			want: want{sameToken: true},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, tc.opts)
+			seeded := r.seed(tc.exp)
+			// Configure the store (and its OAuth client) before setup runs.
+			if _, err := r.host.member("store").provider(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if tc.setup != nil {
+				tc.setup(r)
+			}
+			r.srv.SetMode(tc.mode)
+			before := r.srv.Requests()
+			res, err := r.host.Token(context.Background())
+			if err != nil {
+				t.Fatalf("Token: %v", err)
+			}
+			w := tc.want
+			if got := r.srv.Requests() - before; got != w.requests {
+				t.Errorf("%d token requests; want %d", got, w.requests)
+			}
+			if res.Refreshed != w.refreshed {
+				t.Errorf("Refreshed = %v; want %v", res.Refreshed, w.refreshed)
+			}
+			if (w.degraded != "") != res.Degraded || (w.degraded != "" && !strings.Contains(fmt.Sprint(res.DegradedReason), w.degraded)) {
+				t.Errorf("Degraded = %v (%v); want reason containing %q", res.Degraded, res.DegradedReason, w.degraded)
+			}
+			if same := res.Credential.AccessToken == seeded.AccessToken; same != w.sameToken && !strings.HasPrefix(tc.opts.envToken, "env-") {
+				t.Errorf("returned the seeded token = %v; want %v", same, w.sameToken)
+			}
+			if res.Credential.AccessToken == "" {
+				t.Errorf("empty access token returned")
+			}
+			r.store.mu.Lock()
+			saves := r.store.saves
+			r.store.mu.Unlock()
+			if saves != w.saves {
+				t.Errorf("%d saves; want %d", saves, w.saves)
+			}
+			if !w.expiry.IsZero() && !res.Credential.ExpiresAt.Equal(w.expiry) {
+				t.Errorf("expiry %v; want %v", res.Credential.ExpiresAt, w.expiry)
+			}
+			stored := r.store.get()
+			if w.keepRT && stored.RefreshToken != seeded.RefreshToken && res.Credential.RefreshToken != seeded.RefreshToken {
+				t.Errorf("the refresh token was replaced or lost; want the seeded one kept")
+			}
+			if stored.RefreshToken == "" || stored.AccessToken == "" {
+				t.Errorf("the store lost its tokens")
+			}
+			if w.refreshed && !strings.Contains(name, "save fails") && stored.AccessToken != res.Credential.AccessToken {
+				t.Errorf("the refreshed token was not saved to the store")
+			}
+			if stored.Metadata["subscriptionType"] != "max" {
+				t.Errorf("store metadata lost: %v", stored.Metadata)
+			}
+			if w.log != "" && !strings.Contains(r.logs.String(), w.log) {
+				t.Errorf("logs lack %q:\n%s", w.log, r.logs.String())
+			}
+			if out := r.logs.String(); strings.Contains(out, "test-access-") || strings.Contains(out, "test-refresh-") {
+				t.Errorf("a token appears in the logs:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestCachedTokenNeedsNoProviderCall(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOptions{})
+	r.seed(testNow.Add(time.Hour))
+	for range 5 {
+		if _, err := r.host.Token(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.store.reads.Load(); n != 1 {
+		t.Errorf("%d Reads for 5 Token calls; want 1 (the rest from the cache)", n)
+	}
+}
+
+func TestConcurrentCallersShareOneRefresh(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOptions{})
+	r.seed(testNow.Add(-time.Minute))
+	r.srv.Delay = 100 * time.Millisecond
+	const callers = 1000
+	var wg sync.WaitGroup
+	tokens := make([]string, callers)
+	errs := make([]error, callers)
+	for i := range callers {
+		wg.Go(func() {
+			res, err := r.host.Token(context.Background())
+			tokens[i], errs[i] = res.Credential.AccessToken, err
+		})
+	}
+	wg.Wait()
+	if n := r.srv.Requests(); n != 1 {
+		t.Errorf("%d token requests from %d concurrent callers; want 1", n, callers)
+	}
+	if r.srv.Reuses() != 0 {
+		t.Errorf("the server saw %d refresh-token reuses", r.srv.Reuses())
+	}
+	for i := range callers {
+		if errs[i] != nil || tokens[i] != tokens[0] {
+			t.Fatalf("caller %d: err %v, same token %v; want every caller to get the one new token", i, errs[i], tokens[i] == tokens[0])
+		}
+	}
+}
+
+func TestRetryAfterHoldsOff(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOptions{})
+	r.seed(testNow.Add(time.Minute))
+	r.srv.SetMode(oauthtest.TooManyRequests)
+	for range 3 {
+		res, err := r.host.Token(context.Background())
+		if err != nil || !res.Degraded {
+			t.Fatalf("Token: %v, degraded %v; want a degraded token", err, res.Degraded)
+		}
+	}
+	if n := r.srv.Requests(); n != 1 {
+		t.Errorf("%d requests within the Retry-After window; want 1", n)
+	}
+}
+
+func TestForcedRefresh(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOptions{})
+	seeded := r.seed(testNow.Add(time.Hour))
+	res, err := r.host.Refresh(context.Background())
+	if err != nil || !res.Refreshed || res.Credential.AccessToken == seeded.AccessToken {
+		t.Fatalf("Refresh: %v, refreshed %v; want a new token", err, res.Refreshed)
+	}
+	if r.store.get().AccessToken != res.Credential.AccessToken {
+		t.Errorf("forced refresh not saved")
+	}
+
+	ro := newRig(t, rigOptions{envToken: "env-only"})
+	ro.seed(testNow.Add(time.Hour))
+	_, err = ro.host.Refresh(context.Background())
+	if !errors.Is(err, ErrRefreshFailed) || !strings.Contains(err.Error(), `provider "oauth-env" cannot refresh`) {
+		t.Errorf("Refresh of a read-only token: %v; want ErrRefreshFailed naming oauth-env", err)
+	}
+}
