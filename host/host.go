@@ -151,17 +151,37 @@ func (h *Host) Token(ctx context.Context) (Result, error) {
 // when the credential cannot be refreshed or the refresh fails; it never
 // degrades.
 func (h *Host) Refresh(ctx context.Context) (Result, error) {
+	return h.forceRefresh(ctx, "")
+}
+
+// forceRefresh refreshes the chain's credential regardless of its expiry.
+// With stale set, a chain that already yields a different token returns it
+// instead (someone refreshed since stale was handed out).
+func (h *Host) forceRefresh(ctx context.Context, stale string) (Result, error) {
+	h.forget(stale)
 	winner, cred, err := h.walk(ctx)
 	if err != nil {
 		return Result{}, err
 	}
 	cred, src := h.refreshSource(ctx, winner, cred)
-	res := h.refreshOrDegrade(ctx, Result{Credential: cred, Provider: winner.cfg.Name}, src, true)
-	if res.Degraded {
-		return Result{}, fmt.Errorf("%w: %w", ErrRefreshFailed, res.DegradedReason)
+	res := Result{Credential: cred, Provider: winner.cfg.Name}
+	if stale == "" || cred.AccessToken == stale {
+		res = h.refreshOrDegrade(ctx, res, src, true)
+		if res.Degraded {
+			return Result{}, fmt.Errorf("%w: %w", ErrRefreshFailed, res.DegradedReason)
+		}
 	}
 	h.remember(res)
 	return res, nil
+}
+
+// forget drops the cached result (only if it holds token, when set).
+func (h *Host) forget(token string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.last != nil && (token == "" || h.last.Credential.AccessToken == token) {
+		h.last = nil
+	}
 }
 
 // refreshOrDegrade refreshes res's credential through src, or returns res

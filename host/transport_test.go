@@ -1,0 +1,103 @@
+package host
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// apiServer answers 401 to tokens in rejected, 200 otherwise, and records
+// what it saw.
+type apiServer struct {
+	mu       sync.Mutex
+	rejected map[string]bool
+	auths    []string
+	bodies   []string
+}
+
+func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	auth := r.Header.Get("Authorization")
+	a.auths = append(a.auths, auth)
+	a.bodies = append(a.bodies, string(body))
+	if !strings.HasPrefix(auth, "Bearer ") || a.rejected[strings.TrimPrefix(auth, "Bearer ")] {
+		http.Error(w, `{"error":"OAuth token has expired"}`, http.StatusUnauthorized)
+		return
+	}
+	io.WriteString(w, "ok")
+}
+
+func TestTransportRefreshesOnceOn401(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		rejectAll    bool // the API rejects the new token too
+		noGetBody    bool // the body cannot be replayed
+		wantStatus   int
+		wantAPICalls int
+		wantRefresh  int
+	}{
+		"401 then replay with the new token": {wantStatus: 200, wantAPICalls: 2, wantRefresh: 1},
+		"still 401 after refresh: no loop":   {rejectAll: true, wantStatus: 401, wantAPICalls: 2, wantRefresh: 1},
+		"unreplayable body: 401 returned":    {noGetBody: true, wantStatus: 401, wantAPICalls: 1, wantRefresh: 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, rigOptions{})
+			seeded := r.seed(testNow.Add(time.Hour)) // valid by its expiry, yet revoked
+			api := &apiServer{rejected: map[string]bool{seeded.AccessToken: true}}
+			srv := httptest.NewServer(api)
+			defer srv.Close()
+			if tc.rejectAll {
+				api.rejected = nil
+				srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+					api.mu.Lock()
+					api.auths = append(api.auths, req.Header.Get("Authorization"))
+					api.mu.Unlock()
+					http.Error(w, "no", http.StatusUnauthorized)
+				})
+			}
+			client := &http.Client{Transport: r.host.Transport(nil)}
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/messages", strings.NewReader(`{"prompt":"hi"}`))
+			if tc.noGetBody {
+				req.GetBody = nil
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantStatus {
+				t.Errorf("status %d; want %d", resp.StatusCode, tc.wantStatus)
+			}
+			api.mu.Lock()
+			defer api.mu.Unlock()
+			if len(api.auths) != tc.wantAPICalls {
+				t.Fatalf("%d API calls; want %d", len(api.auths), tc.wantAPICalls)
+			}
+			if r.srv.Requests() != tc.wantRefresh {
+				t.Errorf("%d token requests; want %d", r.srv.Requests(), tc.wantRefresh)
+			}
+			if api.auths[0] != "Bearer "+seeded.AccessToken {
+				t.Errorf("first call did not carry the stored token")
+			}
+			if tc.wantAPICalls == 2 && !tc.rejectAll {
+				if api.auths[1] != "Bearer "+r.store.get().AccessToken || api.auths[1] == api.auths[0] {
+					t.Errorf("replay did not carry the refreshed, saved token")
+				}
+				if api.bodies[1] != `{"prompt":"hi"}` {
+					t.Errorf("replayed body %q; want the original", api.bodies[1])
+				}
+			}
+			if req.Header.Get("Authorization") != "" {
+				t.Errorf("the caller's request was modified")
+			}
+		})
+	}
+}
