@@ -105,6 +105,15 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	if err != nil {
 		return refreshResult{}, err
 	}
+	// Across processes: hold the store's lock over re-read, refresh and
+	// save, so a second process finds the new token in the store.
+	if path := m.info.LockPath; path != "" {
+		unlock, err := lockStore(ctx, path)
+		if err != nil {
+			return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: err}
+		}
+		defer unlock()
+	}
 	now := h.now()
 	current, err := h.read(ctx, m)
 	switch {

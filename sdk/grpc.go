@@ -43,7 +43,7 @@ func (s *grpcServer) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.InfoRespo
 	if err != nil {
 		return nil, errToStatus(err)
 	}
-	return &pb.InfoResponse{Name: info.Name, Version: info.Version, CanSave: info.CanSave, CanRefresh: info.CanRefresh}, nil
+	return &pb.InfoResponse{Name: info.Name, Version: info.Version, CanSave: info.CanSave, CanRefresh: info.CanRefresh, LockPath: info.LockPath}, nil
 }
 
 func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
@@ -93,7 +93,7 @@ func (c *grpcClient) Info(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, statusToErr(err)
 	}
-	return Info{Name: resp.GetName(), Version: resp.GetVersion(), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh()}, nil
+	return Info{Name: resp.GetName(), Version: resp.GetVersion(), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh(), LockPath: resp.GetLockPath()}, nil
 }
 
 func (c *grpcClient) Configure(ctx context.Context, req ConfigureRequest) error {

@@ -37,6 +37,12 @@ type Info struct {
 	CanSave bool
 	// CanRefresh reports whether Refresh can succeed.
 	CanRefresh bool
+	// LockPath names a file the host locks (flock; never deleted) around
+	// read, refresh and save, so processes on one machine refresh this store
+	// one at a time: with refresh-token rotation a second refresh of the
+	// same token revokes the whole family. A file store uses "<path>.lock";
+	// empty means no cross-process lock (read-only stores).
+	LockPath string
 }
 
 // ConfigureRequest carries a provider's configuration from the host.

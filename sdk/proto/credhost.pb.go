@@ -240,11 +240,15 @@ func (*InfoRequest) Descriptor() ([]byte, []int) {
 }
 
 type InfoResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	CanSave       bool                   `protobuf:"varint,3,opt,name=can_save,json=canSave,proto3" json:"can_save,omitempty"`
-	CanRefresh    bool                   `protobuf:"varint,4,opt,name=can_refresh,json=canRefresh,proto3" json:"can_refresh,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version    string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	CanSave    bool                   `protobuf:"varint,3,opt,name=can_save,json=canSave,proto3" json:"can_save,omitempty"`
+	CanRefresh bool                   `protobuf:"varint,4,opt,name=can_refresh,json=canRefresh,proto3" json:"can_refresh,omitempty"`
+	// A file the host locks (flock) around read, refresh and save, so that
+	// processes on one machine refresh this store one at a time. Empty: no
+	// cross-process lock.
+	LockPath      string `protobuf:"bytes,5,opt,name=lock_path,json=lockPath,proto3" json:"lock_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -305,6 +309,13 @@ func (x *InfoResponse) GetCanRefresh() bool {
 		return x.CanRefresh
 	}
 	return false
+}
+
+func (x *InfoResponse) GetLockPath() string {
+	if x != nil {
+		return x.LockPath
+	}
+	return ""
 }
 
 type ConfigureRequest struct {
@@ -678,13 +689,14 @@ const file_credhost_proto_rawDesc = "" +
 	"\x06scopes\x18\x05 \x03(\tR\x06scopes\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\r\n" +
-	"\vInfoRequest\"x\n" +
+	"\vInfoRequest\"\x95\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x19\n" +
 	"\bcan_save\x18\x03 \x01(\bR\acanSave\x12\x1f\n" +
 	"\vcan_refresh\x18\x04 \x01(\bR\n" +
-	"canRefresh\"w\n" +
+	"canRefresh\x12\x1b\n" +
+	"\tlock_path\x18\x05 \x01(\tR\blockPath\"w\n" +
 	"\x10ConfigureRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vconfig_json\x18\x02 \x01(\fR\n" +
