@@ -1,0 +1,603 @@
+package host
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed default.yaml
+var defaultConfig []byte
+
+// DefaultSource is Config.Source for the embedded default.
+const DefaultSource = "embedded default"
+
+// maxConfigSize caps a config file: real ones are a few KiB.
+const maxConfigSize = 1 << 20
+
+// Defaults applied when a key is absent. Each has its reason.
+const (
+	// defaultBuffer: refresh five minutes ahead, as Claude Code does, so a
+	// request started just before expiry still carries a valid token.
+	defaultBuffer = 5 * time.Minute
+	// defaultRefreshTimeout bounds a whole refresh, token request included.
+	defaultRefreshTimeout = 10 * time.Second
+	// defaultStartTimeout bounds a plugin's start and handshake; go-plugin's
+	// own default (a minute) is far too long for an agent waiting on a token.
+	defaultStartTimeout = 10 * time.Second
+	// defaultCallTimeout bounds one Read/Save/Info; a keychain prompt or a
+	// hung plugin must not hold up the chain longer.
+	defaultCallTimeout = 5 * time.Second
+)
+
+// DefaultConfigYAML returns the embedded default configuration (Claude
+// Code's chain), as shipped.
+func DefaultConfigYAML() []byte { return bytes.Clone(defaultConfig) }
+
+// LoadOptions says where LoadConfig looks and how it reaches the system.
+type LoadOptions struct {
+	// Path is the --config flag; empty when not given.
+	Path string
+	// LookupEnv defaults to os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+	// ReadFile defaults to a size-capped os.ReadFile.
+	ReadFile func(string) ([]byte, error)
+	// UserHomeDir defaults to os.UserHomeDir.
+	UserHomeDir func() (string, error)
+}
+
+// LoadConfig finds and parses the configuration: opts.Path, else
+// $CREDHOST_CONFIG, else $XDG_CONFIG_HOME/credhost/config.yaml (or
+// ~/.config/credhost/config.yaml) when that file exists, else the embedded
+// default. Every error wraps ErrConfig.
+func LoadConfig(opts LoadOptions) (*Config, error) {
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	if opts.ReadFile == nil {
+		opts.ReadFile = readCapped
+	}
+	if opts.UserHomeDir == nil {
+		opts.UserHomeDir = os.UserHomeDir
+	}
+	explicit := func(path, from string) (*Config, error) {
+		data, err := opts.ReadFile(path)
+		if err != nil {
+			return nil, &ConfigError{Source: path, Msg: fmt.Sprintf("cannot read the config file named by %s: %v", from, unwrapPath(err))}
+		}
+		return ParseConfig(data, path, opts.LookupEnv)
+	}
+	if opts.Path != "" {
+		return explicit(opts.Path, "--config")
+	}
+	if p, ok := opts.LookupEnv("CREDHOST_CONFIG"); ok && p != "" {
+		return explicit(p, "$CREDHOST_CONFIG")
+	}
+	var xdg string
+	if dir, ok := opts.LookupEnv("XDG_CONFIG_HOME"); ok && dir != "" {
+		xdg = filepath.Join(dir, "credhost", "config.yaml")
+	} else if home, err := opts.UserHomeDir(); err == nil && home != "" {
+		xdg = filepath.Join(home, ".config", "credhost", "config.yaml")
+	}
+	if xdg != "" {
+		data, err := opts.ReadFile(xdg)
+		switch {
+		case err == nil:
+			return ParseConfig(data, xdg, opts.LookupEnv)
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, &ConfigError{Source: xdg, Msg: fmt.Sprintf("cannot read the config file: %v", unwrapPath(err))}
+		}
+	}
+	return ParseConfig(defaultConfig, DefaultSource, opts.LookupEnv)
+}
+
+// readCapped reads a file of at most maxConfigSize bytes.
+func readCapped(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("larger than %d bytes; is this a config file?", maxConfigSize)
+	}
+	return data, nil
+}
+
+// unwrapPath drops the *PathError's repetition of the path.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// ParseConfig parses and validates one YAML configuration. source names it
+// in errors (a path, or "embedded default"). ${VAR} and ${VAR:-default} in
+// values are expanded with lookupEnv (nil: nothing is set). Every error is a
+// *ConfigError wrapping ErrConfig, with the key and its line and column.
+func ParseConfig(data []byte, source string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	p := &parser{source: source, lookupEnv: lookupEnv}
+	root, err := p.document(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.expand(root, false); err != nil {
+		return nil, err
+	}
+	if err := p.check(root, reflect.TypeOf(Config{}), ""); err != nil {
+		return nil, err
+	}
+	var cfg Config
+	if err := root.Decode(&cfg); err != nil {
+		return nil, p.errAt(root, "", err.Error())
+	}
+	cfg.Source = source
+	if err := p.finish(root, &cfg); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+type parser struct {
+	source    string
+	lookupEnv func(string) (string, bool)
+}
+
+func (p *parser) errAt(n *yaml.Node, key, msg string) *ConfigError {
+	e := &ConfigError{Source: p.source, Key: key, Msg: msg}
+	if n != nil {
+		e.Line, e.Column = n.Line, n.Column
+	}
+	return e
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// document parses data into its single root mapping.
+func (p *parser) document(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, p.errAt(nil, "", "the config is empty; want a mapping with version: 1 and providers")
+		}
+		e := p.errAt(nil, "", "not valid YAML: "+strings.TrimPrefix(err.Error(), "yaml: "))
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Column = 1
+			e.Msg = "not valid YAML: " + m[2]
+		}
+		return nil, e
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, p.errAt(&extra, "", "more than one YAML document; want exactly one")
+	} else if !errors.Is(err, io.EOF) {
+		return nil, p.errAt(nil, "", "not valid YAML after the first document: "+strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if len(doc.Content) == 0 {
+		return nil, p.errAt(&doc, "", "the config is empty; want a mapping with version: 1 and providers")
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, p.errAt(root, "", fmt.Sprintf("the config is %s; want a mapping with version: 1 and providers", kindName(root)))
+	}
+	return root, nil
+}
+
+// expand replaces ${VAR} and ${VAR:-default} in every scalar value (never
+// in keys); $$ is a literal $.
+func (p *parser) expand(n *yaml.Node, isKey bool) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if isKey || !strings.Contains(n.Value, "$") {
+			return nil
+		}
+		v, err := expandVars(n.Value, p.lookupEnv)
+		if err != nil {
+			return p.errAt(n, "", err.Error())
+		}
+		n.Value = v
+	case yaml.MappingNode:
+		for i, c := range n.Content {
+			if err := p.expand(c, i%2 == 0); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode, yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := p.expand(c, false); err != nil {
+				return err
+			}
+		}
+	case yaml.AliasNode:
+		return p.errAt(n, "", "YAML aliases are not supported in credhost config")
+	}
+	return nil
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// expandVars expands one value.
+func expandVars(s string, lookupEnv func(string) (string, bool)) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '$' || i+1 == len(s) {
+			b.WriteByte(c)
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+			continue
+		case '{':
+		default:
+			b.WriteByte(c)
+			continue
+		}
+		end := strings.IndexByte(s[i+2:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("unterminated ${ in %q", s)
+		}
+		expr := s[i+2 : i+2+end]
+		name, def, hasDef := strings.Cut(expr, ":-")
+		if !envName.MatchString(name) {
+			return "", fmt.Errorf("${%s}: %q is not an environment variable name (want ${NAME} or ${NAME:-default})", expr, name)
+		}
+		if strings.Contains(def, "${") {
+			return "", fmt.Errorf("${%s}: nested ${ in a default is not supported", expr)
+		}
+		v, ok := lookupEnv(name)
+		if hasDef && (!ok || v == "") {
+			v = def
+		}
+		b.WriteString(v)
+		i += 2 + end
+	}
+	return b.String(), nil
+}
+
+var durationType = reflect.TypeOf(Duration(0))
+
+// check walks n against the Go type t and reports the first unknown key or
+// wrong kind of node, with its dotted path and position.
+func (p *parser) check(n *yaml.Node, t reflect.Type, path string) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil // absent value: the default applies
+	}
+	switch {
+	case t == durationType:
+		if n.Kind != yaml.ScalarNode {
+			return p.errAt(n, path, fmt.Sprintf("want a duration such as 5m or 300 (seconds), got %s", kindName(n)))
+		}
+		if _, err := parseDuration(n.Value); err != nil {
+			return p.errAt(n, path, err.Error())
+		}
+		return nil
+	case t.Kind() == reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return p.errAt(n, path, fmt.Sprintf("want a mapping, got %s", kindName(n)))
+		}
+		fields := yamlFields(t)
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := join(path, k.Value)
+			f, ok := fields[k.Value]
+			if !ok {
+				return p.errAt(k, key, fmt.Sprintf("unknown key %q; known keys here: %s", k.Value, strings.Join(sortedKeys(fields), ", ")))
+			}
+			if seen[k.Value] {
+				return p.errAt(k, key, "duplicate key")
+			}
+			seen[k.Value] = true
+			if err := p.check(v, f.Type, key); err != nil {
+				return err
+			}
+		}
+		return nil
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return p.errAt(n, path, fmt.Sprintf("want a list, got %s", kindName(n)))
+		}
+		for i, c := range n.Content {
+			if err := p.check(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case t.Kind() == reflect.Map:
+		return p.checkFree(n, path)
+	case t.Kind() == reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			return p.errAt(n, path, fmt.Sprintf("want a string, got %s", kindName(n)))
+		}
+		return nil
+	case t.Kind() == reflect.Int:
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+			return p.errAt(n, path, fmt.Sprintf("want a whole number, got %s %q", kindName(n), n.Value))
+		}
+		return nil
+	}
+	return p.errAt(n, path, "unsupported config type "+t.String())
+}
+
+// checkFree checks a free-form block (a provider's config:): any keys, but
+// they must be strings, so the block encodes to a JSON object.
+func (p *parser) checkFree(n *yaml.Node, path string) error {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
+				return p.errAt(k, path, fmt.Sprintf("key %q is not a string; quote it", k.Value))
+			}
+			if err := p.checkFree(n.Content[i+1], join(path, k.Value)); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := p.checkFree(c, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case yaml.ScalarNode:
+		if n.Tag == "!!binary" || n.Tag == "!!timestamp" {
+			return p.errAt(n, path, fmt.Sprintf("%s values are not supported; quote it to make it a string", n.Tag))
+		}
+	default:
+		return p.errAt(n, path, "unsupported YAML node "+kindName(n))
+	}
+	return nil
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	out := map[string]reflect.StructField{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		out[name] = f
+	}
+	return out
+}
+
+func sortedKeys(m map[string]reflect.StructField) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	case yaml.DocumentNode:
+		return "a document"
+	}
+	switch n.Tag {
+	case "!!str":
+		return "a string"
+	case "!!int", "!!float":
+		return "a number"
+	case "!!bool":
+		return "a boolean"
+	case "!!null":
+		return "nothing"
+	}
+	return "a scalar"
+}
+
+// parseDuration reads a Go duration ("5m") or whole seconds ("300"); it
+// must be >= 0. Errors quote the value.
+func parseDuration(s string) (time.Duration, error) {
+	v := strings.TrimSpace(s)
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, fmt.Errorf("%q is negative; want a duration >= 0", s)
+		}
+		if secs > int64((1<<63-1)/time.Second) {
+			return 0, fmt.Errorf("%q is too large", s)
+		}
+		return time.Duration(secs) * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration; want e.g. 5m, 90s, 1h30m or whole seconds such as 300", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%q is negative; want a duration >= 0", s)
+	}
+	return d, nil
+}
+
+// UnmarshalYAML reads a Go duration or whole seconds; see parseDuration.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDuration(n.Value)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// child returns the value node of key in mapping n, or nil.
+func child(n *yaml.Node, keys ...string) *yaml.Node {
+	for _, key := range keys {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil || (next.Kind == yaml.ScalarNode && next.Tag == "!!null") {
+			return nil
+		}
+		n = next
+	}
+	return n
+}
+
+// keyNode returns the key node of key in mapping n (for positions), or n.
+func keyNode(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i]
+		}
+	}
+	return n
+}
+
+var providerName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+var hex64 = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
+// finish applies the defaults of absent keys and validates across fields.
+func (p *parser) finish(root *yaml.Node, cfg *Config) error {
+	if child(root, "version") == nil {
+		return p.errAt(root, "version", "missing; want version: 1")
+	}
+	if cfg.Version != 1 {
+		return p.errAt(child(root, "version"), "version", fmt.Sprintf("%d is not supported; want 1", cfg.Version))
+	}
+	defaults := []struct {
+		keys []string
+		d    *Duration
+		v    time.Duration
+	}{
+		{[]string{"refresh", "buffer"}, &cfg.Refresh.Buffer, defaultBuffer},
+		{[]string{"refresh", "timeout"}, &cfg.Refresh.Timeout, defaultRefreshTimeout},
+		{[]string{"plugins", "start_timeout"}, &cfg.Plugins.StartTimeout, defaultStartTimeout},
+		{[]string{"plugins", "call_timeout"}, &cfg.Plugins.CallTimeout, defaultCallTimeout},
+	}
+	for _, d := range defaults {
+		if child(root, d.keys...) == nil {
+			*d.d = Duration(d.v)
+		}
+	}
+	switch cfg.OAuth.Body {
+	case "":
+		cfg.OAuth.Body = "form"
+	case "form", "json":
+	default:
+		return p.errAt(child(root, "oauth", "body"), "oauth.body", fmt.Sprintf("%q: want form or json", cfg.OAuth.Body))
+	}
+	if u := cfg.OAuth.TokenURL; u != "" {
+		parsed, err := url.Parse(u)
+		if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
+			return p.errAt(child(root, "oauth", "token_url"), "oauth.token_url", fmt.Sprintf("%q is not an absolute http(s) URL", u))
+		}
+	}
+	switch cfg.Plugins.Builtin {
+	case "":
+		cfg.Plugins.Builtin = BuiltinInProcess
+	case BuiltinInProcess, BuiltinProcess:
+	default:
+		return p.errAt(child(root, "plugins", "builtin"), "plugins.builtin", fmt.Sprintf("%q: want %s or %s", cfg.Plugins.Builtin, BuiltinInProcess, BuiltinProcess))
+	}
+
+	list := child(root, "providers")
+	if list == nil || len(cfg.Providers) == 0 {
+		return p.errAt(keyNode(root, "providers"), "providers", "missing or empty; want at least one provider")
+	}
+	names := map[string]int{}
+	for i := range cfg.Providers {
+		pc := &cfg.Providers[i]
+		n := list.Content[i]
+		pc.Line, pc.Column = n.Line, n.Column
+		at := func(key string) *yaml.Node {
+			if c := child(n, key); c != nil {
+				return c
+			}
+			return n
+		}
+		path := fmt.Sprintf("providers[%d]", i)
+		switch {
+		case pc.Name == "":
+			return p.errAt(n, path+".name", "missing; every provider needs a unique name")
+		case !providerName.MatchString(pc.Name):
+			return p.errAt(at("name"), path+".name", fmt.Sprintf("%q: use letters, digits, '.', '_' and '-', starting with a letter or digit", pc.Name))
+		}
+		if first, dup := names[pc.Name]; dup {
+			return p.errAt(at("name"), path+".name", fmt.Sprintf("%q is also the name of providers[%d] (line %d)", pc.Name, first, cfg.Providers[first].Line))
+		}
+		names[pc.Name] = i
+		switch {
+		case pc.Plugin == "" && pc.Command == "":
+			return p.errAt(n, path, "want plugin (a built-in) or command (an external plugin)")
+		case pc.Plugin != "" && pc.Command != "":
+			return p.errAt(at("command"), path, "plugin and command are both set; want one")
+		}
+		if pc.Command == "" && len(pc.Args) > 0 {
+			return p.errAt(at("args"), path+".args", "args go with command, not with a built-in plugin")
+		}
+		if pc.SHA256 != "" {
+			if pc.Command == "" {
+				return p.errAt(at("sha256"), path+".sha256", "sha256 pins an external command; built-ins are part of credhost")
+			}
+			if !hex64.MatchString(pc.SHA256) {
+				return p.errAt(at("sha256"), path+".sha256", "want 64 hex digits (sha256sum of the executable)")
+			}
+			pc.SHA256 = strings.ToLower(pc.SHA256)
+		}
+		if pc.Config != nil {
+			if _, err := json.Marshal(pc.Config); err != nil {
+				return p.errAt(at("config"), path+".config", "cannot be sent to the plugin as JSON: "+err.Error())
+			}
+		}
+	}
+	for i, pc := range cfg.Providers {
+		for j, name := range pc.RefreshWith {
+			key := fmt.Sprintf("providers[%d].refresh_with[%d]", i, j)
+			node := child(list.Content[i], "refresh_with").Content[j]
+			switch idx, ok := names[name]; {
+			case !ok:
+				return p.errAt(node, key, fmt.Sprintf("no provider named %q", name))
+			case idx == i:
+				return p.errAt(node, key, "a provider cannot refresh through itself")
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,36 @@
+// Package file is the credhost provider for a JSON credentials file, by
+// default Claude Code's ~/.claude/.credentials.json
+// ($CLAUDE_CONFIG_DIR/.credentials.json when that is set):
+//
+//	{"claudeAiOauth": {"accessToken": "...", "refreshToken": "...",
+//	  "expiresAt": 1767225600000, "scopes": [...], "subscriptionType": "max"},
+//	 "mcpOAuth": {...}}
+//
+// Read parses the object under the configured key (default claudeAiOauth).
+// expiresAt may be epoch milliseconds or seconds (above 1e12 is
+// milliseconds) or an RFC 3339 string. String fields other than the tokens
+// come back as Credential.Metadata. A missing file, key or access token is
+// sdk.ErrNotFound; anything malformed (bad JSON, wrong types, a file over
+// 1 MiB, a directory) is a fault whose message names the path and the field
+// and never quotes a value. Read never modifies the file.
+//
+// Save is read-modify-write: it keeps every key it does not own, at the top
+// level and inside the object, and refuses to overwrite a file it cannot
+// parse. It writes atomically (a temporary file in the same directory,
+// fsync, rename, fsync of the directory), mode 0600 whatever the umask (a
+// narrower existing mode is kept), creates a missing parent directory 0700,
+// and writes through a symlink to its target, so the link stays a link.
+//
+// Refresh runs the OAuth refresh_token grant (sdk/oauth) with the host's
+// oauth settings; it is available when a token_url is configured.
+//
+// Config:
+//
+//	path: FILE           default as above; a leading ~ is the home directory
+//	key: NAME            default claudeAiOauth
+//	token_prefix: STR    opt-in format check, e.g. "sk-ant-oat01-"
+//
+// A Provider is safe for concurrent use; Saves in one process are
+// serialised. Across processes the host holds Info.LockPath (FILE.lock)
+// around read, refresh and save.
+package file

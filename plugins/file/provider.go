@@ -1,0 +1,314 @@
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/oauth"
+)
+
+// maxFileSize caps what Read takes in: a real credentials file is well under
+// a KiB; anything over a MiB is not one, and reading it whole would let a
+// runaway file exhaust memory.
+const maxFileSize = 1 << 20
+
+// Provider is the credentials-file store.
+type Provider struct {
+	lookupEnv   func(string) (string, bool)
+	userHomeDir func() (string, error)
+
+	mu     sync.Mutex // serialises Save; guards the fields below
+	path   string
+	key    string
+	prefix string
+	oauth  *oauth.Client
+}
+
+var _ sdk.Provider = (*Provider)(nil)
+
+// Option configures a Provider at construction.
+type Option func(*Provider)
+
+// WithLookupEnv replaces os.LookupEnv (for $CLAUDE_CONFIG_DIR).
+func WithLookupEnv(f func(string) (string, bool)) Option {
+	return func(p *Provider) { p.lookupEnv = f }
+}
+
+// WithHomeDir replaces os.UserHomeDir (for ~).
+func WithHomeDir(f func() (string, error)) Option {
+	return func(p *Provider) { p.userHomeDir = f }
+}
+
+// New returns an unconfigured file provider.
+func New(opts ...Option) *Provider {
+	p := &Provider{lookupEnv: os.LookupEnv, userHomeDir: os.UserHomeDir}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+type config struct {
+	Path        string `json:"path"`
+	Key         string `json:"key"`
+	TokenPrefix string `json:"token_prefix"`
+}
+
+// Info reports Save always, Refresh when a token URL is configured, and the
+// lock file the host holds around a refresh.
+func (p *Provider) Info(context.Context) (sdk.Info, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	info := sdk.Info{Name: "file", Version: "1", CanSave: true, CanRefresh: p.oauth != nil}
+	if p.path != "" {
+		info.LockPath = resolve(p.path) + ".lock"
+	}
+	return info, nil
+}
+
+// Configure resolves the path; it does not touch the file.
+func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error {
+	var c config
+	if err := req.DecodeConfig(&c); err != nil {
+		return err
+	}
+	path, err := p.resolvePath(c.Path)
+	if err != nil {
+		return fmt.Errorf("%w: provider %q: key \"path\": %v", sdk.ErrInvalidConfig, req.Name, err)
+	}
+	if c.Key == "" {
+		c.Key = "claudeAiOauth"
+	}
+	var client *oauth.Client
+	if req.OAuth.TokenURL != "" {
+		if client, err = oauth.New(req.OAuth); err != nil {
+			return err
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.path, p.key, p.prefix, p.oauth = path, c.Key, c.TokenPrefix, client
+	return nil
+}
+
+// resolvePath applies the default and expands a leading ~.
+func (p *Provider) resolvePath(path string) (string, error) {
+	if path == "" {
+		if dir, ok := p.lookupEnv("CLAUDE_CONFIG_DIR"); ok && dir != "" {
+			path = filepath.Join(dir, ".credentials.json")
+		} else {
+			path = filepath.Join("~", ".claude", ".credentials.json")
+		}
+	}
+	if path == "~" || strings.HasPrefix(path, "~/") || strings.HasPrefix(path, `~\`) {
+		home, err := p.userHomeDir()
+		if err != nil || home == "" {
+			return "", fmt.Errorf("cannot expand ~ in %q: no home directory", path)
+		}
+		path = filepath.Join(home, path[1:])
+	}
+	if !filepath.IsAbs(path) {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return "", err
+		}
+		path = abs
+	}
+	return filepath.Clean(path), nil
+}
+
+func (p *Provider) settings() (path, key, prefix string, client *oauth.Client, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.path == "" {
+		return "", "", "", nil, errors.New("file provider used before Configure")
+	}
+	return p.path, p.key, p.prefix, p.oauth, nil
+}
+
+// Read returns the credential in the file, or sdk.ErrNotFound.
+func (p *Provider) Read(context.Context) (sdk.Credential, error) {
+	path, key, prefix, _, err := p.settings()
+	if err != nil {
+		return sdk.Credential{}, err
+	}
+	_, cred, err := load(path, key)
+	if err != nil {
+		return sdk.Credential{}, err
+	}
+	if prefix != "" && !strings.HasPrefix(cred.AccessToken, prefix) {
+		return sdk.Credential{}, fmt.Errorf("%s: %s.accessToken does not start with %q", path, key, prefix)
+	}
+	return cred, nil
+}
+
+// load reads and parses the file. A missing file, key or token is
+// sdk.ErrNotFound; everything else is a fault naming the path.
+func load(path, key string) (*document, sdk.Credential, error) {
+	data, err := readCapped(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, sdk.Credential{}, fmt.Errorf("%w: no credentials file at %s", sdk.ErrNotFound, path)
+		}
+		return nil, sdk.Credential{}, err
+	}
+	doc, cred, err := parseStore(data, key)
+	if errors.Is(err, errNoCredential) {
+		return doc, sdk.Credential{}, fmt.Errorf("%w: %s: %s", sdk.ErrNotFound, path, strings.TrimPrefix(err.Error(), errNoCredential.Error()+": "))
+	}
+	if err != nil {
+		return nil, sdk.Credential{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return doc, cred, nil
+}
+
+// readCapped reads at most maxFileSize bytes of a regular file.
+func readCapped(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: cannot open: %w", path, unwrapPath(err))
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, unwrapPath(err))
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, st.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot read: %w", path, unwrapPath(err))
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes; not a credentials file", path, maxFileSize)
+	}
+	return data, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Save writes cred into the file, keeping every other key; see the package
+// documentation for how.
+func (p *Provider) Save(_ context.Context, cred sdk.Credential) error {
+	path, key, _, _, err := p.settings()
+	if err != nil {
+		return err
+	}
+	if cred.AccessToken == "" {
+		return fmt.Errorf("%s: refusing to save a credential with no access token", path)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	target := resolve(path)
+	mode := os.FileMode(0o600)
+	doc := &document{}
+	data, err := readCapped(target)
+	switch {
+	case err == nil:
+		parsed, _, perr := parseStore(data, key)
+		if perr != nil && !errors.Is(perr, errNoCredential) {
+			return fmt.Errorf("%s: refusing to overwrite a file that does not parse (%v); fix or remove it", path, perr)
+		}
+		doc = parsed
+		if st, err := os.Stat(target); err == nil {
+			if narrower := st.Mode().Perm() & 0o600; narrower != 0 {
+				mode = narrower
+			}
+		}
+	case errors.Is(err, fs.ErrNotExist):
+	default:
+		return fmt.Errorf("save: %w", err)
+	}
+	out, err := doc.encode(key, cred)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := writeAtomic(target, out, mode); err != nil {
+		return fmt.Errorf("%s: save: %w", path, err)
+	}
+	return nil
+}
+
+// Refresh runs the refresh_token grant against the configured token URL.
+func (p *Provider) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Credential, error) {
+	_, _, _, client, err := p.settings()
+	if err != nil {
+		return sdk.Credential{}, err
+	}
+	if client == nil {
+		return sdk.Credential{}, fmt.Errorf("%w: no oauth token_url configured", sdk.ErrUnsupported)
+	}
+	return client.Refresh(ctx, cred)
+}
+
+// resolve follows symlinks to the file they name, so a write replaces the
+// target and leaves the link alone. A dangling link resolves to where it
+// points; a path that is not a link resolves to itself.
+func resolve(path string) string {
+	for range 40 { // the kernel's own limit on link chains
+		target, err := os.Readlink(path)
+		if err != nil {
+			return path
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = filepath.Clean(target)
+	}
+	return path
+}
+
+// writeAtomic replaces path with data: a temporary file in the same
+// directory, fsync, chmod, rename, fsync of the directory. On any failure
+// the temporary file is removed and path is untouched.
+func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}

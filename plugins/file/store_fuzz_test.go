@@ -1,0 +1,53 @@
+package file
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// FuzzParseStore: parsing never panics; a parsed credential has a token and
+// no error ever quotes it; encode then parse gives the same credential and
+// keeps the other keys.
+func FuzzParseStore(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		doc, cred, err := parseStore(data, "claudeAiOauth")
+		if err != nil {
+			if cred.AccessToken != "" && len(cred.AccessToken) > 8 && strings.Contains(err.Error(), cred.AccessToken) {
+				t.Fatalf("error quotes the token: %v", err)
+			}
+			return
+		}
+		if cred.AccessToken == "" {
+			t.Fatal("success with an empty access token")
+		}
+		out, err := doc.encode("claudeAiOauth", cred)
+		if err != nil {
+			if strings.Contains(err.Error(), "would overwrite") {
+				return // metadata named like an owned field cannot exist after parse, but stay safe
+			}
+			t.Fatalf("encode: %v", err)
+		}
+		doc2, again, err := parseStore(out, "claudeAiOauth")
+		if err != nil {
+			t.Fatalf("re-parse of encoded document: %v\n%s", err, out)
+		}
+		if again.AccessToken != cred.AccessToken || again.RefreshToken != cred.RefreshToken ||
+			again.ExpiresAt.UnixMilli() != cred.ExpiresAt.UnixMilli() || !slices.Equal(again.Scopes, cred.Scopes) || len(again.Metadata) != len(cred.Metadata) {
+			t.Fatalf("round trip changed the credential: %v -> %v", cred, again)
+		}
+		if len(doc2.top) != len(doc.top) {
+			t.Fatalf("round trip changed the top-level keys: %d -> %d", len(doc.top), len(doc2.top))
+		}
+	})
+}

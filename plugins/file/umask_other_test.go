@@ -1,0 +1,5 @@
+//go:build !unix
+
+package file_test
+
+func setUmask(int) int { return 0 }
