@@ -339,9 +339,10 @@ func TestStatusNeverShowsSecrets(t *testing.T) {
 			assertNoSecret(t, "status --json stderr", r.stderr)
 			var got struct {
 				Providers []struct {
-					Name, State, Fingerprint  string
-					Refreshable, NeedsRefresh bool `json:"needs_refresh"`
-					ExpiresIn                 *int `json:"expires_in_seconds"`
+					Name, State, Fingerprint string
+					Refreshable              bool
+					NeedsRefresh             bool `json:"needs_refresh"`
+					ExpiresIn                *int `json:"expires_in_seconds"`
 				} `json:"providers"`
 			}
 			if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
@@ -353,7 +354,7 @@ func TestStatusNeverShowsSecrets(t *testing.T) {
 			file := got.Providers[3]
 			if file.Name != "file" || file.State != "found" || file.Fingerprint == "" || !file.NeedsRefresh ||
 				file.ExpiresIn == nil || *file.ExpiresIn <= 0 || *file.ExpiresIn > 120 {
-				t.Errorf("status --json file row: %+v; want found, a fingerprint, 0 < expires_in <= 120, needs_refresh", file)
+				t.Errorf("status --json file row: %+v; want found, a fingerprint, 0 < expires_in <= 120, needs_refresh\n%s", file, r.stdout)
 			}
 			for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
 				if line != "" && !json.Valid([]byte(line)) {
