@@ -328,6 +328,10 @@ func (p *parser) check(n *yaml.Node, t reflect.Type, path string) error {
 			return p.errAt(n, path, fmt.Sprintf("want a list, got %s", kindName(n)))
 		}
 		for i, c := range n.Content {
+			if c.Kind == yaml.ScalarNode && c.Tag == "!!null" && t.Elem().Kind() == reflect.Struct {
+				// yaml.v3 would drop it, shifting every later entry's index.
+				return p.errAt(c, fmt.Sprintf("%s[%d]", path, i), "empty entry")
+			}
 			if err := p.check(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
 				return err
 			}

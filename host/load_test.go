@@ -1,0 +1,280 @@
+package host
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+const minimal = "version: 1\nproviders:\n  - {name: f, plugin: file}\n"
+
+func TestParseConfigErrors(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		yaml     string
+		env      map[string]string
+		wantKey  string
+		wantLine int
+		wantCol  int
+		wantMsg  string
+	}{
+		"unknown top-level key":  {yaml: "version: 1\nproviderz: []\n", wantKey: "providerz", wantLine: 2, wantCol: 1, wantMsg: `unknown key "providerz"`},
+		"unknown refresh key":    {yaml: "version: 1\nrefresh:\n  bufer: 5m\n", wantKey: "refresh.bufer", wantLine: 3, wantCol: 3, wantMsg: "known keys here: buffer, timeout"},
+		"unknown provider key":   {yaml: "version: 1\nproviders:\n  - name: f\n    plugin: file\n    pathh: /x\n", wantKey: "providers[0].pathh", wantLine: 5, wantCol: 5},
+		"unknown in flow map":    {yaml: "version: 1\nproviders: [{name: f, plugin: file, cmd: x}]\n", wantKey: "providers[0].cmd", wantLine: 2, wantCol: 37},
+		"duplicate key":          {yaml: "version: 1\nversion: 1\n", wantKey: "version", wantLine: 2, wantCol: 1, wantMsg: "duplicate key"},
+		"providers not a list":   {yaml: "version: 1\nproviders: 3\n", wantKey: "providers", wantLine: 2, wantCol: 12, wantMsg: "want a list, got a number"},
+		"buffer is a list":       {yaml: "version: 1\nrefresh: {buffer: [1]}\n", wantKey: "refresh.buffer", wantLine: 2, wantCol: 19, wantMsg: "want a duration"},
+		"negative buffer":        {yaml: "version: 1\nrefresh: {buffer: -5s}\n" + minimal[11:], wantKey: "refresh.buffer", wantLine: 2, wantCol: 19, wantMsg: `"-5s" is negative`},
+		"negative seconds":       {yaml: "version: 1\nrefresh: {buffer: -5}\n", wantKey: "refresh.buffer", wantMsg: `"-5" is negative`},
+		"unparsable buffer":      {yaml: "version: 1\nrefresh: {buffer: soon}\n", wantKey: "refresh.buffer", wantMsg: `"soon" is not a duration`},
+		"buffer from env, bad":   {yaml: "version: 1\nrefresh: {buffer: \"${B:-300}\"}\n", env: map[string]string{"B": "-5"}, wantKey: "refresh.buffer", wantMsg: `"-5" is negative`},
+		"version missing":        {yaml: "providers: []\n", wantKey: "version", wantMsg: "missing; want version: 1"},
+		"version 2":              {yaml: "version: 2\n" + minimal[11:], wantKey: "version", wantLine: 1, wantCol: 10, wantMsg: "2 is not supported"},
+		"version a string":       {yaml: "version: one\n", wantKey: "version", wantMsg: "want a whole number"},
+		"no providers":           {yaml: "version: 1\n", wantKey: "providers", wantMsg: "missing or empty"},
+		"empty providers":        {yaml: "version: 1\nproviders: []\n", wantKey: "providers", wantLine: 2, wantMsg: "missing or empty"},
+		"empty provider entry":   {yaml: "version: 1\nproviders:\n  -\n  - {name: f, plugin: file}\n", wantKey: "providers[0]", wantLine: 3, wantMsg: "empty entry"},
+		"provider without name":  {yaml: "version: 1\nproviders:\n  - plugin: file\n", wantKey: "providers[0].name", wantLine: 3, wantCol: 5, wantMsg: "missing"},
+		"bad provider name":      {yaml: "version: 1\nproviders:\n  - {name: 'a b', plugin: file}\n", wantKey: "providers[0].name", wantMsg: `"a b": use letters`},
+		"duplicate names":        {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file}\n  - {name: f, plugin: env}\n", wantKey: "providers[1].name", wantLine: 4, wantMsg: "also the name of providers[0] (line 3)"},
+		"plugin and command":     {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, command: /x}\n", wantKey: "providers[0]", wantMsg: "both set"},
+		"neither":                {yaml: "version: 1\nproviders:\n  - {name: f}\n", wantKey: "providers[0]", wantMsg: "want plugin"},
+		"sha256 on a built-in":   {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, sha256: abc}\n", wantKey: "providers[0].sha256", wantMsg: "pins an external command"},
+		"sha256 too short":       {yaml: "version: 1\nproviders:\n  - {name: f, command: /x, sha256: abc}\n", wantKey: "providers[0].sha256", wantMsg: "64 hex digits"},
+		"args on a built-in":     {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, args: [x]}\n", wantKey: "providers[0].args", wantMsg: "go with command"},
+		"refresh_with unknown":   {yaml: "version: 1\nproviders:\n  - {name: e, plugin: env, refresh_with: [nope]}\n", wantKey: "providers[0].refresh_with[0]", wantLine: 3, wantCol: 43, wantMsg: `no provider named "nope"`},
+		"refresh_with itself":    {yaml: "version: 1\nproviders:\n  - {name: e, plugin: env, refresh_with: [e]}\n", wantKey: "providers[0].refresh_with[0]", wantMsg: "through itself"},
+		"bad body":               {yaml: "version: 1\noauth: {body: xml}\n" + minimal[11:], wantKey: "oauth.body", wantMsg: `"xml": want form or json`},
+		"bad token url":          {yaml: "version: 1\noauth: {token_url: /token}\n" + minimal[11:], wantKey: "oauth.token_url", wantMsg: "not an absolute http(s) URL"},
+		"bad builtin mode":       {yaml: "version: 1\nplugins: {builtin: thread}\n" + minimal[11:], wantKey: "plugins.builtin", wantMsg: `"thread": want in-process or process`},
+		"config key not string":  {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, config: {1: x}}\n", wantKey: "providers[0].config", wantMsg: `key "1" is not a string`},
+		"unterminated expansion": {yaml: "version: 1\noauth: {client_id: \"${X\"}\n", wantKey: "", wantLine: 2, wantMsg: "unterminated ${"},
+		"bad variable name":      {yaml: "version: 1\noauth: {client_id: \"${1X}\"}\n", wantLine: 2, wantMsg: "not an environment variable name"},
+		"not YAML":               {yaml: "version: 1\n  bad: [\n", wantMsg: "not valid YAML"},
+		"a list, not a mapping":  {yaml: "- a\n- b\n", wantLine: 1, wantCol: 1, wantMsg: "the config is a list"},
+		"empty":                  {yaml: "", wantMsg: "the config is empty"},
+		"two documents":          {yaml: minimal + "---\n" + minimal, wantMsg: "more than one YAML document"},
+		"alias":                  {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, config: {a: &x 1, b: *x}}\n", wantLine: 3, wantMsg: "aliases are not supported"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := ParseConfig([]byte(tc.yaml), "test.yaml", env(tc.env))
+			var ce *ConfigError
+			if !errors.As(err, &ce) || !errors.Is(err, ErrConfig) {
+				t.Fatalf("got %v; want a *ConfigError wrapping ErrConfig", err)
+			}
+			if ce.Key != tc.wantKey {
+				t.Errorf("key %q; want %q (%v)", ce.Key, tc.wantKey, err)
+			}
+			if tc.wantLine != 0 && ce.Line != tc.wantLine {
+				t.Errorf("line %d; want %d (%v)", ce.Line, tc.wantLine, err)
+			}
+			if tc.wantCol != 0 && ce.Column != tc.wantCol {
+				t.Errorf("column %d; want %d (%v)", ce.Column, tc.wantCol, err)
+			}
+			if !strings.Contains(ce.Msg, tc.wantMsg) {
+				t.Errorf("message %q; want it to contain %q", ce.Msg, tc.wantMsg)
+			}
+			if !strings.HasPrefix(err.Error(), "test.yaml") {
+				t.Errorf("error %q does not start with the source", err)
+			}
+		})
+	}
+}
+
+func TestExpandVars(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"SET": "value", "EMPTY": "", "URL": "https://a.example:8443/x"}
+	tests := map[string]string{
+		"${SET}":                      "value",
+		"${UNSET}":                    "",
+		"${UNSET:-dflt}":              "dflt",
+		"${EMPTY:-dflt}":              "dflt",
+		"${SET:-dflt}":                "value",
+		"${UNSET:-https://h:1/p?q=1}": "https://h:1/p?q=1",
+		"$${SET}":                     "${SET}",
+		"cost $5":                     "cost $5",
+		"a$":                          "a$",
+		"${URL}/token":                "https://a.example:8443/x/token",
+		"${SET}${SET}":                "valuevalue",
+		"pre-${SET}-post":             "pre-value-post",
+	}
+	for in, want := range tests {
+		got, err := expandVars(in, env(vars))
+		if err != nil || got != want {
+			t.Errorf("expandVars(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestExpansionNeverTouchesKeys(t *testing.T) {
+	t.Parallel()
+	_, err := ParseConfig([]byte("version: 1\n${K}: x\n"+minimal[11:]), "t", env(map[string]string{"K": "oauth"}))
+	if err == nil || !strings.Contains(err.Error(), `unknown key "${K}"`) {
+		t.Errorf("got %v; want the key left unexpanded and unknown", err)
+	}
+}
+
+func TestParseConfigValues(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile(filepath.Join("testdata", "config", "full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(data, "full.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Refresh.Buffer.Std() != 2*time.Minute || cfg.Refresh.Timeout.Std() != 20*time.Second ||
+		cfg.OAuth.Body != "json" || cfg.OAuth.DefaultExpiresIn.Std() != time.Hour || cfg.OAuth.Scopes[0] != "user:inference" ||
+		cfg.Plugins.Builtin != BuiltinProcess || cfg.Plugins.StartTimeout.Std() != 3*time.Second || cfg.Plugins.CallTimeout.Std() != time.Second {
+		t.Errorf("values not decoded: %+v", cfg)
+	}
+	corp := cfg.Providers[3]
+	if corp.Command != "/opt/corp/plugin" || strings.Join(corp.Args, " ") != "--region eu" || corp.SHA256 != strings.ToLower(corp.SHA256) || corp.Line != 21 || corp.Column != 5 {
+		t.Errorf("corp provider: %+v", corp)
+	}
+	js, err := json.Marshal(cfg.Providers[2].Config)
+	if err != nil || string(js) != `{"key":"claudeAiOauth","nested":{"list":[1,"two",{"three":3}]},"path":"/tmp/creds.json"}` {
+		t.Errorf("file config as JSON: %s, %v", js, err)
+	}
+
+	cfg, err = ParseConfig([]byte(minimal), "m", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Refresh.Buffer.Std() != defaultBuffer || cfg.Refresh.Timeout.Std() != defaultRefreshTimeout || cfg.OAuth.Body != "form" ||
+		cfg.Plugins.Builtin != BuiltinInProcess || cfg.Plugins.StartTimeout.Std() != defaultStartTimeout || cfg.Plugins.CallTimeout.Std() != defaultCallTimeout {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+	cfg, err = ParseConfig([]byte("version: 1\nrefresh: {buffer: 0}\n"+minimal[11:]), "z", nil)
+	if err != nil || cfg.Refresh.Buffer != 0 {
+		t.Errorf("buffer: 0 became %v (%v); want 0 kept", cfg.Refresh.Buffer.Std(), err)
+	}
+}
+
+func TestEmbeddedDefault(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		env        map[string]string
+		wantBuffer time.Duration
+		wantURL    string
+		wantPath   string
+		wantErr    string
+	}{
+		"empty environment": {wantBuffer: 5 * time.Minute, wantURL: "https://console.anthropic.com/v1/oauth/token", wantPath: "~/.claude/.credentials.json"},
+		"overrides": {
+			env:        map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "60", "CLAUDE_OAUTH_TOKEN_URL": "http://127.0.0.1:9/t", "CLAUDE_CONFIG_DIR": "/cfg"},
+			wantBuffer: time.Minute, wantURL: "http://127.0.0.1:9/t", wantPath: "/cfg/.credentials.json",
+		},
+		"negative buffer":   {env: map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "-5"}, wantErr: `embedded default:9:11: refresh.buffer: "-5" is negative`},
+		"unparsable buffer": {env: map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "lots"}, wantErr: `"lots" is not a duration`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := ParseConfig(DefaultConfigYAML(), DefaultSource, env(tc.env))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v; want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, p := range cfg.Providers {
+				names = append(names, p.Name)
+			}
+			if strings.Join(names, ",") != "enterprise,oauth-env,keychain,file" {
+				t.Errorf("providers %v", names)
+			}
+			if cfg.Refresh.Buffer.Std() != tc.wantBuffer || cfg.OAuth.TokenURL != tc.wantURL || cfg.Providers[3].Config["path"] != tc.wantPath ||
+				cfg.OAuth.Body != "json" || cfg.OAuth.DefaultExpiresIn.Std() != 8*time.Hour || strings.Join(cfg.Providers[1].RefreshWith, ",") != "keychain,file" {
+				t.Errorf("default config: %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestExampleConfigParses(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile(filepath.Join("..", "config.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseConfig(data, "config.example.yaml", nil); err != nil {
+		t.Fatalf("config.example.yaml: %v", err)
+	}
+}
+
+func TestLoadConfigResolution(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, providerName string) string {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		os.WriteFile(p, []byte("version: 1\nproviders:\n  - {name: "+providerName+", plugin: file}\n"), 0o600)
+		return p
+	}
+	flag := write("flag.yaml", "from-flag")
+	envFile := write("env.yaml", "from-env")
+	write("xdg/credhost/config.yaml", "from-xdg")
+	write("home/.config/credhost/config.yaml", "from-home")
+	home := filepath.Join(dir, "home")
+	tests := map[string]struct {
+		path    string
+		env     map[string]string
+		home    string
+		want    string
+		wantErr string
+	}{
+		"flag first":                {path: flag, env: map[string]string{"CREDHOST_CONFIG": envFile, "XDG_CONFIG_HOME": filepath.Join(dir, "xdg")}, want: "from-flag"},
+		"then CREDHOST_CONFIG":      {env: map[string]string{"CREDHOST_CONFIG": envFile, "XDG_CONFIG_HOME": filepath.Join(dir, "xdg")}, want: "from-env"},
+		"then XDG_CONFIG_HOME":      {env: map[string]string{"XDG_CONFIG_HOME": filepath.Join(dir, "xdg")}, home: home, want: "from-xdg"},
+		"then ~/.config":            {home: home, want: "from-home"},
+		"missing XDG file falls":    {env: map[string]string{"XDG_CONFIG_HOME": filepath.Join(dir, "none")}, home: home, want: "enterprise"},
+		"then the embedded default": {home: filepath.Join(dir, "nohome"), want: "enterprise"},
+		"missing flag file":         {path: filepath.Join(dir, "nope.yaml"), wantErr: "nope.yaml: cannot read the config file named by --config: no such file or directory"},
+		"missing env file":          {env: map[string]string{"CREDHOST_CONFIG": filepath.Join(dir, "nope.yaml")}, wantErr: "named by $CREDHOST_CONFIG"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := LoadConfig(LoadOptions{Path: tc.path, LookupEnv: env(tc.env), UserHomeDir: func() (string, error) { return tc.home, nil }})
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v; want ErrConfig containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Providers[0].Name != tc.want {
+				t.Errorf("loaded %s (first provider %q); want %q", cfg.Source, cfg.Providers[0].Name, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigCapsSize(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "big.yaml")
+	os.WriteFile(p, []byte(strings.Repeat("#", maxConfigSize+1)), 0o600)
+	_, err := LoadConfig(LoadOptions{Path: p, LookupEnv: env(nil)})
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("got %v; want a size error", err)
+	}
+}
