@@ -74,7 +74,7 @@ Exit codes: 0 ok (also when degraded), 1 no credential found,
 		return &exitError{code: exitUsage, err: err}
 	})
 
-	root.AddCommand(tokenCommand(g, stdout), statusCommand(g, stdout), pluginCommand())
+	root.AddCommand(tokenCommand(g, stdout), statusCommand(g, stdout), refreshCommand(g, stdout), pluginCommand())
 
 	err := root.Execute()
 	if err == nil {
@@ -89,6 +89,8 @@ Exit codes: 0 ok (also when degraded), 1 no credential found,
 		code = exitUsage
 	case errors.Is(err, host.ErrNoCredential):
 		code = exitNoCredential
+	case errors.Is(err, host.ErrRefreshFailed):
+		code = exitRefreshFailed
 	}
 	fmt.Fprintf(stderr, "credhost: %v\n", err)
 	return code
@@ -161,7 +163,7 @@ warnings go to stderr. Usable as Claude Code's apiKeyHelper.`,
 				return err
 			}
 			if res.Degraded && strict {
-				return &exitError{code: exitRefreshFailed, err: fmt.Errorf("provider %q: the token needs a refresh that failed (--strict)", res.Provider)}
+				return &exitError{code: exitRefreshFailed, err: fmt.Errorf("--strict: the token from %q needs a refresh that failed: %w", res.Provider, res.DegradedReason)}
 			}
 			if !asJSON {
 				_, err = fmt.Fprintln(stdout, res.Credential.AccessToken)
@@ -178,6 +180,48 @@ warnings go to stderr. Usable as Claude Code's apiKeyHelper.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"access_token","expires_at","provider","refreshed","degraded"}`)
 	cmd.Flags().BoolVar(&strict, "strict", false, "exit 3 instead of printing a token whose needed refresh failed")
+	return cmd
+}
+
+func refreshCommand(g *globals, stdout io.Writer) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "refresh",
+		Short: "Force a refresh of the current credential and save it (exit 3 if impossible)",
+		Long: `Force a refresh of the credential the chain yields now, whatever its
+expiry, and save it to the store it came from. Use it after the API answered
+401. Prints the provider and the new expiry (never the token); exits 3 when
+the credential cannot be refreshed or the refresh fails.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := commandContext(cmd)
+			defer cancel()
+			h, err := g.openHost()
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			res, err := h.Refresh(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(stdout, struct {
+					Provider    string     `json:"provider"`
+					ExpiresAt   *time.Time `json:"expires_at"`
+					Fingerprint string     `json:"fingerprint"`
+					Refreshed   bool       `json:"refreshed"`
+				}{res.Provider, expiryPtr(res.Credential.ExpiresAt), res.Credential.Fingerprint(), res.Refreshed})
+			}
+			expires := "unknown"
+			if !res.Credential.ExpiresAt.IsZero() {
+				expires = res.Credential.ExpiresAt.Local().Format(time.RFC3339)
+			}
+			_, err = fmt.Fprintf(stdout, "refreshed %s: expires %s (token %s)\n", res.Provider, expires, res.Credential.Fingerprint())
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 

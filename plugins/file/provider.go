@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/credhost/credhost/sdk"
 	"github.com/credhost/credhost/sdk/oauth"
@@ -310,5 +311,22 @@ func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
+	removeStaleTemps(dir, filepath.Base(path))
 	return syncDir(dir)
+}
+
+// staleTempAge is how old a leftover temporary file must be before Save
+// removes it: far longer than any write takes, so a temporary file another
+// process is writing right now is never touched.
+const staleTempAge = 10 * time.Minute
+
+// removeStaleTemps deletes temporary files a killed writer left behind.
+// Failures are ignored: they are litter, not data.
+func removeStaleTemps(dir, base string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, "."+base+"-*.tmp"))
+	for _, m := range matches {
+		if st, err := os.Lstat(m); err == nil && st.Mode().IsRegular() && time.Since(st.ModTime()) > staleTempAge {
+			os.Remove(m)
+		}
+	}
 }
