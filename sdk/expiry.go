@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -15,8 +16,9 @@ const msThreshold = 1e12
 
 // ParseExpiry parses an expiry as stores write it: epoch milliseconds or
 // seconds as a decimal number (values above 1e12 are milliseconds), or an
-// RFC 3339 time. "" and "0" mean unknown and return the zero Time. The error
-// quotes the value: an expiry is not a secret.
+// RFC 3339 time. "" and "0" mean unknown and return the zero Time. An
+// unparsable value is not quoted in the error: a token pasted into the wrong
+// variable or field must not reach a log.
 func ParseExpiry(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -28,16 +30,18 @@ func ParseExpiry(s string) (time.Time, error) {
 		}
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil {
-			return time.Time{}, fmt.Errorf("expiry %q: want epoch seconds, epoch milliseconds or an RFC 3339 time", s)
+			return time.Time{}, errExpiryFormat
 		}
 		return ExpiryFromEpoch(f)
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("expiry %q: want epoch seconds, epoch milliseconds or an RFC 3339 time", s)
+		return time.Time{}, errExpiryFormat
 	}
 	return t, nil
 }
+
+var errExpiryFormat = errors.New("expiry is not epoch seconds, epoch milliseconds or an RFC 3339 time (the value is not shown: it may be a misplaced secret)")
 
 // ExpiryFromEpoch converts an epoch number as stores write it (milliseconds
 // above 1e12, seconds otherwise) to a Time; 0 means unknown.

@@ -26,9 +26,9 @@ func TestParseExpiry(t *testing.T) {
 		"zero is unknown":      {in: "0", want: time.Time{}},
 		"space trimmed":        {in: " 1904281689 ", want: want},
 		"negative":             {in: "-5", wantErr: "negative"},
-		"words":                {in: "tomorrow", wantErr: `expiry "tomorrow"`},
+		"words, not quoted":    {in: "tomorrow", wantErr: "expiry is not epoch seconds"},
 		"absurdly large":       {in: "1e30", wantErr: "out of range"},
-		"NaN":                  {in: "NaN", wantErr: `expiry "NaN"`},
+		"NaN":                  {in: "NaN", wantErr: "expiry is not epoch seconds"},
 		"Inf":                  {in: "+Inf", wantErr: "not a number"},
 	}
 	for name, tc := range tests {
@@ -45,5 +45,13 @@ func TestParseExpiry(t *testing.T) {
 				t.Fatalf("ParseExpiry(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseExpiryNeverQuotesAString(t *testing.T) {
+	t.Parallel()
+	_, err := ParseExpiry("sk-ant-oat01-misplaced-SECRET")
+	if err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("got %v; want an error that does not quote the value", err)
 	}
 }

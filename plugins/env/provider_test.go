@@ -64,7 +64,7 @@ func TestRead(t *testing.T) {
 		"expiry in seconds":  {config: `{"var":"T","expires_var":"E"}`, vars: map[string]string{"T": "tok-1", "E": "1904281689"}, wantToken: "tok-1", wantExpiry: exp},
 		"expiry in RFC 3339": {config: `{"var":"T","expires_var":"E"}`, vars: map[string]string{"T": "tok-1", "E": "2030-05-06T07:08:09Z"}, wantToken: "tok-1", wantExpiry: exp},
 		"expiry var unset":   {config: `{"var":"T","expires_var":"E"}`, vars: map[string]string{"T": "tok-1"}, wantToken: "tok-1"},
-		"bad expiry":         {config: `{"var":"T","expires_var":"E"}`, vars: map[string]string{"T": "tok-1", "E": "soon"}, wantErr: `$E: expiry "soon"`},
+		"bad expiry":         {config: `{"var":"T","expires_var":"E"}`, vars: map[string]string{"T": "tok-1", "E": "soon"}, wantErr: "$E: expiry is not epoch seconds"},
 		"prefix ok":          {config: `{"var":"T","token_prefix":"sk-ant-oat01-"}`, vars: map[string]string{"T": "sk-ant-oat01-xyz"}, wantToken: "sk-ant-oat01-xyz"},
 		"prefix wrong":       {config: `{"var":"T","token_prefix":"sk-ant-oat01-"}`, vars: map[string]string{"T": "tok-secret"}, wantErr: `$T does not start with "sk-ant-oat01-"`},
 	}

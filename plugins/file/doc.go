@@ -7,12 +7,17 @@
 //	 "mcpOAuth": {...}}
 //
 // Read parses the object under the configured key (default claudeAiOauth).
-// expiresAt may be epoch milliseconds or seconds (above 1e12 is
-// milliseconds) or an RFC 3339 string. String fields other than the tokens
-// come back as Credential.Metadata. A missing file, key or access token is
-// sdk.ErrNotFound; anything malformed (bad JSON, wrong types, a file over
-// 1 MiB, a directory) is a fault whose message names the path and the field
-// and never quotes a value. Read never modifies the file.
+// expiresAt may be whole epoch milliseconds or seconds (above 1e12 is
+// milliseconds), as a number or a digit string, or an RFC 3339 string;
+// null, absent and 0 mean unknown. It is read at millisecond precision, the
+// precision Save writes (integer milliseconds), so a save and a re-read give
+// the same expiry. Other string fields of the object come back as
+// Credential.Metadata; fields of other types are not exposed but survive a
+// Save. A missing file, key or access token is sdk.ErrNotFound; anything
+// malformed (bad or truncated JSON, trailing data, wrong types, a fractional
+// or negative expiry, a file over 1 MiB, a directory or named pipe) is a
+// fault whose message names the path and the field and never quotes a
+// string from the file. Read never modifies the file.
 //
 // Save is read-modify-write: it keeps every key it does not own, at the top
 // level and inside the object, and refuses to overwrite a file it cannot

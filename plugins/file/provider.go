@@ -109,7 +109,7 @@ func (p *Provider) resolvePath(path string) (string, error) {
 			path = filepath.Join("~", ".claude", ".credentials.json")
 		}
 	}
-	if path == "~" || strings.HasPrefix(path, "~/") || strings.HasPrefix(path, `~\`) {
+	if path == "~" || strings.HasPrefix(path, "~/") || (filepath.Separator == '\\' && strings.HasPrefix(path, `~\`)) {
 		home, err := p.userHomeDir()
 		if err != nil || home == "" {
 			return "", fmt.Errorf("cannot expand ~ in %q: no home directory", path)
@@ -173,6 +173,18 @@ func load(path, key string) (*document, sdk.Credential, error) {
 
 // readCapped reads at most maxFileSize bytes of a regular file.
 func readCapped(path string) ([]byte, error) {
+	// Stat before opening: opening a named pipe blocks until a writer
+	// comes, which would hang Read and Save for good.
+	st, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: cannot stat: %w", path, unwrapPath(err))
+	}
+	if err := checkRegular(path, st); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -181,12 +193,11 @@ func readCapped(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: cannot open: %w", path, unwrapPath(err))
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
+	if st, err = f.Stat(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, unwrapPath(err))
 	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%s)", path, st.Mode().Type())
+	if err := checkRegular(path, st); err != nil {
+		return nil, err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
@@ -196,6 +207,26 @@ func readCapped(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: larger than %d bytes; not a credentials file", path, maxFileSize)
 	}
 	return data, nil
+}
+
+// checkRegular refuses anything but a regular file, saying what it is.
+func checkRegular(path string, st fs.FileInfo) error {
+	m := st.Mode()
+	if m.IsRegular() {
+		return nil
+	}
+	what := "a special file"
+	switch {
+	case m.IsDir():
+		what = "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		what = "a named pipe"
+	case m&fs.ModeSocket != 0:
+		what = "a socket"
+	case m&fs.ModeDevice != 0:
+		what = "a device"
+	}
+	return fmt.Errorf("%s: not a regular file (%s)", path, what)
 }
 
 func unwrapPath(err error) error {
@@ -231,9 +262,8 @@ func (p *Provider) Save(_ context.Context, cred sdk.Credential) error {
 		}
 		doc = parsed
 		if st, err := os.Stat(target); err == nil {
-			if narrower := st.Mode().Perm() & 0o600; narrower != 0 {
-				mode = narrower
-			}
+			// Never widen: 0644 becomes 0600, 0400 stays 0400.
+			mode = st.Mode().Perm() & 0o600
 		}
 	case errors.Is(err, fs.ErrNotExist):
 	default:

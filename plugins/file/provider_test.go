@@ -91,24 +91,33 @@ func TestRead(t *testing.T) {
 		wantErr     string // "" = success
 		notFound    bool
 	}{
-		"valid_ms.json":          {wantExpiry: fixtureExpiry, wantRefresh: fixtureRefresh, wantMeta: map[string]string{"subscriptionType": "max"}, wantScopes: []string{"user:inference", "user:profile"}},
-		"valid_seconds.json":     {wantExpiry: fixtureExpiry, wantRefresh: fixtureRefresh},
-		"valid_rfc3339.json":     {wantExpiry: fixtureExpiry, wantRefresh: fixtureRefresh},
-		"valid_string_ms.json":   {wantExpiry: fixtureExpiry},
-		"valid_null_expiry.json": {},
-		"extra_fields.json":      {wantExpiry: fixtureExpiry, wantRefresh: fixtureRefresh, wantMeta: map[string]string{"subscriptionType": "pro"}, wantScopes: []string{"user:inference"}},
-		"truncated.json":         {wantErr: "truncated JSON"},
-		"malformed.json":         {wantErr: "malformed JSON at byte"},
-		"wrong_access_type.json": {wantErr: "claudeAiOauth.accessToken: want a string, got number"},
-		"wrong_expiry_type.json": {wantErr: "claudeAiOauth.expiresAt: want epoch milliseconds or an RFC 3339 string, got object"},
-		"wrong_scopes_type.json": {wantErr: "claudeAiOauth.scopes: want an array of strings, got string"},
-		"key_is_array.json":      {wantErr: "claudeAiOauth: want an object, got array"},
-		"array_root.json":        {wantErr: "the file is not a JSON object"},
-		"negative_expiry.json":   {wantErr: "expiresAt: expiry -5 is negative"},
-		"trailing.json":          {wantErr: "trailing data"},
-		"empty_file.json":        {wantErr: "truncated JSON"},
-		"no_key.json":            {wantErr: `no "claudeAiOauth" object`, notFound: true},
-		"empty_access.json":      {wantErr: "claudeAiOauth has no accessToken", notFound: true},
+		"valid_ms.json":             {wantExpiry: fixtureExpiry, wantRefresh: fixtureRefresh, wantMeta: map[string]string{"subscriptionType": "max"}, wantScopes: []string{"user:inference", "user:profile"}},
+		"valid_seconds.json":        {wantExpiry: fixtureExpiry, wantRefresh: fixtureRefresh},
+		"valid_rfc3339.json":        {wantExpiry: fixtureExpiry, wantRefresh: fixtureRefresh},
+		"valid_string_ms.json":      {wantExpiry: fixtureExpiry},
+		"valid_null_expiry.json":    {},
+		"extra_fields.json":         {wantExpiry: fixtureExpiry, wantRefresh: fixtureRefresh, wantMeta: map[string]string{"subscriptionType": "pro"}, wantScopes: []string{"user:inference"}},
+		"truncated.json":            {wantErr: "truncated JSON"},
+		"malformed.json":            {wantErr: "malformed JSON at byte"},
+		"wrong_access_type.json":    {wantErr: "claudeAiOauth.accessToken: want a string, got number"},
+		"wrong_expiry_type.json":    {wantErr: "claudeAiOauth.expiresAt: want epoch milliseconds or an RFC 3339 string, got object"},
+		"wrong_scopes_type.json":    {wantErr: "claudeAiOauth.scopes: want an array of strings, got string"},
+		"key_is_array.json":         {wantErr: "claudeAiOauth: want an object, got array"},
+		"array_root.json":           {wantErr: "the file is not a JSON object"},
+		"negative_expiry.json":      {wantErr: "expiresAt: expiry -5 is negative"},
+		"trailing.json":             {wantErr: "trailing data"},
+		"empty_file.json":           {wantErr: "truncated JSON"},
+		"valid_float_ms.json":       {wantExpiry: fixtureExpiry, wantRefresh: fixtureRefresh},
+		"valid_rfc3339_offset.json": {wantExpiry: fixtureExpiry, wantRefresh: fixtureRefresh}, // +02:00, sub-millisecond part dropped
+		"valid_zero_expiry.json":    {},
+		"null_extra_field.json":     {wantMeta: map[string]string{"tier": "x"}}, // null and number fields are not metadata
+		"trailing_garbage.json":     {wantErr: "trailing data"},
+		"fractional_expiry.json":    {wantErr: "claudeAiOauth.expiresAt: expiry 1904281689.5 has a fraction"},
+		"expiry_not_a_time.json":    {wantErr: "claudeAiOauth.expiresAt: want epoch milliseconds, epoch seconds or an RFC 3339 time, got a string"},
+		"expiry_before_1970.json":   {wantErr: "claudeAiOauth.expiresAt: expiry is before 1970"},
+		"scope_not_string.json":     {wantErr: "claudeAiOauth.scopes: element 1: want a string, got null"},
+		"no_key.json":               {wantErr: `no "claudeAiOauth" object`, notFound: true},
+		"empty_access.json":         {wantErr: "claudeAiOauth has no accessToken", notFound: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -184,7 +193,7 @@ func TestReadFaults(t *testing.T) {
 		t.Parallel()
 		path := t.TempDir()
 		_, err := configured(t, path).Read(context.Background())
-		if err == nil || errors.Is(err, sdk.ErrNotFound) || !strings.Contains(err.Error(), path+": not a regular file") {
+		if err == nil || errors.Is(err, sdk.ErrNotFound) || !strings.Contains(err.Error(), path+": not a regular file (a directory)") {
 			t.Errorf("got %v; want a fault naming the path", err)
 		}
 	})
@@ -429,4 +438,89 @@ func TestConcurrentSaveAndRead(t *testing.T) {
 	if !bytes.Contains(data, []byte("mcpOAuth")) {
 		t.Errorf("concurrent saves lost a key")
 	}
+}
+
+func TestSaveExpiryRoundTrip(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		expiry  time.Time
+		want    time.Time // what Read gives back
+		written string    // the expiresAt literal in the file
+	}{
+		"milliseconds":                 {expiry: time.UnixMilli(1904281689123), want: time.UnixMilli(1904281689123), written: `"expiresAt":1904281689123`},
+		"sub-millisecond is truncated": {expiry: time.UnixMilli(1904281689123).Add(999 * time.Microsecond), want: time.UnixMilli(1904281689123), written: `"expiresAt":1904281689123`},
+		"unknown is null":              {expiry: time.Time{}, want: time.Time{}, written: `"expiresAt":null`},
+		"before 2001, whole seconds":   {expiry: time.Unix(1000, 0), want: time.Unix(1000, 0), written: `"expiresAt":1000`},
+		"before 2001, with a fraction": {expiry: time.UnixMilli(1000500), want: time.UnixMilli(1000500), written: `"expiresAt":"1970-01-01T00:16:40.500Z"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			path := copyFixture(t, "valid_ms.json")
+			p := configured(t, path)
+			if err := p.Save(context.Background(), sdk.Credential{AccessToken: "a", ExpiresAt: tc.expiry}); err != nil {
+				t.Fatal(err)
+			}
+			data, _ := os.ReadFile(path)
+			if !bytes.Contains(data, []byte(tc.written)) {
+				t.Errorf("file %s; want it to contain %s", data, tc.written)
+			}
+			got, err := p.Read(context.Background())
+			if err != nil {
+				t.Fatalf("Read after Save: %v", err)
+			}
+			if !got.ExpiresAt.Equal(tc.want) {
+				t.Errorf("expiry read back %v; want %v", got.ExpiresAt, tc.want)
+			}
+		})
+	}
+	t.Run("an expiry Read would reject is not written", func(t *testing.T) {
+		t.Parallel()
+		path := copyFixture(t, "valid_ms.json")
+		before, _ := os.ReadFile(path)
+		err := configured(t, path).Save(context.Background(), sdk.Credential{AccessToken: "a", ExpiresAt: time.Unix(-86400, 0)})
+		if err == nil || !strings.Contains(err.Error(), "before 1970") {
+			t.Errorf("Save of a 1969 expiry: %v; want an error", err)
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+			t.Errorf("the file changed")
+		}
+	})
+}
+
+func TestSaveKeepsNonStringFields(t *testing.T) {
+	t.Parallel()
+	path := copyFixture(t, "null_extra_field.json")
+	p := configured(t, path)
+	cred, err := p.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Save(context.Background(), cred); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	for _, want := range []string{`"subscriptionType":null`, `"count":3`, `"tier":"x"`} {
+		if !bytes.Contains(data, []byte(want)) {
+			t.Errorf("saved file %s lacks %s", data, want)
+		}
+	}
+}
+
+func TestSaveNeverWidensMode(t *testing.T) {
+	t.Parallel()
+	path := copyFixture(t, "valid_ms.json")
+	if err := os.Chmod(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	err := configured(t, path).Save(context.Background(), sdk.Credential{AccessToken: "a"})
+	if os.Geteuid() != 0 {
+		// Not root: the file cannot be read, so it is not rewritten.
+		if err == nil || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("Save over an unreadable file: %v; want permission denied", err)
+		}
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	assertMode(t, path, 0)
 }

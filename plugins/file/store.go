@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/credhost/credhost/sdk"
@@ -105,7 +106,9 @@ func parseObject(data []byte) (object, error) {
 	if _, err := dec.Token(); err != nil {
 		return nil, syntaxError(err)
 	}
-	if _, err := dec.Token(); err == nil {
+	// Only whitespace may follow. Token fails on trailing garbage rather
+	// than returning it, so anything but io.EOF here is trailing data.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("trailing data after the JSON object")
 	}
 	return o, nil
@@ -192,7 +195,7 @@ func credentialOf(o object, key string) (sdk.Credential, error) {
 			return "", nil
 		}
 		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if jsonKind(raw) != "string" || json.Unmarshal(raw, &s) != nil {
 			return "", fmt.Errorf("%s.%s: want a string, got %s", key, field, jsonKind(raw))
 		}
 		return s, nil
@@ -210,8 +213,8 @@ func credentialOf(o object, key string) (sdk.Credential, error) {
 		}
 	}
 	if raw, ok := o.get(fieldScopes); ok && !isNull(raw) {
-		if err := json.Unmarshal(raw, &c.Scopes); err != nil {
-			return c, fmt.Errorf("%s.%s: want an array of strings, got %s", key, fieldScopes, jsonKind(raw))
+		if c.Scopes, err = parseScopes(raw); err != nil {
+			return c, fmt.Errorf("%s.%s: %w", key, fieldScopes, err)
 		}
 	}
 	for _, m := range o {
@@ -220,7 +223,7 @@ func credentialOf(o object, key string) (sdk.Credential, error) {
 			continue
 		}
 		var s string
-		if json.Unmarshal(m.raw, &s) == nil {
+		if jsonKind(m.raw) == "string" && json.Unmarshal(m.raw, &s) == nil {
 			if c.Metadata == nil {
 				c.Metadata = map[string]string{}
 			}
@@ -233,26 +236,151 @@ func credentialOf(o object, key string) (sdk.Credential, error) {
 	return c, nil
 }
 
-// parseExpiry reads expiresAt: a number (epoch ms above 1e12, else s), a
-// string (RFC 3339 or such a number), or null.
+// Expiry ranges. A number above msThreshold is epoch milliseconds, anything
+// else epoch seconds (1e12 seconds is the year 33658; 1e12 milliseconds is
+// September 2001, before any token a store holds today). maxEpochMillis (the
+// year 318857, the bound sdk.ExpiryFromEpoch uses too) separates an expiry
+// from garbage.
+const (
+	msThreshold    = 1e12
+	maxEpochMillis = 1e16
+)
+
+// errExpiryString is the fault for an expiry string that is neither an
+// RFC 3339 time nor a number. It does not quote the string: a token pasted
+// into the wrong field must not end up in a log.
+var errExpiryString = errors.New("want epoch milliseconds, epoch seconds or an RFC 3339 time, got a string that is none of these")
+
+// parseExpiry reads expiresAt: a JSON number (epoch milliseconds above 1e12,
+// else epoch seconds; whole and not negative), a string holding an RFC 3339
+// time or such a number in decimal digits, or null. null, 0, "" and the epoch
+// itself mean unknown (the zero Time). The result is in UTC, truncated to the
+// millisecond: the precision encode writes, so a save and re-read give back
+// the same expiry.
 func parseExpiry(raw json.RawMessage) (time.Time, error) {
 	switch jsonKind(raw) {
 	case "null":
 		return time.Time{}, nil
 	case "number":
-		f, err := strconv.ParseFloat(string(bytes.TrimSpace(raw)), 64)
-		if err != nil || math.IsInf(f, 0) {
-			return time.Time{}, errors.New("not a usable number")
-		}
-		return sdk.ExpiryFromEpoch(f)
+		return expiryFromNumber(string(bytes.TrimSpace(raw)))
 	case "string":
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return time.Time{}, errors.New("malformed string")
+			return time.Time{}, errExpiryString
 		}
-		return sdk.ParseExpiry(s)
+		s = strings.TrimSpace(s)
+		switch {
+		case s == "":
+			return time.Time{}, nil
+		case isDigits(s):
+			return expiryFromNumber(s)
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return time.Time{}, errExpiryString
+		}
+		if t.Before(time.Unix(0, 0)) {
+			return time.Time{}, errors.New("expiry is before 1970")
+		}
+		return normalizeExpiry(t), nil
 	}
 	return time.Time{}, fmt.Errorf("want epoch milliseconds or an RFC 3339 string, got %s", jsonKind(raw))
+}
+
+func isDigits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// expiryFromNumber applies the milliseconds-or-seconds rule to the text of a
+// JSON number or a digit string. Plain digits are parsed exactly; other forms
+// ("1.7e12") must still be whole. A number is quoted in messages: it cannot
+// be a token.
+func expiryFromNumber(s string) (time.Time, error) {
+	if isDigits(s) {
+		n, err := strconv.ParseUint(s, 10, 64)
+		switch {
+		case err != nil || n > maxEpochMillis:
+			return time.Time{}, fmt.Errorf("expiry %.20s is out of range", s)
+		case n > msThreshold:
+			return normalizeExpiry(time.UnixMilli(int64(n))), nil
+		default:
+			return normalizeExpiry(time.Unix(int64(n), 0)), nil
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	switch {
+	case err != nil || math.IsInf(v, 0) || math.IsNaN(v) || v > maxEpochMillis:
+		return time.Time{}, fmt.Errorf("expiry %.20s is out of range", s)
+	case v < 0:
+		return time.Time{}, fmt.Errorf("expiry %.20s is negative", s)
+	case v != math.Trunc(v):
+		return time.Time{}, fmt.Errorf("expiry %.20s has a fraction; want whole epoch milliseconds or seconds", s)
+	case v > msThreshold:
+		return normalizeExpiry(time.UnixMilli(int64(v))), nil
+	default:
+		return normalizeExpiry(time.Unix(int64(v), 0)), nil
+	}
+}
+
+// normalizeExpiry truncates t to the millisecond, in UTC; the epoch itself,
+// like 0, means unknown.
+func normalizeExpiry(t time.Time) time.Time {
+	ms := t.UnixMilli()
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// encodeExpiry is what Save writes for an expiry: integer epoch milliseconds
+// (Claude Code's form), or null when unknown. Before September 2001 a
+// millisecond count would read back as seconds (values above 1e12 are
+// milliseconds), so such an expiry, which only tests use, is written as whole
+// seconds, or as an RFC 3339 string when it has a fraction of a second: it
+// reads back as the same time either way. An expiry Read would reject is an
+// error rather than a file Read then faults on.
+func encodeExpiry(t time.Time) (any, error) {
+	if t.IsZero() {
+		return nil, nil
+	}
+	ms := t.UnixMilli()
+	switch {
+	case ms == 0:
+		return nil, nil
+	case ms < 0:
+		return nil, errors.New("expiry is before 1970")
+	case ms > maxEpochMillis:
+		return nil, errors.New("expiry is out of range")
+	case ms > msThreshold:
+		return ms, nil
+	case ms%1000 == 0:
+		return ms / 1000, nil
+	default:
+		return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00"), nil
+	}
+}
+
+// parseScopes reads an array of strings; any other element is a fault.
+func parseScopes(raw json.RawMessage) ([]string, error) {
+	if kind := jsonKind(raw); kind != "array" {
+		return nil, fmt.Errorf("want an array of strings, got %s", kind)
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(raw, &elems); err != nil {
+		return nil, errors.New("want an array of strings")
+	}
+	scopes := make([]string, len(elems))
+	for i, e := range elems {
+		if kind := jsonKind(e); kind != "string" || json.Unmarshal(e, &scopes[i]) != nil {
+			return nil, fmt.Errorf("element %d: want a string, got %s", i, kind)
+		}
+	}
+	return scopes, nil
 }
 
 // encode returns the document with c written under key: the owned fields
@@ -275,16 +403,9 @@ func (d *document) encode(key string, c sdk.Credential) ([]byte, error) {
 			return nil, err
 		}
 	}
-	var exp any
-	if !c.ExpiresAt.IsZero() {
-		exp = c.ExpiresAt.UnixMilli()
-		if ms := c.ExpiresAt.UnixMilli(); ms <= 1e12 {
-			// Before September 2001 a millisecond count would read back as
-			// seconds (values above 1e12 are milliseconds): write seconds,
-			// so the expiry survives the round trip. Such a token has long
-			// expired either way.
-			exp = json.Number(strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64))
-		}
+	exp, err := encodeExpiry(c.ExpiresAt)
+	if err != nil {
+		return nil, fmt.Errorf("%s.%s: %w", key, fieldExpires, err)
 	}
 	if err := setJSON(fieldExpires, exp); err != nil {
 		return nil, err

@@ -1,6 +1,8 @@
 package file
 
 import (
+	"bytes"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,11 +45,26 @@ func FuzzParseStore(f *testing.F) {
 			t.Fatalf("re-parse of encoded document: %v\n%s", err, out)
 		}
 		if again.AccessToken != cred.AccessToken || again.RefreshToken != cred.RefreshToken ||
-			again.ExpiresAt.UnixMilli() != cred.ExpiresAt.UnixMilli() || !slices.Equal(again.Scopes, cred.Scopes) || len(again.Metadata) != len(cred.Metadata) {
+			!again.ExpiresAt.Equal(cred.ExpiresAt) || !slices.Equal(again.Scopes, cred.Scopes) || !maps.Equal(again.Metadata, cred.Metadata) {
 			t.Fatalf("round trip changed the credential: %v -> %v", cred, again)
 		}
 		if len(doc2.top) != len(doc.top) {
 			t.Fatalf("round trip changed the top-level keys: %d -> %d", len(doc.top), len(doc2.top))
+		}
+		// Every field of the credential object survives; the ones Save does
+		// not own keep their bytes.
+		for _, m := range doc.inner {
+			raw, ok := doc2.inner.get(m.key)
+			if !ok {
+				t.Fatalf("round trip lost the field %q", m.key)
+			}
+			switch m.key {
+			case fieldAccess, fieldRefresh, fieldExpires, fieldScopes:
+			default:
+				if jsonKind(m.raw) != "string" && !bytes.Equal(raw, m.raw) {
+					t.Fatalf("round trip changed the non-string field %q", m.key)
+				}
+			}
 		}
 	})
 }
