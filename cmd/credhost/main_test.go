@@ -53,15 +53,18 @@ type sandbox struct {
 func newSandbox(t *testing.T) *sandbox {
 	t.Helper()
 	home := t.TempDir()
-	s := &sandbox{t: t, home: home}
-	s.env = []string{
+	return &sandbox{t: t, home: home, env: newSandboxEnv(home)}
+}
+
+// newSandboxEnv is a clean environment around home.
+func newSandboxEnv(home string) []string {
+	return []string{
 		"HOME=" + home,
 		"PATH=" + os.Getenv("PATH"),
 		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
 		// No session bus: the keychain provider must report not-found.
 		"DBUS_SESSION_BUS_ADDRESS=",
 	}
-	return s
 }
 
 func (s *sandbox) setenv(kv ...string) { s.env = append(s.env, kv...) }

@@ -52,14 +52,18 @@ type Server struct {
 	ClientID string
 	// ExpiresIn is the lifetime it grants; default one hour.
 	ExpiresIn time.Duration
-	// Delay is how long it waits before answering each request.
+	// Delay is how long it waits before answering each request; set it
+	// with SetDelay once requests may be in flight.
 	Delay time.Duration
+
+	done chan struct{}
 
 	mu       sync.Mutex
 	mode     Mode
 	seq      int
 	families map[string]*family // refresh token -> family
-	requests int
+	requests int                // answered (after Delay)
+	arrived  int                // arrived (before Delay)
 	reuses   int
 	bodies   []string // content types seen
 }
@@ -76,9 +80,12 @@ func NewServer(t interface {
 	Cleanup(func())
 }) *Server {
 	t.Helper()
-	s := &Server{families: map[string]*family{}, ExpiresIn: time.Hour}
+	s := &Server{families: map[string]*family{}, ExpiresIn: time.Hour, done: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.Close)
+	t.Cleanup(func() {
+		close(s.done) // end delayed answers, so Close does not wait them out
+		s.Close()
+	})
 	return s
 }
 
@@ -120,6 +127,21 @@ func (s *Server) Requests() int {
 	return s.requests
 }
 
+// Arrived is how many token requests reached the server, including ones
+// still waiting out Delay or abandoned by their client.
+func (s *Server) Arrived() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.arrived
+}
+
+// SetDelay sets how long the server waits before answering each request.
+func (s *Server) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Delay = d
+}
+
 // Reuses is how many times a used refresh token came back.
 func (s *Server) Reuses() int {
 	s.mu.Lock()
@@ -143,10 +165,16 @@ func (s *Server) ContentTypes() []string {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	if s.Delay > 0 {
+	s.mu.Lock()
+	s.arrived++
+	delay := s.Delay
+	s.mu.Unlock()
+	if delay > 0 {
 		select {
-		case <-time.After(s.Delay):
+		case <-time.After(delay):
 		case <-r.Context().Done():
+			return
+		case <-s.done:
 			return
 		}
 	}
