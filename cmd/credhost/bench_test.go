@@ -13,6 +13,7 @@ import (
 //
 //	spawn/true          a bare process spawn (/bin/true)
 //	spawn/barereader    a minimal Go program that reads the same file
+//	spawn/pluginfloor   a Go program that links go-plugin and does nothing
 //	credhost/in-process `credhost token`, built-ins in-process (the default)
 //	credhost/process    `credhost token`, every built-in a plugin process
 //
@@ -28,9 +29,11 @@ func BenchmarkColdToken(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(dir, ".credentials.json"), []byte(validCredentials(time.Now().Add(time.Hour))), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	bare := filepath.Join(b.TempDir(), "barereader")
-	if out, err := exec.Command("go", "build", "-o", bare, "./testdata/barereader").CombinedOutput(); err != nil {
-		b.Fatalf("build barereader: %v\n%s", err, out)
+	bin := b.TempDir()
+	for _, name := range []string{"barereader", "pluginfloor"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, name), "./testdata/"+name).CombinedOutput(); err != nil {
+			b.Fatalf("build %s: %v\n%s", name, err, out)
+		}
 	}
 	env := []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "DBUS_SESSION_BUS_ADDRESS="}
 	cases := []struct {
@@ -39,7 +42,8 @@ func BenchmarkColdToken(b *testing.B) {
 		env  []string
 	}{
 		{"spawn/true", []string{"/bin/true"}, nil},
-		{"spawn/barereader", []string{bare}, nil},
+		{"spawn/barereader", []string{filepath.Join(bin, "barereader")}, nil},
+		{"spawn/pluginfloor", []string{filepath.Join(bin, "pluginfloor")}, nil},
 		{"credhost/in-process", []string{credhostBin, "token"}, []string{"CREDHOST_BUILTIN=in-process"}},
 		{"credhost/process", []string{credhostBin, "token"}, []string{"CREDHOST_BUILTIN=process"}},
 	}
