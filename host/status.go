@@ -87,7 +87,7 @@ func (h *Host) status(ctx context.Context, m *member, now time.Time) ProviderSta
 		exp := cred.ExpiresAt.UTC()
 		sec := Seconds(left.Round(time.Second))
 		st.ExpiresAt, st.ExpiresIn = &exp, &sec
-		st.NeedsRefresh = left <= h.cfg.Refresh.Buffer.Std()
+		st.NeedsRefresh = needsRefresh(cred, now, h.buffer())
 	}
 	st.Refreshable = len(m.cfg.RefreshWith) > 0 || (m.info.CanRefresh && cred.RefreshToken != "")
 	return st

@@ -136,10 +136,20 @@ func (g *globals) openHost() (*host.Host, error) {
 	return host.New(cfg, host.WithLogger(logger), host.WithBuiltins(b))
 }
 
-// commandContext is cancelled by an interrupt, so a hung plugin call ends
-// when the user presses Ctrl-C.
-func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(cmd.Context(), os.Interrupt)
+// withHost wraps a command body: it loads the config, builds the host, runs
+// run with a context that an interrupt cancels (so a hung plugin call ends
+// on Ctrl-C), and ends the plugin processes afterwards.
+func (g *globals) withHost(run func(context.Context, *host.Host) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt)
+		defer cancel()
+		h, err := g.openHost()
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		return run(ctx, h)
+	}
 }
 
 func tokenCommand(g *globals, stdout io.Writer) *cobra.Command {
@@ -150,14 +160,7 @@ func tokenCommand(g *globals, stdout io.Writer) *cobra.Command {
 		Long: `Print a usable access token and a newline on stdout, nothing else;
 warnings go to stderr. Usable as Claude Code's apiKeyHelper.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := commandContext(cmd)
-			defer cancel()
-			h, err := g.openHost()
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+		RunE: g.withHost(func(ctx context.Context, h *host.Host) error {
 			res, err := h.Token(ctx)
 			if err != nil {
 				return err
@@ -176,7 +179,7 @@ warnings go to stderr. Usable as Claude Code's apiKeyHelper.`,
 				Refreshed:   res.Refreshed,
 				Degraded:    res.Degraded,
 			})
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"access_token","expires_at","provider","refreshed","degraded"}`)
 	cmd.Flags().BoolVar(&strict, "strict", false, "exit 3 instead of printing a token whose needed refresh failed")
@@ -193,14 +196,7 @@ expiry, and save it to the store it came from. Use it after the API answered
 401. Prints the provider and the new expiry (never the token); exits 3 when
 the credential cannot be refreshed or the refresh fails.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := commandContext(cmd)
-			defer cancel()
-			h, err := g.openHost()
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+		RunE: g.withHost(func(ctx context.Context, h *host.Host) error {
 			res, err := h.Refresh(ctx)
 			if err != nil {
 				return err
@@ -219,7 +215,7 @@ the credential cannot be refreshed or the refresh fails.`,
 			}
 			_, err = fmt.Fprintf(stdout, "refreshed %s: expires %s (token %s)\n", res.Provider, expires, res.Credential.Fingerprint())
 			return err
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -248,14 +244,7 @@ func statusCommand(g *globals, stdout io.Writer) *cobra.Command {
 		Use:   "status",
 		Short: "Show every provider: found, empty or error, expiry, refreshable (never a secret)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := commandContext(cmd)
-			defer cancel()
-			h, err := g.openHost()
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+		RunE: g.withHost(func(ctx context.Context, h *host.Host) error {
 			rows := h.Status(ctx)
 			if asJSON {
 				return writeJSON(stdout, struct {
@@ -263,7 +252,7 @@ func statusCommand(g *globals, stdout io.Writer) *cobra.Command {
 				}{rows})
 			}
 			return writeStatusTable(stdout, rows)
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
