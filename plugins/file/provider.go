@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/credjson"
 	"github.com/credhost/credhost/sdk/oauth"
 )
 
@@ -153,7 +154,7 @@ func (p *Provider) Read(context.Context) (sdk.Credential, error) {
 
 // load reads and parses the file. A missing file, key or token is
 // sdk.ErrNotFound; everything else is a fault naming the path.
-func load(path, key string) (*document, sdk.Credential, error) {
+func load(path, key string) (*credjson.Document, sdk.Credential, error) {
 	data, err := readCapped(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -161,9 +162,9 @@ func load(path, key string) (*document, sdk.Credential, error) {
 		}
 		return nil, sdk.Credential{}, err
 	}
-	doc, cred, err := parseStore(data, key)
-	if errors.Is(err, errNoCredential) {
-		return doc, sdk.Credential{}, fmt.Errorf("%w: %s: %s", sdk.ErrNotFound, path, strings.TrimPrefix(err.Error(), errNoCredential.Error()+": "))
+	doc, cred, err := credjson.Parse(data, key)
+	if errors.Is(err, credjson.ErrNoCredential) {
+		return doc, sdk.Credential{}, fmt.Errorf("%w: %s: %s", sdk.ErrNotFound, path, strings.TrimPrefix(err.Error(), credjson.ErrNoCredential.Error()+": "))
 	}
 	if err != nil {
 		return nil, sdk.Credential{}, fmt.Errorf("%s: %w", path, err)
@@ -252,12 +253,12 @@ func (p *Provider) Save(_ context.Context, cred sdk.Credential) error {
 
 	target := resolve(path)
 	mode := os.FileMode(0o600)
-	doc := &document{}
+	doc := &credjson.Document{}
 	data, err := readCapped(target)
 	switch {
 	case err == nil:
-		parsed, _, perr := parseStore(data, key)
-		if perr != nil && !errors.Is(perr, errNoCredential) {
+		parsed, _, perr := credjson.Parse(data, key)
+		if perr != nil && !errors.Is(perr, credjson.ErrNoCredential) {
 			return fmt.Errorf("%s: refusing to overwrite a file that does not parse (%v); fix or remove it", path, perr)
 		}
 		doc = parsed
@@ -269,7 +270,7 @@ func (p *Provider) Save(_ context.Context, cred sdk.Credential) error {
 	default:
 		return fmt.Errorf("save: %w", err)
 	}
-	out, err := doc.encode(key, cred)
+	out, err := doc.Encode(key, cred)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -1,4 +1,4 @@
-package file
+package credjson
 
 import (
 	"bytes"
@@ -10,10 +10,10 @@ import (
 	"testing"
 )
 
-// FuzzParseStore: parsing never panics; a parsed credential has a token and
+// FuzzParse: parsing never panics; a parsed credential has a token and
 // no error ever quotes it; encode then parse gives the same credential and
 // keeps the other keys.
-func FuzzParseStore(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
 	for _, name := range files {
 		data, err := os.ReadFile(name)
@@ -23,7 +23,7 @@ func FuzzParseStore(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		doc, cred, err := parseStore(data, "claudeAiOauth")
+		doc, cred, err := Parse(data, "claudeAiOauth")
 		if err != nil {
 			if cred.AccessToken != "" && len(cred.AccessToken) > 8 && strings.Contains(err.Error(), cred.AccessToken) {
 				t.Fatalf("error quotes the token: %v", err)
@@ -33,16 +33,16 @@ func FuzzParseStore(f *testing.F) {
 		if cred.AccessToken == "" {
 			t.Fatal("success with an empty access token")
 		}
-		out, err := doc.encode("claudeAiOauth", cred)
+		out, err := doc.Encode("claudeAiOauth", cred)
 		if err != nil {
 			if strings.Contains(err.Error(), "would overwrite") {
 				return // metadata named like an owned field cannot exist after parse, but stay safe
 			}
 			t.Fatalf("encode: %v", err)
 		}
-		doc2, again, err := parseStore(out, "claudeAiOauth")
+		doc2, again, err := Parse(out, "claudeAiOauth")
 		if err != nil {
-			t.Fatalf("re-parse of encoded document: %v\n%s", err, out)
+			t.Fatalf("re-parse of encoded Document: %v\n%s", err, out)
 		}
 		if again.AccessToken != cred.AccessToken || again.RefreshToken != cred.RefreshToken ||
 			!again.ExpiresAt.Equal(cred.ExpiresAt) || !slices.Equal(again.Scopes, cred.Scopes) || !maps.Equal(again.Metadata, cred.Metadata) {

@@ -1,4 +1,22 @@
-package file
+// Package credjson reads and writes the credentials JSON document that Claude
+// Code keeps in ~/.claude/.credentials.json and in the OS keychain:
+//
+//	{"claudeAiOauth": {"accessToken": "...", "refreshToken": "...",
+//	  "expiresAt": 1767225600000, "scopes": [...], "subscriptionType": "max"},
+//	 "mcpOAuth": {...}}
+//
+// It is shared by every store that holds this document (plugins/file,
+// plugins/keychain), so they agree on every detail: expiresAt may be epoch
+// milliseconds or seconds (above 1e12 is milliseconds) or an RFC 3339
+// string; string fields other than the tokens are Credential.Metadata; a
+// missing key or access token is ErrNoCredential; anything malformed is an
+// error that names the field and never quotes a value. Encode rewrites the
+// document keeping every key it does not own, in the original order, and
+// writes expiresAt as integer milliseconds.
+//
+// Functions are pure; a Document is not safe for concurrent mutation (Encode
+// does not mutate it).
+package credjson
 
 import (
 	"bytes"
@@ -73,7 +91,7 @@ func (o object) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// errNotObject says the document or value is not a JSON object.
+// errNotObject says the Document or value is not a JSON object.
 var errNotObject = errors.New("not a JSON object")
 
 // parseObject parses one JSON object, keeping key order. A duplicate key
@@ -150,19 +168,24 @@ func jsonKind(raw json.RawMessage) string {
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
-// document is a parsed credentials file.
-type document struct {
+// DefaultKey is the object Claude Code keeps its OAuth credential under.
+const DefaultKey = "claudeAiOauth"
+
+// Document is a parsed credentials document; the zero value is an empty one
+// (Encode then writes a document holding only the credential).
+type Document struct {
 	top   object
 	inner object // the credential object; nil when the key is absent
 }
 
-// errNoCredential is the not-found case of parseStore.
-var errNoCredential = errors.New("no credential")
+// ErrNoCredential is the not-found case of Parse: the document has no object
+// under the key, or that object has no access token.
+var ErrNoCredential = errors.New("no credential")
 
-// parseStore parses a credentials file and the credential under key. It
-// returns errNoCredential (with the document) when the file holds no
+// Parse parses a credentials file and the credential under key. It
+// returns ErrNoCredential (with the Document) when the file holds no
 // credential under key; other errors name the field, never its value.
-func parseStore(data []byte, key string) (*document, sdk.Credential, error) {
+func Parse(data []byte, key string) (*Document, sdk.Credential, error) {
 	top, err := parseObject(data)
 	if err != nil {
 		if errors.Is(err, errNotObject) {
@@ -170,10 +193,10 @@ func parseStore(data []byte, key string) (*document, sdk.Credential, error) {
 		}
 		return nil, sdk.Credential{}, err
 	}
-	doc := &document{top: top}
+	doc := &Document{top: top}
 	raw, ok := top.get(key)
 	if !ok || isNull(raw) {
-		return doc, sdk.Credential{}, fmt.Errorf("%w: no %q object", errNoCredential, key)
+		return doc, sdk.Credential{}, fmt.Errorf("%w: no %q object", ErrNoCredential, key)
 	}
 	inner, err := parseObject(raw)
 	if err != nil {
@@ -231,7 +254,7 @@ func credentialOf(o object, key string) (sdk.Credential, error) {
 		}
 	}
 	if c.AccessToken == "" {
-		return c, fmt.Errorf("%w: %s has no %s", errNoCredential, key, fieldAccess)
+		return c, fmt.Errorf("%w: %s has no %s", ErrNoCredential, key, fieldAccess)
 	}
 	return c, nil
 }
@@ -383,9 +406,9 @@ func parseScopes(raw json.RawMessage) ([]string, error) {
 	return scopes, nil
 }
 
-// encode returns the document with c written under key: the owned fields
+// Encode returns the document with c written under key: the owned fields
 // set, metadata as string fields, every other key kept.
-func (d *document) encode(key string, c sdk.Credential) ([]byte, error) {
+func (d *Document) Encode(key string, c sdk.Credential) ([]byte, error) {
 	inner := append(object(nil), d.inner...)
 	setJSON := func(field string, v any) error {
 		raw, err := json.Marshal(v)
