@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +8,7 @@ import (
 	"github.com/credhost/credhost/host"
 	"github.com/credhost/credhost/plugins/env"
 	"github.com/credhost/credhost/plugins/file"
+	"github.com/credhost/credhost/plugins/keychain"
 	"github.com/credhost/credhost/sdk"
 )
 
@@ -16,7 +16,7 @@ import (
 var builtinProviders = map[string]func() sdk.Provider{
 	"env":      func() sdk.Provider { return env.New() },
 	"file":     func() sdk.Provider { return file.New() },
-	"keychain": func() sdk.Provider { return notBuilt("keychain") },
+	"keychain": func() sdk.Provider { return keychain.New() },
 }
 
 // builtins wires each built-in provider for the host: in-process it is a
@@ -35,24 +35,4 @@ func builtins() (map[string]host.Builtin, error) {
 		}
 	}
 	return out, nil
-}
-
-// notBuilt stands in for a provider this build does not have yet: it holds
-// nothing and says why, so the default chain still walks to the next store.
-type notBuiltProvider struct{ name string }
-
-func notBuilt(name string) sdk.Provider { return notBuiltProvider{name} }
-
-func (p notBuiltProvider) Info(context.Context) (sdk.Info, error) {
-	return sdk.Info{Name: p.name, Version: "0"}, nil
-}
-func (p notBuiltProvider) Configure(context.Context, sdk.ConfigureRequest) error { return nil }
-func (p notBuiltProvider) Read(context.Context) (sdk.Credential, error) {
-	return sdk.Credential{}, fmt.Errorf("%w: the %s provider is not in this build of credhost yet", sdk.ErrNotFound, p.name)
-}
-func (p notBuiltProvider) Save(context.Context, sdk.Credential) error {
-	return fmt.Errorf("%w: the %s provider is not in this build of credhost yet", sdk.ErrUnsupported, p.name)
-}
-func (p notBuiltProvider) Refresh(context.Context, sdk.Credential) (sdk.Credential, error) {
-	return sdk.Credential{}, fmt.Errorf("%w: the %s provider is not in this build of credhost yet", sdk.ErrUnsupported, p.name)
 }

@@ -1,0 +1,15 @@
+//go:build windows
+
+package keychain
+
+// available: Credential Manager is always there.
+func available(func(string) (string, bool)) error { return nil }
+
+// sizeLimit is Credential Manager's limit on a generic credential's blob.
+func sizeLimit(service, account string) (int, string) {
+	return 2560, "Windows Credential Manager takes at most 2560 bytes"
+}
+
+func overhead(service, account string) int { return 0 }
+
+func hint() string { return "check the credential in Windows Credential Manager" }
