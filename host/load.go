@@ -2,7 +2,6 @@ package host
 
 import (
 	"bytes"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,9 +20,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 )
-
-//go:embed default.yaml
-var defaultConfig []byte
 
 // DefaultSource is Config.Source for the embedded default.
 const DefaultSource = "embedded default"

@@ -278,3 +278,24 @@ func TestLoadConfigCapsSize(t *testing.T) {
 		t.Errorf("got %v; want a size error", err)
 	}
 }
+
+// TestWindowsDefaultParses checks the Windows default on every system (it is
+// embedded only in Windows builds).
+func TestWindowsDefaultParses(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("default_windows.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(data, "default_windows.yaml", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range cfg.Providers {
+		names = append(names, p.Name)
+	}
+	if strings.Join(names, ",") != "enterprise,oauth-env,wincred,file" || strings.Join(cfg.Providers[1].RefreshWith, ",") != "wincred,file" {
+		t.Errorf("Windows default chain: %v", names)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/credhost/credhost/plugins/env"
 	"github.com/credhost/credhost/plugins/file"
 	"github.com/credhost/credhost/plugins/keychain"
+	"github.com/credhost/credhost/plugins/wincred"
 	"github.com/credhost/credhost/sdk"
 )
 
@@ -17,6 +18,7 @@ var builtinProviders = map[string]func() sdk.Provider{
 	"env":      func() sdk.Provider { return env.New() },
 	"file":     func() sdk.Provider { return file.New() },
 	"keychain": func() sdk.Provider { return keychain.New() },
+	"wincred":  func() sdk.Provider { return wincred.New() },
 }
 
 // builtins wires each built-in provider for the host: in-process it is a

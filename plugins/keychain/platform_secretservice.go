@@ -17,8 +17,6 @@ func available(lookupEnv func(string) (string, bool)) error {
 // sizeLimit: the Secret Service has no documented limit.
 func sizeLimit(service, account string) (int, string) { return 0, "" }
 
-func overhead(service, account string) int { return 0 }
-
 func hint() string {
 	return "to use the keychain, run a Secret Service (gnome-keyring, KeePassXC) in this session and unlock it; otherwise the chain goes on without it"
 }

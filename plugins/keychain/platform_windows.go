@@ -10,6 +10,4 @@ func sizeLimit(service, account string) (int, string) {
 	return 2560, "Windows Credential Manager takes at most 2560 bytes"
 }
 
-func overhead(service, account string) int { return 0 }
-
 func hint() string { return "check the credential in Windows Credential Manager" }

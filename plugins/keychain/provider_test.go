@@ -134,8 +134,9 @@ func TestSaveKeepsOtherKeysAndChecksSize(t *testing.T) {
 	}
 
 	small := &fakeStore{}
-	p = configured(t, small, `{"service":"s","account":"a"}`)
+	p = New(WithStore(small))
 	p.limit = func(string, string) (int, string) { return 2560, "Windows Credential Manager takes at most 2560 bytes" }
+	sdktest.Configure(t, p, "keychain", `{"service":"s","account":"a"}`)
 	big := sdk.Credential{AccessToken: strings.Repeat("x", 3000)}
 	err := p.Save(context.Background(), big)
 	if err == nil || !strings.Contains(err.Error(), "at most 2560 bytes (nothing was written)") || small.sets != 0 {
@@ -207,8 +208,10 @@ func TestConfigure(t *testing.T) {
 	}
 	p := configured(t, &fakeStore{}, `{}`)
 	info, _ := p.Info(context.Background())
-	if p.cfg.service != DefaultService || p.cfg.account == "" || !strings.Contains(info.LockPath, "credhost/locks/keychain-") {
-		t.Errorf("defaults: %+v, lock %q", p.cfg, info.LockPath)
+	_, err := p.Read(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `service="Claude Code-credentials" account="`+currentUser(func(string) (string, bool) { return "", false })+`"`) ||
+		!strings.Contains(info.LockPath, "credhost/locks/keychain-") {
+		t.Errorf("defaults: %v, lock %q; want Claude Code's service and the current user", err, info.LockPath)
 	}
 	other := configured(t, &fakeStore{}, `{"account":"someone-else"}`)
 	if oi, _ := other.Info(context.Background()); oi.LockPath == info.LockPath {

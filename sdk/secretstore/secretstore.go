@@ -1,0 +1,249 @@
+// Package secretstore is the part every OS secret-store provider shares (the
+// keychain, Windows Credential Manager, any private vault with a get/set
+// API): the secret holds either Claude Code's credentials JSON document
+// (sdk/credjson, read-modify-write) or a raw token; reads that cannot reach
+// the store are not-found with a reason and a hint rather than faults; every
+// call is bounded by a timeout (a store waiting on an unlock prompt never
+// returns); a size limit is checked before anything is written; refresh is
+// the OAuth refresh_token grant (sdk/oauth).
+//
+// A provider supplies a Backend for its item and embeds Options in its
+// config struct, so the shared keys (format, key, token_prefix, timeout)
+// read the same everywhere.
+//
+// An Item is safe for concurrent use; its Saves are serialised.
+package secretstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/credjson"
+	"github.com/credhost/credhost/sdk/oauth"
+)
+
+// DefaultTimeout bounds one store call: a working store answers in
+// milliseconds; one that does not answer within a second is waiting for a
+// prompt nobody will see, and the chain should move on.
+const DefaultTimeout = time.Second
+
+var (
+	// ErrNoItem is what a Backend returns when the item does not exist.
+	ErrNoItem = errors.New("no such item")
+	// ErrUnavailable is wrapped by a Backend's error when the store cannot
+	// be reached (no session bus, no service, locked, not on this OS).
+	ErrUnavailable = errors.New("secret store unavailable")
+)
+
+// Backend is one item in a platform store.
+type Backend interface {
+	// Get returns the secret, ErrNoItem, or an error wrapping ErrUnavailable.
+	Get() (string, error)
+	// Set replaces the secret.
+	Set(secret string) error
+}
+
+// Options are the config keys every secret-store provider shares; embed it
+// in the provider's config struct.
+type Options struct {
+	// Format is "json" (default: the credentials document under Key) or
+	// "raw" (the secret is the access token alone).
+	Format string `json:"format"`
+	// Key is the document's credential object, default claudeAiOauth.
+	Key string `json:"key"`
+	// TokenPrefix is an opt-in format check, e.g. "sk-ant-oat01-".
+	TokenPrefix string `json:"token_prefix"`
+	// Timeout bounds one store call, e.g. "1s" (the default).
+	Timeout string `json:"timeout"`
+}
+
+// Spec describes one item for an Item.
+type Spec struct {
+	// Provider is the provider's name in the host config, for messages.
+	Provider string
+	// Describe names the item in messages, never its secret, e.g.
+	// `keychain item service="x" account="y"`.
+	Describe string
+	// Backend reaches the item.
+	Backend Backend
+	// Limit is the store's size limit for the secret in bytes (0: none);
+	// LimitWhy says which store and what it counts.
+	Limit    int
+	LimitWhy string
+	// Hint tells the user what to do when the store is unavailable.
+	Hint string
+	// LockKey identifies the item for its cross-process lock file.
+	LockKey string
+}
+
+// Item is a configured secret-store credential.
+type Item struct {
+	spec    Spec
+	format  string
+	key     string
+	prefix  string
+	timeout time.Duration
+	oauth   *oauth.Client
+
+	mu sync.Mutex // serialises Save's read-modify-write
+}
+
+// NewItem checks o and builds the item. An OAuth client is set up when
+// oauthCfg has a token URL and the format is json (a raw secret has no
+// refresh token to refresh with).
+func NewItem(spec Spec, o Options, oauthCfg sdk.OAuthConfig) (*Item, error) {
+	bad := func(key, msg string) error {
+		return fmt.Errorf("%w: provider %q: key %q: %s", sdk.ErrInvalidConfig, spec.Provider, key, msg)
+	}
+	it := &Item{spec: spec, format: o.Format, key: o.Key, prefix: o.TokenPrefix, timeout: DefaultTimeout}
+	switch it.format {
+	case "":
+		it.format = "json"
+	case "json", "raw":
+	default:
+		return nil, bad("format", fmt.Sprintf("%q: want json or raw", o.Format))
+	}
+	if it.key == "" {
+		it.key = credjson.DefaultKey
+	}
+	if o.Timeout != "" {
+		d, err := time.ParseDuration(o.Timeout)
+		if err != nil || d <= 0 {
+			return nil, bad("timeout", fmt.Sprintf("%q: want a positive duration such as 1s", o.Timeout))
+		}
+		it.timeout = d
+	}
+	if oauthCfg.TokenURL != "" && it.format == "json" {
+		client, err := oauth.New(oauthCfg)
+		if err != nil {
+			return nil, err
+		}
+		it.oauth = client
+	}
+	return it, nil
+}
+
+// Info fills in what the item can do and its lock file (in the user's cache
+// directory, keyed by plugin and LockKey).
+func (it *Item) Info(name string) sdk.Info {
+	info := sdk.Info{Name: name, Version: "1", CanSave: true, CanRefresh: it.oauth != nil}
+	if dir, err := os.UserCacheDir(); err == nil {
+		sum := sha256.Sum256([]byte(it.spec.LockKey))
+		info.LockPath = filepath.Join(dir, "credhost", "locks", name+"-"+hex.EncodeToString(sum[:8])+".lock")
+	}
+	return info
+}
+
+// Read returns the credential in the item, or sdk.ErrNotFound when there is
+// none or the store is unavailable.
+func (it *Item) Read(ctx context.Context) (sdk.Credential, error) {
+	var secret string
+	err := it.call(ctx, func() (err error) {
+		secret, err = it.spec.Backend.Get()
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrNoItem):
+		return sdk.Credential{}, fmt.Errorf("%w: no %s", sdk.ErrNotFound, it.spec.Describe)
+	case errors.Is(err, ErrUnavailable):
+		return sdk.Credential{}, fmt.Errorf("%w: %v; %s", sdk.ErrNotFound, err, it.spec.Hint)
+	case err != nil:
+		return sdk.Credential{}, fmt.Errorf("%s: %w", it.spec.Describe, err)
+	}
+	var cred sdk.Credential
+	if it.format == "raw" {
+		cred.AccessToken = strings.TrimSpace(secret)
+		if cred.AccessToken == "" {
+			return sdk.Credential{}, fmt.Errorf("%w: %s is empty", sdk.ErrNotFound, it.spec.Describe)
+		}
+	} else {
+		_, cred, err = credjson.Parse([]byte(secret), it.key)
+		if errors.Is(err, credjson.ErrNoCredential) {
+			return sdk.Credential{}, fmt.Errorf("%w: %s: %s", sdk.ErrNotFound, it.spec.Describe, strings.TrimPrefix(err.Error(), credjson.ErrNoCredential.Error()+": "))
+		}
+		if err != nil {
+			return sdk.Credential{}, fmt.Errorf("%s: %w", it.spec.Describe, err)
+		}
+	}
+	if it.prefix != "" && !strings.HasPrefix(cred.AccessToken, it.prefix) {
+		return sdk.Credential{}, fmt.Errorf("%s: the access token does not start with %q", it.spec.Describe, it.prefix)
+	}
+	return cred, nil
+}
+
+// call runs one store operation, giving up after the timeout. The abandoned
+// call ends with the process.
+func (it *Item) call(ctx context.Context, op func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	timer := time.NewTimer(it.timeout)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		return fmt.Errorf("%w: no answer within %s (a locked store waiting for an unlock prompt?)", ErrUnavailable, it.timeout)
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	}
+}
+
+// Save writes cred into the item: in json format by read-modify-write that
+// keeps every key it does not own (and refuses to overwrite an item it cannot
+// parse); the size limit is checked before anything is written.
+func (it *Item) Save(ctx context.Context, cred sdk.Credential) error {
+	if cred.AccessToken == "" {
+		return fmt.Errorf("%s: refusing to save a credential with no access token", it.spec.Describe)
+	}
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	secret := cred.AccessToken
+	if it.format == "json" {
+		doc := &credjson.Document{}
+		var old string
+		err := it.call(ctx, func() (err error) {
+			old, err = it.spec.Backend.Get()
+			return err
+		})
+		switch {
+		case err == nil:
+			parsed, _, perr := credjson.Parse([]byte(old), it.key)
+			if perr != nil && !errors.Is(perr, credjson.ErrNoCredential) {
+				return fmt.Errorf("%s: refusing to overwrite an item that does not parse (%v)", it.spec.Describe, perr)
+			}
+			doc = parsed
+		case errors.Is(err, ErrNoItem):
+		default:
+			return fmt.Errorf("%s: save: %w", it.spec.Describe, err)
+		}
+		out, err := doc.Encode(it.key, cred)
+		if err != nil {
+			return fmt.Errorf("%s: %w", it.spec.Describe, err)
+		}
+		secret = string(out)
+	}
+	if it.spec.Limit > 0 && len(secret) > it.spec.Limit {
+		return fmt.Errorf("%s: the secret is %d bytes; %s (nothing was written)", it.spec.Describe, len(secret), it.spec.LimitWhy)
+	}
+	if err := it.call(ctx, func() error { return it.spec.Backend.Set(secret) }); err != nil {
+		return fmt.Errorf("%s: save: %w", it.spec.Describe, err)
+	}
+	return nil
+}
+
+// Refresh runs the refresh_token grant (json format with a token URL).
+func (it *Item) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Credential, error) {
+	if it.oauth == nil {
+		return sdk.Credential{}, fmt.Errorf("%w: %s: refresh needs format json and an oauth token_url", sdk.ErrUnsupported, it.spec.Describe)
+	}
+	return it.oauth.Refresh(ctx, cred)
+}
