@@ -74,7 +74,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 	}
 	level := o.logger.GetLevel()
 	for i, pc := range cfg.Providers {
-		m := &member{cfg: pc, oauth: oauth, logger: o.logger}
+		m := &member{cfg: pc, oauth: oauth, logger: o.logger, callTimeout: cfg.Plugins.CallTimeout.Std()}
 		switch {
 		case pc.Command != "":
 			cmd := func() *exec.Cmd { return o.command(pc.Command, pc.Args...) }
@@ -262,12 +262,12 @@ func (h *Host) walk(ctx context.Context) (*member, sdk.Credential, error) {
 // read starts m if needed and reads its credential within the call timeout.
 // A credential without an access token is a fault of the provider.
 func (h *Host) read(ctx context.Context, m *member) (sdk.Credential, error) {
-	ctx, cancel := h.callContext(ctx)
-	defer cancel()
 	p, err := m.provider(ctx)
 	if err != nil {
 		return sdk.Credential{}, err
 	}
+	ctx, cancel := h.callContext(ctx)
+	defer cancel()
 	cred, err := p.Read(ctx)
 	if err != nil {
 		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: callError(ctx, err)}

@@ -33,10 +33,11 @@ type Builtin struct {
 // started and configured on first use so a chain that stops early never
 // pays for the providers after the winner.
 type member struct {
-	cfg    ProviderConfig
-	oauth  sdk.OAuthConfig
-	start  func() (sdk.Provider, *plugin.Client, error)
-	logger hclog.Logger
+	cfg         ProviderConfig
+	oauth       sdk.OAuthConfig
+	start       func() (sdk.Provider, *plugin.Client, error)
+	logger      hclog.Logger
+	callTimeout time.Duration // bounds Configure and Info, not the start
 
 	once   sync.Once
 	prov   sdk.Provider
@@ -61,7 +62,8 @@ func (m *member) setRetryAfter(t time.Time) {
 }
 
 // provider returns the started, configured provider, or the error that
-// stopped it; the first call starts it.
+// stopped it; the first call starts it. The start is bounded by
+// plugins.start_timeout, Configure and Info each by the call timeout.
 func (m *member) provider(ctx context.Context) (sdk.Provider, error) {
 	m.once.Do(func() {
 		prov, client, err := m.start()
@@ -78,18 +80,30 @@ func (m *member) provider(ctx context.Context) (sdk.Provider, error) {
 		if m.cfg.Config == nil {
 			raw = []byte("{}")
 		}
-		err = prov.Configure(ctx, sdk.ConfigureRequest{Name: m.cfg.Name, Config: raw, OAuth: m.oauth})
+		cctx, cancel := m.callContext(ctx)
+		err = prov.Configure(cctx, sdk.ConfigureRequest{Name: m.cfg.Name, Config: raw, OAuth: m.oauth})
+		cancel()
 		if err != nil {
 			m.err = &ProviderError{Provider: m.cfg.Name, Op: "configure", Err: err}
 			return
 		}
-		if info, err := prov.Info(ctx); err == nil {
+		cctx, cancel = m.callContext(ctx)
+		info, err := prov.Info(cctx)
+		cancel()
+		if err == nil {
 			m.info = info
 		} else {
 			m.logger.Warn("provider info failed", "provider", m.cfg.Name, "error", err)
 		}
 	})
 	return m.prov, m.err
+}
+
+func (m *member) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if m.callTimeout > 0 {
+		return context.WithTimeout(ctx, m.callTimeout)
+	}
+	return context.WithCancel(ctx)
 }
 
 // close ends the member's plugin process, if it has one.
