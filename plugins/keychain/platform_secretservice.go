@@ -2,14 +2,36 @@
 
 package keychain
 
-import "fmt"
+import (
+	"fmt"
 
-// available refuses to touch D-Bus without a session bus address: godbus
-// would otherwise autolaunch a bus through dbus-launch, leaving a daemon
-// behind for a process that only wanted to look up a token.
+	dbus "github.com/godbus/dbus/v5"
+)
+
+// secretServiceName is the well-known bus name of a Secret Service.
+const secretServiceName = "org.freedesktop.secrets"
+
+// available checks, without starting anything, that a Secret Service is
+// running on the session bus:
+//   - with no $DBUS_SESSION_BUS_ADDRESS it does not call D-Bus at all:
+//     godbus would autolaunch a bus through dbus-launch;
+//   - it asks the bus whether the Secret Service name has an owner
+//     (NameHasOwner), because calling the name would make the bus activate
+//     gnome-keyring-daemon from its .service file.
 func available(lookupEnv func(string) (string, bool)) error {
 	if addr, ok := lookupEnv("DBUS_SESSION_BUS_ADDRESS"); !ok || addr == "" {
 		return fmt.Errorf("%w: no D-Bus session bus ($DBUS_SESSION_BUS_ADDRESS is not set)", ErrUnavailable)
+	}
+	conn, err := dbus.SessionBus()
+	if err != nil {
+		return fmt.Errorf("%w: cannot reach the D-Bus session bus: %v", ErrUnavailable, err)
+	}
+	var running bool
+	if err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, secretServiceName).Store(&running); err != nil {
+		return fmt.Errorf("%w: cannot ask the session bus for a Secret Service: %v", ErrUnavailable, err)
+	}
+	if !running {
+		return fmt.Errorf("%w: no Secret Service is running on the session bus", ErrUnavailable)
 	}
 	return nil
 }
