@@ -299,3 +299,20 @@ func TestWindowsDefaultParses(t *testing.T) {
 		t.Errorf("Windows default chain: %v", names)
 	}
 }
+
+func TestExampleConfigsParse(t *testing.T) {
+	t.Parallel()
+	files, _ := filepath.Glob(filepath.Join("..", "examples", "configs", "*.yaml"))
+	if len(files) == 0 {
+		t.Fatal("no example configs found")
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseConfig(data, f, env(nil)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
