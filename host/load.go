@@ -324,8 +324,9 @@ func (p *parser) check(n *yaml.Node, t reflect.Type, path string) error {
 			return p.errAt(n, path, fmt.Sprintf("want a list, got %s", kindName(n)))
 		}
 		for i, c := range n.Content {
-			if c.Kind == yaml.ScalarNode && c.Tag == "!!null" && t.Elem().Kind() == reflect.Struct {
-				// yaml.v3 would drop it, shifting every later entry's index.
+			if c.Kind == yaml.ScalarNode && c.Tag == "!!null" {
+				// yaml.v3 would drop it, shifting every later entry's index
+				// and position.
 				return p.errAt(c, fmt.Sprintf("%s[%d]", path, i), "empty entry")
 			}
 			if err := p.check(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
@@ -334,19 +335,42 @@ func (p *parser) check(n *yaml.Node, t reflect.Type, path string) error {
 		}
 		return nil
 	case t.Kind() == reflect.Map:
-		return p.checkFree(n, path)
+		if n.Kind != yaml.MappingNode {
+			return p.errAt(n, path, fmt.Sprintf("want a mapping, got %s", kindName(n)))
+		}
+		if err := p.checkFree(n, path); err != nil {
+			return err
+		}
+		var m map[string]any
+		return p.decodeAt(n, &m, path)
 	case t.Kind() == reflect.String:
 		if n.Kind != yaml.ScalarNode {
 			return p.errAt(n, path, fmt.Sprintf("want a string, got %s", kindName(n)))
 		}
-		return nil
+		var s string
+		return p.decodeAt(n, &s, path)
 	case t.Kind() == reflect.Int:
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+		var v int
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&v) != nil {
 			return p.errAt(n, path, fmt.Sprintf("want a whole number, got %s %q", kindName(n), n.Value))
 		}
 		return nil
 	}
 	return p.errAt(n, path, "unsupported config type "+t.String())
+}
+
+// decodeAt decodes n into v, reporting a failure (an invalid !!binary, say)
+// at n rather than as the decoder's message for the whole document.
+func (p *parser) decodeAt(n *yaml.Node, v any, path string) error {
+	if err := n.Decode(v); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		var te *yaml.TypeError
+		if errors.As(err, &te) && len(te.Errors) > 0 {
+			msg = te.Errors[0]
+		}
+		return p.errAt(n, path, "cannot read the value: "+msg)
+	}
+	return nil
 }
 
 // checkFree checks a free-form block (a provider's config:): any keys, but
