@@ -2,11 +2,9 @@ package keychain
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/user"
-	"sync"
 
 	"github.com/credhost/credhost/sdk"
 	"github.com/credhost/credhost/sdk/secretstore"
@@ -38,8 +36,7 @@ type Provider struct {
 	lookupEnv func(string) (string, bool)
 	limit     func(service, account string) (limit int, why string) // the platform's size limit
 
-	mu   sync.RWMutex
-	item *secretstore.Item
+	secretstore.Provider // Info, Read, Save, Refresh
 }
 
 var _ sdk.Provider = (*Provider)(nil)
@@ -57,7 +54,7 @@ func WithLookupEnv(f func(string) (string, bool)) Option {
 
 // New returns an unconfigured keychain provider.
 func New(opts ...Option) *Provider {
-	p := &Provider{lookupEnv: os.LookupEnv, limit: sizeLimit}
+	p := &Provider{lookupEnv: os.LookupEnv, limit: sizeLimit, Provider: secretstore.Provider{Name: "keychain"}}
 	for _, o := range opts {
 		o(p)
 	}
@@ -109,9 +106,7 @@ func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	p.item = item
-	p.mu.Unlock()
+	p.SetItem(item)
 	return nil
 }
 
@@ -126,51 +121,4 @@ func currentUser(lookupEnv func(string) (string, bool)) string {
 		}
 	}
 	return ""
-}
-
-func (p *Provider) configured() (*secretstore.Item, error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.item == nil {
-		return nil, errors.New("keychain provider used before Configure")
-	}
-	return p.item, nil
-}
-
-// Info reports Save, Refresh (json format with a token URL) and the lock
-// file keyed by service and account.
-func (p *Provider) Info(context.Context) (sdk.Info, error) {
-	item, err := p.configured()
-	if err != nil {
-		return sdk.Info{Name: "keychain", Version: "1", CanSave: true}, nil
-	}
-	return item.Info("keychain"), nil
-}
-
-// Read returns the credential in the keychain item, or sdk.ErrNotFound when
-// there is none or the keyring is unavailable.
-func (p *Provider) Read(ctx context.Context) (sdk.Credential, error) {
-	item, err := p.configured()
-	if err != nil {
-		return sdk.Credential{}, err
-	}
-	return item.Read(ctx)
-}
-
-// Save writes cred into the keychain item (read-modify-write in json format).
-func (p *Provider) Save(ctx context.Context, cred sdk.Credential) error {
-	item, err := p.configured()
-	if err != nil {
-		return err
-	}
-	return item.Save(ctx, cred)
-}
-
-// Refresh runs the refresh_token grant (json format with a token URL).
-func (p *Provider) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Credential, error) {
-	item, err := p.configured()
-	if err != nil {
-		return sdk.Credential{}, err
-	}
-	return item.Refresh(ctx, cred)
 }

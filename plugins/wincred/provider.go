@@ -20,9 +20,7 @@ package wincred
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/credhost/credhost/sdk"
 	"github.com/credhost/credhost/sdk/secretstore"
@@ -39,8 +37,7 @@ const maxBlob = 2560
 type Provider struct {
 	newBackend func(target string) secretstore.Backend
 
-	mu   sync.RWMutex
-	item *secretstore.Item
+	secretstore.Provider // Info, Read, Save, Refresh
 }
 
 var _ sdk.Provider = (*Provider)(nil)
@@ -55,7 +52,7 @@ func WithBackend(f func(target string) secretstore.Backend) Option {
 
 // New returns an unconfigured provider.
 func New(opts ...Option) *Provider {
-	p := &Provider{newBackend: systemBackend}
+	p := &Provider{newBackend: systemBackend, Provider: secretstore.Provider{Name: "wincred"}}
 	for _, o := range opts {
 		o(p)
 	}
@@ -88,53 +85,6 @@ func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	p.item = item
-	p.mu.Unlock()
+	p.SetItem(item)
 	return nil
-}
-
-func (p *Provider) configured() (*secretstore.Item, error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.item == nil {
-		return nil, errors.New("wincred provider used before Configure")
-	}
-	return p.item, nil
-}
-
-// Info reports Save, Refresh (json format with a token URL) and the lock file.
-func (p *Provider) Info(context.Context) (sdk.Info, error) {
-	item, err := p.configured()
-	if err != nil {
-		return sdk.Info{Name: "wincred", Version: "1", CanSave: true}, nil
-	}
-	return item.Info("wincred"), nil
-}
-
-// Read returns the credential, or sdk.ErrNotFound (also on other systems).
-func (p *Provider) Read(ctx context.Context) (sdk.Credential, error) {
-	item, err := p.configured()
-	if err != nil {
-		return sdk.Credential{}, err
-	}
-	return item.Read(ctx)
-}
-
-// Save writes cred into the credential's blob.
-func (p *Provider) Save(ctx context.Context, cred sdk.Credential) error {
-	item, err := p.configured()
-	if err != nil {
-		return err
-	}
-	return item.Save(ctx, cred)
-}
-
-// Refresh runs the refresh_token grant.
-func (p *Provider) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Credential, error) {
-	item, err := p.configured()
-	if err != nil {
-		return sdk.Credential{}, err
-	}
-	return item.Refresh(ctx, cred)
 }

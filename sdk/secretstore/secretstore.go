@@ -247,3 +247,67 @@ func (it *Item) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Credentia
 	}
 	return it.oauth.Refresh(ctx, cred)
 }
+
+// Provider is the sdk.Provider methods of a secret-store provider, over the
+// Item its Configure builds: embed it and implement Configure, ending with
+// SetItem. Name is the plugin's name, reported by Info.
+type Provider struct {
+	Name string
+
+	mu   sync.RWMutex
+	item *Item
+}
+
+// SetItem installs the configured item.
+func (p *Provider) SetItem(it *Item) {
+	p.mu.Lock()
+	p.item = it
+	p.mu.Unlock()
+}
+
+func (p *Provider) configured() (*Item, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.item == nil {
+		return nil, fmt.Errorf("%s provider used before Configure", p.Name)
+	}
+	return p.item, nil
+}
+
+// Info reports Save, Refresh (json format with a token URL) and the lock
+// file of the item.
+func (p *Provider) Info(context.Context) (sdk.Info, error) {
+	it, err := p.configured()
+	if err != nil {
+		return sdk.Info{Name: p.Name, Version: "1", CanSave: true}, nil
+	}
+	return it.Info(p.Name), nil
+}
+
+// Read returns the item's credential, or sdk.ErrNotFound when there is none
+// or the store is unavailable.
+func (p *Provider) Read(ctx context.Context) (sdk.Credential, error) {
+	it, err := p.configured()
+	if err != nil {
+		return sdk.Credential{}, err
+	}
+	return it.Read(ctx)
+}
+
+// Save writes cred into the item.
+func (p *Provider) Save(ctx context.Context, cred sdk.Credential) error {
+	it, err := p.configured()
+	if err != nil {
+		return err
+	}
+	return it.Save(ctx, cred)
+}
+
+// Refresh runs the refresh_token grant.
+func (p *Provider) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Credential, error) {
+	it, err := p.configured()
+	if err != nil {
+		return sdk.Credential{}, err
+	}
+	return it.Refresh(ctx, cred)
+}
