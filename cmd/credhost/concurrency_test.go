@@ -40,28 +40,25 @@ func (s *sandbox) storm(n int) (outs, errs []string, runErrs []error) {
 // and revoke the family); every process prints the same new token.
 func TestRefreshStormAcrossProcesses(t *testing.T) {
 	t.Parallel()
-	for _, mode := range modes {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			s, srv := newRefreshSandbox(t, mode)
-			srv.SetDelay(500 * time.Millisecond)
-			old, _ := s.loginFile(srv, time.Now().Add(-time.Minute))
-			const n = 16
-			outs, errs, runErrs := s.storm(n)
-			if srv.Requests() != 1 || srv.Reuses() != 0 {
-				t.Errorf("%d token requests, %d reuses; want exactly 1 and none", srv.Requests(), srv.Reuses())
+	inModes(t, func(t *testing.T, mode string) {
+		s, srv := newRefreshSandbox(t, mode)
+		srv.SetDelay(500 * time.Millisecond)
+		old, _ := s.loginFile(srv, time.Now().Add(-time.Minute))
+		const n = 16
+		outs, errs, runErrs := s.storm(n)
+		if srv.Requests() != 1 || srv.Reuses() != 0 {
+			t.Errorf("%d token requests, %d reuses; want exactly 1 and none", srv.Requests(), srv.Reuses())
+		}
+		saved := s.readCredentials().Access
+		if saved == old {
+			t.Fatalf("the file still holds the old token")
+		}
+		for i := range n {
+			if runErrs[i] != nil || outs[i] != saved+"\n" {
+				t.Errorf("process %d: %v, printed the saved token: %v\nstderr:\n%s", i, runErrs[i], outs[i] == saved+"\n", errs[i])
 			}
-			saved := s.readCredentials().Access
-			if saved == old {
-				t.Fatalf("the file still holds the old token")
-			}
-			for i := range n {
-				if runErrs[i] != nil || outs[i] != saved+"\n" {
-					t.Errorf("process %d: %v, printed the saved token: %v\nstderr:\n%s", i, runErrs[i], outs[i] == saved+"\n", errs[i])
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // TestKilledLockHolderDoesNotBlock kills a process with SIGKILL while it

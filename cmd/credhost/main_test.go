@@ -119,8 +119,20 @@ func validCredentials(expiresAt time.Time) string {
 		fileAccess, fileRefresh, expiresAt.UnixMilli())
 }
 
-// modes runs a test with the built-ins in-process and as plugin processes.
+// modes are the two ways built-ins run: in the credhost process, and as
+// plugin processes of it (CREDHOST_BUILTIN in the embedded default).
 var modes = []string{"in-process", "process"}
+
+// inModes runs test once per mode, as parallel subtests.
+func inModes(t *testing.T, test func(t *testing.T, mode string)) {
+	t.Helper()
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			test(t, mode)
+		})
+	}
+}
 
 func TestTokenPriority(t *testing.T) {
 	t.Parallel()
@@ -190,28 +202,25 @@ func TestTokenPriority(t *testing.T) {
 
 func TestNothingFound(t *testing.T) {
 	t.Parallel()
-	for _, mode := range modes {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			s := newSandbox(t)
-			s.setenv("CREDHOST_BUILTIN=" + mode)
-			r := s.run("token")
-			if r.code != 1 || r.stdout != "" {
-				t.Fatalf("token with nothing anywhere: exit %d, stdout %q; want exit 1 and no stdout", r.code, r.stdout)
+	inModes(t, func(t *testing.T, mode string) {
+		s := newSandbox(t)
+		s.setenv("CREDHOST_BUILTIN=" + mode)
+		r := s.run("token")
+		if r.code != 1 || r.stdout != "" {
+			t.Fatalf("token with nothing anywhere: exit %d, stdout %q; want exit 1 and no stdout", r.code, r.stdout)
+		}
+		for _, want := range []string{
+			"enterprise (empty): $ANTHROPIC_AUTH_TOKEN is not set",
+			"oauth-env (empty): $CLAUDE_CODE_OAUTH_TOKEN is not set",
+			"keychain (empty)",
+			"file (empty)", filepath.Join(s.home, ".claude", ".credentials.json"),
+			"to fix:",
+		} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 			}
-			for _, want := range []string{
-				"enterprise (empty): $ANTHROPIC_AUTH_TOKEN is not set",
-				"oauth-env (empty): $CLAUDE_CODE_OAUTH_TOKEN is not set",
-				"keychain (empty)",
-				"file (empty)", filepath.Join(s.home, ".claude", ".credentials.json"),
-				"to fix:",
-			} {
-				if !strings.Contains(r.stderr, want) {
-					t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 func TestBrokenFileIsSkippedAndUntouched(t *testing.T) {
@@ -318,74 +327,68 @@ func TestConfigErrorsExit2(t *testing.T) {
 
 func TestStatusNeverShowsSecrets(t *testing.T) {
 	t.Parallel()
-	for _, mode := range modes {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			s := newSandbox(t)
-			s.setenv("CREDHOST_BUILTIN="+mode, "ANTHROPIC_AUTH_TOKEN="+enterpriseTk, "CLAUDE_CODE_OAUTH_TOKEN="+oauthEnvTok)
-			s.writeCredentials(validCredentials(time.Now().Add(2 * time.Minute)))
+	inModes(t, func(t *testing.T, mode string) {
+		s := newSandbox(t)
+		s.setenv("CREDHOST_BUILTIN="+mode, "ANTHROPIC_AUTH_TOKEN="+enterpriseTk, "CLAUDE_CODE_OAUTH_TOKEN="+oauthEnvTok)
+		s.writeCredentials(validCredentials(time.Now().Add(2 * time.Minute)))
 
-			r := s.run("status", "--log-level", "trace")
-			if r.code != 0 {
-				t.Fatalf("status: exit %d; stderr:\n%s", r.code, r.stderr)
+		r := s.run("status", "--log-level", "trace")
+		if r.code != 0 {
+			t.Fatalf("status: exit %d; stderr:\n%s", r.code, r.stderr)
+		}
+		assertNoSecret(t, "status stdout", r.stdout)
+		assertNoSecret(t, "status stderr", r.stderr)
+		for _, want := range []string{"enterprise", "oauth-env", "keychain", "file", "found", "empty", "(needs refresh)"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("status lacks %q:\n%s", want, r.stdout)
 			}
-			assertNoSecret(t, "status stdout", r.stdout)
-			assertNoSecret(t, "status stderr", r.stderr)
-			for _, want := range []string{"enterprise", "oauth-env", "keychain", "file", "found", "empty", "(needs refresh)"} {
-				if !strings.Contains(r.stdout, want) {
-					t.Errorf("status lacks %q:\n%s", want, r.stdout)
-				}
-			}
+		}
 
-			r = s.run("status", "--json", "--log-level", "trace", "--log-format", "json")
-			assertNoSecret(t, "status --json stdout", r.stdout)
-			assertNoSecret(t, "status --json stderr", r.stderr)
-			var got struct {
-				Providers []struct {
-					Name, State, Fingerprint string
-					Refreshable              bool
-					NeedsRefresh             bool `json:"needs_refresh"`
-					ExpiresIn                *int `json:"expires_in_seconds"`
-				} `json:"providers"`
+		r = s.run("status", "--json", "--log-level", "trace", "--log-format", "json")
+		assertNoSecret(t, "status --json stdout", r.stdout)
+		assertNoSecret(t, "status --json stderr", r.stderr)
+		var got struct {
+			Providers []struct {
+				Name, State, Fingerprint string
+				Refreshable              bool
+				NeedsRefresh             bool `json:"needs_refresh"`
+				ExpiresIn                *int `json:"expires_in_seconds"`
+			} `json:"providers"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, r.stdout)
+		}
+		if len(got.Providers) != 4 {
+			t.Fatalf("status --json: %d providers; want 4", len(got.Providers))
+		}
+		file := got.Providers[3]
+		if file.Name != "file" || file.State != "found" || file.Fingerprint == "" || !file.NeedsRefresh ||
+			file.ExpiresIn == nil || *file.ExpiresIn <= 0 || *file.ExpiresIn > 120 {
+			t.Errorf("status --json file row: %+v; want found, a fingerprint, 0 < expires_in <= 120, needs_refresh\n%s", file, r.stdout)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+			if line != "" && !json.Valid([]byte(line)) {
+				t.Errorf("--log-format json wrote a non-JSON line: %q", line)
 			}
-			if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
-				t.Fatalf("status --json: %v\n%s", err, r.stdout)
-			}
-			if len(got.Providers) != 4 {
-				t.Fatalf("status --json: %d providers; want 4", len(got.Providers))
-			}
-			file := got.Providers[3]
-			if file.Name != "file" || file.State != "found" || file.Fingerprint == "" || !file.NeedsRefresh ||
-				file.ExpiresIn == nil || *file.ExpiresIn <= 0 || *file.ExpiresIn > 120 {
-				t.Errorf("status --json file row: %+v; want found, a fingerprint, 0 < expires_in <= 120, needs_refresh\n%s", file, r.stdout)
-			}
-			for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
-				if line != "" && !json.Valid([]byte(line)) {
-					t.Errorf("--log-format json wrote a non-JSON line: %q", line)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 func TestTokenTraceLogsHoldNoSecret(t *testing.T) {
 	t.Parallel()
-	for _, mode := range modes {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			s := newSandbox(t)
-			s.setenv("CREDHOST_BUILTIN=" + mode)
-			s.writeCredentials(validCredentials(time.Now().Add(time.Hour)))
-			r := s.run("token", "--log-level", "trace")
-			if r.code != 0 || r.stdout != fileAccess+"\n" {
-				t.Fatalf("token: exit %d; stderr:\n%s", r.code, r.stderr)
-			}
-			if !strings.Contains(r.stderr, "credential found") {
-				t.Errorf("trace log lacks the 'credential found' line; is the level applied?\n%s", r.stderr)
-			}
-			assertNoSecret(t, "stderr", r.stderr)
-		})
-	}
+	inModes(t, func(t *testing.T, mode string) {
+		s := newSandbox(t)
+		s.setenv("CREDHOST_BUILTIN=" + mode)
+		s.writeCredentials(validCredentials(time.Now().Add(time.Hour)))
+		r := s.run("token", "--log-level", "trace")
+		if r.code != 0 || r.stdout != fileAccess+"\n" {
+			t.Fatalf("token: exit %d; stderr:\n%s", r.code, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "credential found") {
+			t.Errorf("trace log lacks the 'credential found' line; is the level applied?\n%s", r.stderr)
+		}
+		assertNoSecret(t, "stderr", r.stderr)
+	})
 }
 
 func assertNoSecret(t *testing.T, where, s string) {

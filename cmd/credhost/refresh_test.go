@@ -61,53 +61,50 @@ func newRefreshSandbox(t *testing.T, mode string) (*sandbox, *oauthtest.Server) 
 
 func TestTokenRefreshesThroughTheFile(t *testing.T) {
 	t.Parallel()
-	for _, mode := range modes {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			s, srv := newRefreshSandbox(t, mode)
-			oldAccess, oldRefresh := s.loginFile(srv, time.Now().Add(2*time.Minute))
-			before := time.Now()
-			r := s.run("token", "--json", "--log-level", "trace")
-			if r.code != 0 {
-				t.Fatalf("token: exit %d; stderr:\n%s", r.code, r.stderr)
+	inModes(t, func(t *testing.T, mode string) {
+		s, srv := newRefreshSandbox(t, mode)
+		oldAccess, oldRefresh := s.loginFile(srv, time.Now().Add(2*time.Minute))
+		before := time.Now()
+		r := s.run("token", "--json", "--log-level", "trace")
+		if r.code != 0 {
+			t.Fatalf("token: exit %d; stderr:\n%s", r.code, r.stderr)
+		}
+		var got tokenJSON
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+			t.Fatal(err)
+		}
+		st := s.readCredentials()
+		if !got.Refreshed || got.Degraded || got.AccessToken == oldAccess || got.AccessToken != st.Access {
+			t.Errorf("refreshed %v degraded %v; want a new token, saved to the file", got.Refreshed, got.Degraded)
+		}
+		if st.Refresh == oldRefresh || st.Refresh == "" {
+			t.Errorf("the rotated refresh token was not saved")
+		}
+		ms, err := st.ExpiresAt.Int64()
+		if err != nil || time.UnixMilli(ms).Before(before.Add(59*time.Minute)) {
+			t.Errorf("expiresAt %q: want integer milliseconds about an hour ahead", st.ExpiresAt)
+		}
+		inner := st.Raw["claudeAiOauth"].(map[string]any)
+		if inner["subscriptionType"] != "max" || st.Raw["mcpOAuth"] == nil || fmt.Sprint(inner["scopes"]) != "[user:inference user:profile]" {
+			t.Errorf("other keys lost or scopes not updated: %v", st.Raw)
+		}
+		if fi, _ := os.Stat(filepath.Join(s.home, ".claude", ".credentials.json")); fi.Mode().Perm() != 0o600 {
+			t.Errorf("mode %o; want 0600", fi.Mode().Perm())
+		}
+		if srv.Requests() != 1 {
+			t.Errorf("%d token requests; want 1", srv.Requests())
+		}
+		for _, secret := range []string{oldAccess, oldRefresh, st.Access, st.Refresh} {
+			if strings.Contains(r.stderr, secret) {
+				t.Errorf("trace log holds a token:\n%s", r.stderr)
 			}
-			var got tokenJSON
-			if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
-				t.Fatal(err)
-			}
-			st := s.readCredentials()
-			if !got.Refreshed || got.Degraded || got.AccessToken == oldAccess || got.AccessToken != st.Access {
-				t.Errorf("refreshed %v degraded %v; want a new token, saved to the file", got.Refreshed, got.Degraded)
-			}
-			if st.Refresh == oldRefresh || st.Refresh == "" {
-				t.Errorf("the rotated refresh token was not saved")
-			}
-			ms, err := st.ExpiresAt.Int64()
-			if err != nil || time.UnixMilli(ms).Before(before.Add(59*time.Minute)) {
-				t.Errorf("expiresAt %q: want integer milliseconds about an hour ahead", st.ExpiresAt)
-			}
-			inner := st.Raw["claudeAiOauth"].(map[string]any)
-			if inner["subscriptionType"] != "max" || st.Raw["mcpOAuth"] == nil || fmt.Sprint(inner["scopes"]) != "[user:inference user:profile]" {
-				t.Errorf("other keys lost or scopes not updated: %v", st.Raw)
-			}
-			if fi, _ := os.Stat(filepath.Join(s.home, ".claude", ".credentials.json")); fi.Mode().Perm() != 0o600 {
-				t.Errorf("mode %o; want 0600", fi.Mode().Perm())
-			}
-			if srv.Requests() != 1 {
-				t.Errorf("%d token requests; want 1", srv.Requests())
-			}
-			for _, secret := range []string{oldAccess, oldRefresh, st.Access, st.Refresh} {
-				if strings.Contains(r.stderr, secret) {
-					t.Errorf("trace log holds a token:\n%s", r.stderr)
-				}
-			}
-			// The next call finds the fresh token and sends nothing.
-			r = s.run("token")
-			if r.code != 0 || r.stdout != st.Access+"\n" || srv.Requests() != 1 {
-				t.Errorf("second token: exit %d, %d requests; want the saved token and no request", r.code, srv.Requests())
-			}
-		})
-	}
+		}
+		// The next call finds the fresh token and sends nothing.
+		r = s.run("token")
+		if r.code != 0 || r.stdout != st.Access+"\n" || srv.Requests() != 1 {
+			t.Errorf("second token: exit %d, %d requests; want the saved token and no request", r.code, srv.Requests())
+		}
+	})
 }
 
 func TestRefreshFailureDegrades(t *testing.T) {
@@ -168,32 +165,29 @@ func TestRefreshFailureDegrades(t *testing.T) {
 
 func TestEnvTokenBorrowsOnlyItsOwnExpiry(t *testing.T) {
 	t.Parallel()
-	for _, mode := range modes {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			// Same token in the environment and the file: borrowed, refreshed.
-			s, srv := newRefreshSandbox(t, mode)
-			access, _ := s.loginFile(srv, time.Now().Add(time.Minute))
-			s.setenv("CLAUDE_CODE_OAUTH_TOKEN=" + access)
-			r := s.run("token", "--json")
-			var got tokenJSON
-			json.Unmarshal([]byte(r.stdout), &got)
-			if r.code != 0 || !got.Refreshed || got.Provider != "oauth-env" || got.AccessToken != s.readCredentials().Access {
-				t.Errorf("same token: exit %d refreshed %v provider %q; want oauth-env refreshed through the file\n%s", r.code, got.Refreshed, got.Provider, r.stderr)
-			}
+	inModes(t, func(t *testing.T, mode string) {
+		// Same token in the environment and the file: borrowed, refreshed.
+		s, srv := newRefreshSandbox(t, mode)
+		access, _ := s.loginFile(srv, time.Now().Add(time.Minute))
+		s.setenv("CLAUDE_CODE_OAUTH_TOKEN=" + access)
+		r := s.run("token", "--json")
+		var got tokenJSON
+		json.Unmarshal([]byte(r.stdout), &got)
+		if r.code != 0 || !got.Refreshed || got.Provider != "oauth-env" || got.AccessToken != s.readCredentials().Access {
+			t.Errorf("same token: exit %d refreshed %v provider %q; want oauth-env refreshed through the file\n%s", r.code, got.Refreshed, got.Provider, r.stderr)
+		}
 
-			// A different token in the environment: used as is, nothing sent.
-			s2, srv2 := newRefreshSandbox(t, mode)
-			s2.loginFile(srv2, time.Now().Add(-time.Hour))
-			s2.setenv("CLAUDE_CODE_OAUTH_TOKEN=user-chosen-token-SECRET")
-			r = s2.run("token", "--json")
-			got = tokenJSON{}
-			json.Unmarshal([]byte(r.stdout), &got)
-			if r.code != 0 || got.AccessToken != "user-chosen-token-SECRET" || got.Refreshed || got.Degraded || got.ExpiresAt != nil || srv2.Requests() != 0 {
-				t.Errorf("different token: exit %d refreshed %v degraded %v expires %v, %d requests; want it as is, unknown expiry, no request", r.code, got.Refreshed, got.Degraded, got.ExpiresAt, srv2.Requests())
-			}
-		})
-	}
+		// A different token in the environment: used as is, nothing sent.
+		s2, srv2 := newRefreshSandbox(t, mode)
+		s2.loginFile(srv2, time.Now().Add(-time.Hour))
+		s2.setenv("CLAUDE_CODE_OAUTH_TOKEN=user-chosen-token-SECRET")
+		r = s2.run("token", "--json")
+		got = tokenJSON{}
+		json.Unmarshal([]byte(r.stdout), &got)
+		if r.code != 0 || got.AccessToken != "user-chosen-token-SECRET" || got.Refreshed || got.Degraded || got.ExpiresAt != nil || srv2.Requests() != 0 {
+			t.Errorf("different token: exit %d refreshed %v degraded %v expires %v, %d requests; want it as is, unknown expiry, no request", r.code, got.Refreshed, got.Degraded, got.ExpiresAt, srv2.Requests())
+		}
+	})
 }
 
 func TestBufferFromEnvironment(t *testing.T) {
@@ -226,25 +220,22 @@ func TestBufferFromEnvironment(t *testing.T) {
 
 func TestForcedRefreshCommand(t *testing.T) {
 	t.Parallel()
-	for _, mode := range modes {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			s, srv := newRefreshSandbox(t, mode)
-			access, _ := s.loginFile(srv, time.Now().Add(5*time.Hour))
-			r := s.run("refresh")
-			st := s.readCredentials()
-			if r.code != 0 || st.Access == access || !strings.HasPrefix(r.stdout, "refreshed file: expires ") || srv.Requests() != 1 {
-				t.Fatalf("refresh: exit %d, stdout %q, %d requests; want a new token saved\n%s", r.code, r.stdout, srv.Requests(), r.stderr)
-			}
-			if strings.Contains(r.stdout, st.Access) {
-				t.Errorf("refresh printed the token")
-			}
-			// An enterprise token cannot be refreshed: exit 3.
-			s.setenv("ANTHROPIC_AUTH_TOKEN=enterprise-SECRET")
-			r = s.run("refresh")
-			if r.code != 3 || !strings.Contains(r.stderr, `provider "enterprise" cannot refresh`) {
-				t.Errorf("refresh of the enterprise token: exit %d; want 3 naming it\n%s", r.code, r.stderr)
-			}
-		})
-	}
+	inModes(t, func(t *testing.T, mode string) {
+		s, srv := newRefreshSandbox(t, mode)
+		access, _ := s.loginFile(srv, time.Now().Add(5*time.Hour))
+		r := s.run("refresh")
+		st := s.readCredentials()
+		if r.code != 0 || st.Access == access || !strings.HasPrefix(r.stdout, "refreshed file: expires ") || srv.Requests() != 1 {
+			t.Fatalf("refresh: exit %d, stdout %q, %d requests; want a new token saved\n%s", r.code, r.stdout, srv.Requests(), r.stderr)
+		}
+		if strings.Contains(r.stdout, st.Access) {
+			t.Errorf("refresh printed the token")
+		}
+		// An enterprise token cannot be refreshed: exit 3.
+		s.setenv("ANTHROPIC_AUTH_TOKEN=enterprise-SECRET")
+		r = s.run("refresh")
+		if r.code != 3 || !strings.Contains(r.stderr, `provider "enterprise" cannot refresh`) {
+			t.Errorf("refresh of the enterprise token: exit %d; want 3 naming it\n%s", r.code, r.stderr)
+		}
+	})
 }
