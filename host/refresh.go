@@ -148,7 +148,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 				h.logger.Info("refresh token was rotated by another process; using the stored token", "provider", m.cfg.Name)
 				return refreshResult{cred: again}, nil
 			}
-			return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: fmt.Errorf("%w; the stored refresh token is no longer valid: log in again", err)}
+			return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: fmt.Errorf("%w; the store still holds the rejected refresh token: log in again", err)}
 		}
 		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: callError(cctx, err)}
 	}

@@ -129,9 +129,6 @@ func (e *Error) Error() string {
 	if e.Err != nil {
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}
-	if e.Code == "invalid_grant" {
-		b.WriteString("; the refresh token was rejected: log in again")
-	}
 	return b.String()
 }
 

@@ -113,8 +113,8 @@ func TestReuseIsInvalidGrantAndRevokesFamily(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Refresh(context.Background(), old)
-	if !errors.Is(err, sdk.ErrInvalidGrant) || !strings.Contains(err.Error(), "log in again") {
-		t.Fatalf("reuse: got %v; want ErrInvalidGrant telling the user to log in again", err)
+	if !errors.Is(err, sdk.ErrInvalidGrant) || !strings.Contains(err.Error(), "HTTP 400: invalid_grant") {
+		t.Fatalf("reuse: got %v; want ErrInvalidGrant saying HTTP 400: invalid_grant", err)
 	}
 	if srv.Reuses() != 1 || !srv.Revoked(first.RefreshToken) {
 		t.Errorf("server saw %d reuses, family revoked %v; want 1, true", srv.Reuses(), srv.Revoked(first.RefreshToken))
