@@ -96,6 +96,9 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 	return h, nil
 }
 
+// Config returns the configuration the host runs (do not modify it).
+func (h *Host) Config() *Config { return h.cfg }
+
 // Close ends every plugin process the host started.
 func (h *Host) Close() error {
 	for _, m := range h.members {

@@ -74,7 +74,7 @@ Exit codes: 0 ok (also when degraded), 1 no credential found,
 		return &exitError{code: exitUsage, err: err}
 	})
 
-	root.AddCommand(tokenCommand(g, stdout), statusCommand(g, stdout), refreshCommand(g, stdout), pluginCommand())
+	root.AddCommand(tokenCommand(g, stdout), statusCommand(g, stdout), refreshCommand(g, stdout), execCommand(g, stdout, stderr), pluginCommand())
 
 	err := root.Execute()
 	if err == nil {
@@ -92,7 +92,9 @@ Exit codes: 0 ok (also when degraded), 1 no credential found,
 	case errors.Is(err, host.ErrRefreshFailed):
 		code = exitRefreshFailed
 	}
-	fmt.Fprintf(stderr, "credhost: %v\n", err)
+	if !errors.Is(err, errSilent) {
+		fmt.Fprintf(stderr, "credhost: %v\n", err)
+	}
 	return code
 }
 
