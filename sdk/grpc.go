@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -81,12 +82,31 @@ func (s *grpcServer) Refresh(ctx context.Context, req *pb.RefreshRequest) (*pb.R
 	return &pb.RefreshResponse{Credential: credToProto(cred)}, nil
 }
 
+func (s *grpcServer) Check(ctx context.Context, _ *pb.CheckRequest) (*pb.CheckResponse, error) {
+	c, ok := s.impl.(Checker)
+	if !ok {
+		return nil, errToStatus(fmt.Errorf("%w: the plugin has no checks", ErrUnsupported))
+	}
+	findings, err := c.Check(ctx)
+	if err != nil {
+		return nil, errToStatus(err)
+	}
+	resp := &pb.CheckResponse{}
+	for _, f := range findings {
+		resp.Findings = append(resp.Findings, &pb.Finding{Severity: f.Severity, Message: f.Message, Fix: f.Fix})
+	}
+	return resp, nil
+}
+
 // grpcClient is the host's view of a plugin process.
 type grpcClient struct {
 	client pb.ProviderClient
 }
 
-var _ Provider = (*grpcClient)(nil)
+var (
+	_ Provider = (*grpcClient)(nil)
+	_ Checker  = (*grpcClient)(nil)
+)
 
 func (c *grpcClient) Info(ctx context.Context) (Info, error) {
 	resp, err := c.client.Info(ctx, &pb.InfoRequest{})
@@ -124,4 +144,18 @@ func (c *grpcClient) Refresh(ctx context.Context, cred Credential) (Credential, 
 		return Credential{}, statusToErr(err)
 	}
 	return credFromProto(resp.GetCredential()), nil
+}
+
+// Check asks the plugin for its findings; a plugin without checks answers
+// ErrUnsupported.
+func (c *grpcClient) Check(ctx context.Context) ([]Finding, error) {
+	resp, err := c.client.Check(ctx, &pb.CheckRequest{})
+	if err != nil {
+		return nil, statusToErr(err)
+	}
+	var out []Finding
+	for _, f := range resp.GetFindings() {
+		out = append(out, Finding{Severity: f.GetSeverity(), Message: f.GetMessage(), Fix: f.GetFix()})
+	}
+	return out, nil
 }

@@ -81,3 +81,28 @@ type OAuthConfig struct {
 	// Timeout bounds one token request; zero means the provider's default.
 	Timeout time.Duration
 }
+
+// Checker is an optional interface a Provider implements to report problems
+// with its store for `credhost doctor`: a credentials file readable by
+// others, an unreachable keyring. The host finds it by type assertion (and
+// across the plugin boundary through the Check call).
+type Checker interface {
+	Check(ctx context.Context) ([]Finding, error)
+}
+
+// Severities of a Finding.
+const (
+	SeverityOK      = "ok"
+	SeverityWarning = "warning"
+	SeverityError   = "error"
+)
+
+// Finding is one result of a Check. It never holds a secret.
+type Finding struct {
+	// Severity is SeverityOK, SeverityWarning or SeverityError.
+	Severity string
+	// Message says what was found.
+	Message string
+	// Fix says what to do; empty when nothing needs doing.
+	Fix string
+}

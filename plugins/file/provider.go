@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -360,4 +361,41 @@ func removeStaleTemps(dir, base string) {
 			os.Remove(m)
 		}
 	}
+}
+
+var _ sdk.Checker = (*Provider)(nil)
+
+// Check reports, for `credhost doctor`, whether the file exists and parses
+// and whether it or its directory is open to other users.
+func (p *Provider) Check(ctx context.Context) ([]sdk.Finding, error) {
+	path, _, _, _, err := p.settings()
+	if err != nil {
+		return nil, err
+	}
+	target := resolve(path)
+	var out []sdk.Finding
+	if _, err := p.Read(ctx); err != nil {
+		if errors.Is(err, sdk.ErrNotFound) {
+			out = append(out, sdk.Finding{Severity: sdk.SeverityWarning, Message: strings.TrimPrefix(err.Error(), sdk.ErrNotFound.Error()+": "),
+				Fix: "log in (for Claude Code: run `claude`, then /login) if this store should hold your token"})
+		} else {
+			out = append(out, sdk.Finding{Severity: sdk.SeverityError, Message: err.Error(),
+				Fix: "fix or remove the file (credhost will not overwrite it), then log in again to rewrite it"})
+		}
+	} else {
+		out = append(out, sdk.Finding{Severity: sdk.SeverityOK, Message: target + " holds a credential"})
+	}
+	if runtime.GOOS == "windows" {
+		return out, nil // modes do not describe Windows ACLs
+	}
+	if st, err := os.Stat(target); err == nil && st.Mode().Perm()&0o077 != 0 {
+		out = append(out, sdk.Finding{Severity: sdk.SeverityError, Message: fmt.Sprintf("%s is mode %04o: other users can read it", target, st.Mode().Perm()),
+			Fix: "chmod 600 " + target})
+	}
+	dir := filepath.Dir(target)
+	if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o077 != 0 {
+		out = append(out, sdk.Finding{Severity: sdk.SeverityWarning, Message: fmt.Sprintf("%s is mode %04o: other users can list it", dir, st.Mode().Perm()),
+			Fix: "chmod 700 " + dir})
+	}
+	return out, nil
 }

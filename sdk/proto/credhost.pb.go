@@ -664,6 +664,149 @@ func (x *RefreshResponse) GetCredential() *Credential {
 	return nil
 }
 
+type CheckRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckRequest) Reset() {
+	*x = CheckRequest{}
+	mi := &file_credhost_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckRequest) ProtoMessage() {}
+
+func (x *CheckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_credhost_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
+func (*CheckRequest) Descriptor() ([]byte, []int) {
+	return file_credhost_proto_rawDescGZIP(), []int{12}
+}
+
+type Finding struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "ok", "warning" or "error".
+	Severity string `protobuf:"bytes,1,opt,name=severity,proto3" json:"severity,omitempty"`
+	// What was found; never a secret.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// What to do about it; empty when nothing needs doing.
+	Fix           string `protobuf:"bytes,3,opt,name=fix,proto3" json:"fix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Finding) Reset() {
+	*x = Finding{}
+	mi := &file_credhost_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Finding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Finding) ProtoMessage() {}
+
+func (x *Finding) ProtoReflect() protoreflect.Message {
+	mi := &file_credhost_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Finding.ProtoReflect.Descriptor instead.
+func (*Finding) Descriptor() ([]byte, []int) {
+	return file_credhost_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Finding) GetSeverity() string {
+	if x != nil {
+		return x.Severity
+	}
+	return ""
+}
+
+func (x *Finding) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Finding) GetFix() string {
+	if x != nil {
+		return x.Fix
+	}
+	return ""
+}
+
+type CheckResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Findings      []*Finding             `protobuf:"bytes,1,rep,name=findings,proto3" json:"findings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckResponse) Reset() {
+	*x = CheckResponse{}
+	mi := &file_credhost_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckResponse) ProtoMessage() {}
+
+func (x *CheckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_credhost_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
+func (*CheckResponse) Descriptor() ([]byte, []int) {
+	return file_credhost_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CheckResponse) GetFindings() []*Finding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
+}
+
 var File_credhost_proto protoreflect.FileDescriptor
 
 const file_credhost_proto_rawDesc = "" +
@@ -720,13 +863,21 @@ const file_credhost_proto_rawDesc = "" +
 	"\x0fRefreshResponse\x127\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x17.credhost.v1.CredentialR\n" +
-	"credential2\xd3\x02\n" +
+	"credential\"\x0e\n" +
+	"\fCheckRequest\"Q\n" +
+	"\aFinding\x12\x1a\n" +
+	"\bseverity\x18\x01 \x01(\tR\bseverity\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x10\n" +
+	"\x03fix\x18\x03 \x01(\tR\x03fix\"A\n" +
+	"\rCheckResponse\x120\n" +
+	"\bfindings\x18\x01 \x03(\v2\x14.credhost.v1.FindingR\bfindings2\x93\x03\n" +
 	"\bProvider\x12;\n" +
 	"\x04Info\x12\x18.credhost.v1.InfoRequest\x1a\x19.credhost.v1.InfoResponse\x12J\n" +
 	"\tConfigure\x12\x1d.credhost.v1.ConfigureRequest\x1a\x1e.credhost.v1.ConfigureResponse\x12;\n" +
 	"\x04Read\x12\x18.credhost.v1.ReadRequest\x1a\x19.credhost.v1.ReadResponse\x12;\n" +
 	"\x04Save\x12\x18.credhost.v1.SaveRequest\x1a\x19.credhost.v1.SaveResponse\x12D\n" +
-	"\aRefresh\x12\x1b.credhost.v1.RefreshRequest\x1a\x1c.credhost.v1.RefreshResponseB3Z1github.com/credhost/credhost/sdk/proto;credhostpbb\x06proto3"
+	"\aRefresh\x12\x1b.credhost.v1.RefreshRequest\x1a\x1c.credhost.v1.RefreshResponse\x12>\n" +
+	"\x05Check\x12\x19.credhost.v1.CheckRequest\x1a\x1a.credhost.v1.CheckResponseB3Z1github.com/credhost/credhost/sdk/proto;credhostpbb\x06proto3"
 
 var (
 	file_credhost_proto_rawDescOnce sync.Once
@@ -740,7 +891,7 @@ func file_credhost_proto_rawDescGZIP() []byte {
 	return file_credhost_proto_rawDescData
 }
 
-var file_credhost_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_credhost_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_credhost_proto_goTypes = []any{
 	(*Credential)(nil),            // 0: credhost.v1.Credential
 	(*OAuthConfig)(nil),           // 1: credhost.v1.OAuthConfig
@@ -754,32 +905,38 @@ var file_credhost_proto_goTypes = []any{
 	(*SaveResponse)(nil),          // 9: credhost.v1.SaveResponse
 	(*RefreshRequest)(nil),        // 10: credhost.v1.RefreshRequest
 	(*RefreshResponse)(nil),       // 11: credhost.v1.RefreshResponse
-	nil,                           // 12: credhost.v1.Credential.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*CheckRequest)(nil),          // 12: credhost.v1.CheckRequest
+	(*Finding)(nil),               // 13: credhost.v1.Finding
+	(*CheckResponse)(nil),         // 14: credhost.v1.CheckResponse
+	nil,                           // 15: credhost.v1.Credential.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
 }
 var file_credhost_proto_depIdxs = []int32{
-	13, // 0: credhost.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
-	12, // 1: credhost.v1.Credential.metadata:type_name -> credhost.v1.Credential.MetadataEntry
+	16, // 0: credhost.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 1: credhost.v1.Credential.metadata:type_name -> credhost.v1.Credential.MetadataEntry
 	1,  // 2: credhost.v1.ConfigureRequest.oauth:type_name -> credhost.v1.OAuthConfig
 	0,  // 3: credhost.v1.ReadResponse.credential:type_name -> credhost.v1.Credential
 	0,  // 4: credhost.v1.SaveRequest.credential:type_name -> credhost.v1.Credential
 	0,  // 5: credhost.v1.RefreshRequest.credential:type_name -> credhost.v1.Credential
 	0,  // 6: credhost.v1.RefreshResponse.credential:type_name -> credhost.v1.Credential
-	2,  // 7: credhost.v1.Provider.Info:input_type -> credhost.v1.InfoRequest
-	4,  // 8: credhost.v1.Provider.Configure:input_type -> credhost.v1.ConfigureRequest
-	6,  // 9: credhost.v1.Provider.Read:input_type -> credhost.v1.ReadRequest
-	8,  // 10: credhost.v1.Provider.Save:input_type -> credhost.v1.SaveRequest
-	10, // 11: credhost.v1.Provider.Refresh:input_type -> credhost.v1.RefreshRequest
-	3,  // 12: credhost.v1.Provider.Info:output_type -> credhost.v1.InfoResponse
-	5,  // 13: credhost.v1.Provider.Configure:output_type -> credhost.v1.ConfigureResponse
-	7,  // 14: credhost.v1.Provider.Read:output_type -> credhost.v1.ReadResponse
-	9,  // 15: credhost.v1.Provider.Save:output_type -> credhost.v1.SaveResponse
-	11, // 16: credhost.v1.Provider.Refresh:output_type -> credhost.v1.RefreshResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	13, // 7: credhost.v1.CheckResponse.findings:type_name -> credhost.v1.Finding
+	2,  // 8: credhost.v1.Provider.Info:input_type -> credhost.v1.InfoRequest
+	4,  // 9: credhost.v1.Provider.Configure:input_type -> credhost.v1.ConfigureRequest
+	6,  // 10: credhost.v1.Provider.Read:input_type -> credhost.v1.ReadRequest
+	8,  // 11: credhost.v1.Provider.Save:input_type -> credhost.v1.SaveRequest
+	10, // 12: credhost.v1.Provider.Refresh:input_type -> credhost.v1.RefreshRequest
+	12, // 13: credhost.v1.Provider.Check:input_type -> credhost.v1.CheckRequest
+	3,  // 14: credhost.v1.Provider.Info:output_type -> credhost.v1.InfoResponse
+	5,  // 15: credhost.v1.Provider.Configure:output_type -> credhost.v1.ConfigureResponse
+	7,  // 16: credhost.v1.Provider.Read:output_type -> credhost.v1.ReadResponse
+	9,  // 17: credhost.v1.Provider.Save:output_type -> credhost.v1.SaveResponse
+	11, // 18: credhost.v1.Provider.Refresh:output_type -> credhost.v1.RefreshResponse
+	14, // 19: credhost.v1.Provider.Check:output_type -> credhost.v1.CheckResponse
+	14, // [14:20] is the sub-list for method output_type
+	8,  // [8:14] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_credhost_proto_init() }
@@ -793,7 +950,7 @@ func file_credhost_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credhost_proto_rawDesc), len(file_credhost_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,6 +39,7 @@ const (
 	Provider_Read_FullMethodName      = "/credhost.v1.Provider/Read"
 	Provider_Save_FullMethodName      = "/credhost.v1.Provider/Save"
 	Provider_Refresh_FullMethodName   = "/credhost.v1.Provider/Refresh"
+	Provider_Check_FullMethodName     = "/credhost.v1.Provider/Check"
 )
 
 // ProviderClient is the client API for Provider service.
@@ -55,6 +56,9 @@ type ProviderClient interface {
 	Save(ctx context.Context, in *SaveRequest, opts ...grpc.CallOption) (*SaveResponse, error)
 	// Refresh obtains a fresh credential, or returns UNIMPLEMENTED.
 	Refresh(ctx context.Context, in *RefreshRequest, opts ...grpc.CallOption) (*RefreshResponse, error)
+	// Check reports problems with the store and how to fix them (for
+	// `credhost doctor`); UNIMPLEMENTED when the plugin has no checks.
+	Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error)
 }
 
 type providerClient struct {
@@ -115,6 +119,16 @@ func (c *providerClient) Refresh(ctx context.Context, in *RefreshRequest, opts .
 	return out, nil
 }
 
+func (c *providerClient) Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckResponse)
+	err := c.cc.Invoke(ctx, Provider_Check_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ProviderServer is the server API for Provider service.
 // All implementations must embed UnimplementedProviderServer
 // for forward compatibility.
@@ -129,6 +143,9 @@ type ProviderServer interface {
 	Save(context.Context, *SaveRequest) (*SaveResponse, error)
 	// Refresh obtains a fresh credential, or returns UNIMPLEMENTED.
 	Refresh(context.Context, *RefreshRequest) (*RefreshResponse, error)
+	// Check reports problems with the store and how to fix them (for
+	// `credhost doctor`); UNIMPLEMENTED when the plugin has no checks.
+	Check(context.Context, *CheckRequest) (*CheckResponse, error)
 	mustEmbedUnimplementedProviderServer()
 }
 
@@ -153,6 +170,9 @@ func (UnimplementedProviderServer) Save(context.Context, *SaveRequest) (*SaveRes
 }
 func (UnimplementedProviderServer) Refresh(context.Context, *RefreshRequest) (*RefreshResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Refresh not implemented")
+}
+func (UnimplementedProviderServer) Check(context.Context, *CheckRequest) (*CheckResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Check not implemented")
 }
 func (UnimplementedProviderServer) mustEmbedUnimplementedProviderServer() {}
 func (UnimplementedProviderServer) testEmbeddedByValue()                  {}
@@ -265,6 +285,24 @@ func _Provider_Refresh_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Provider_Check_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProviderServer).Check(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Provider_Check_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProviderServer).Check(ctx, req.(*CheckRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Provider_ServiceDesc is the grpc.ServiceDesc for Provider service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -291,6 +329,10 @@ var Provider_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Refresh",
 			Handler:    _Provider_Refresh_Handler,
+		},
+		{
+			MethodName: "Check",
+			Handler:    _Provider_Check_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -146,11 +146,7 @@ func (it *Item) Info(name string) sdk.Info {
 // Read returns the credential in the item, or sdk.ErrNotFound when there is
 // none or the store is unavailable.
 func (it *Item) Read(ctx context.Context) (sdk.Credential, error) {
-	var secret string
-	err := it.call(ctx, func() (err error) {
-		secret, err = it.spec.Backend.Get()
-		return err
-	})
+	secret, err := it.get(ctx)
 	switch {
 	case errors.Is(err, ErrNoItem):
 		return sdk.Credential{}, fmt.Errorf("%w: no %s", sdk.ErrNotFound, it.spec.Describe)
@@ -159,6 +155,20 @@ func (it *Item) Read(ctx context.Context) (sdk.Credential, error) {
 	case err != nil:
 		return sdk.Credential{}, fmt.Errorf("%s: %w", it.spec.Describe, err)
 	}
+	return it.parse(secret)
+}
+
+// get reads the secret within the timeout.
+func (it *Item) get(ctx context.Context) (secret string, err error) {
+	err = it.call(ctx, func() (err error) {
+		secret, err = it.spec.Backend.Get()
+		return err
+	})
+	return secret, err
+}
+
+// parse reads a credential out of the secret in the item's format.
+func (it *Item) parse(secret string) (sdk.Credential, error) {
 	var cred sdk.Credential
 	if it.format == "raw" {
 		cred.AccessToken = strings.TrimSpace(secret)
@@ -166,6 +176,7 @@ func (it *Item) Read(ctx context.Context) (sdk.Credential, error) {
 			return sdk.Credential{}, fmt.Errorf("%w: %s is empty", sdk.ErrNotFound, it.spec.Describe)
 		}
 	} else {
+		var err error
 		_, cred, err = credjson.Parse([]byte(secret), it.key)
 		if errors.Is(err, credjson.ErrNoCredential) {
 			return sdk.Credential{}, fmt.Errorf("%w: %s: %s", sdk.ErrNotFound, it.spec.Describe, strings.TrimPrefix(err.Error(), credjson.ErrNoCredential.Error()+": "))
@@ -209,11 +220,7 @@ func (it *Item) Save(ctx context.Context, cred sdk.Credential) error {
 	secret := cred.AccessToken
 	if it.format == "json" {
 		doc := &credjson.Document{}
-		var old string
-		err := it.call(ctx, func() (err error) {
-			old, err = it.spec.Backend.Get()
-			return err
-		})
+		old, err := it.get(ctx)
 		switch {
 		case err == nil:
 			parsed, _, perr := credjson.Parse([]byte(old), it.key)
@@ -238,6 +245,28 @@ func (it *Item) Save(ctx context.Context, cred sdk.Credential) error {
 		return fmt.Errorf("%s: save: %w", it.spec.Describe, err)
 	}
 	return nil
+}
+
+// Check reports, for `credhost doctor`, whether the store is reachable and
+// the item exists and parses.
+func (it *Item) Check(ctx context.Context) []sdk.Finding {
+	const login = "log in (for Claude Code: run `claude`, then /login) if this store should hold your token"
+	secret, err := it.get(ctx)
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		return []sdk.Finding{{Severity: sdk.SeverityWarning, Message: err.Error(), Fix: it.spec.Hint}}
+	case errors.Is(err, ErrNoItem):
+		return []sdk.Finding{{Severity: sdk.SeverityWarning, Message: "no " + it.spec.Describe, Fix: login}}
+	case err != nil:
+		return []sdk.Finding{{Severity: sdk.SeverityError, Message: fmt.Sprintf("%s: %v", it.spec.Describe, err), Fix: it.spec.Hint}}
+	}
+	switch _, err := it.parse(secret); {
+	case errors.Is(err, sdk.ErrNotFound):
+		return []sdk.Finding{{Severity: sdk.SeverityWarning, Message: strings.TrimPrefix(err.Error(), sdk.ErrNotFound.Error()+": "), Fix: login}}
+	case err != nil:
+		return []sdk.Finding{{Severity: sdk.SeverityError, Message: err.Error(), Fix: "fix or remove the item (credhost will not overwrite it), then log in again"}}
+	}
+	return []sdk.Finding{{Severity: sdk.SeverityOK, Message: it.spec.Describe + " holds a credential"}}
 }
 
 // Refresh runs the refresh_token grant (json format with a token URL).
@@ -301,6 +330,15 @@ func (p *Provider) Save(ctx context.Context, cred sdk.Credential) error {
 		return err
 	}
 	return it.Save(ctx, cred)
+}
+
+// Check reports the item's findings for `credhost doctor`.
+func (p *Provider) Check(ctx context.Context) ([]sdk.Finding, error) {
+	it, err := p.configured()
+	if err != nil {
+		return nil, err
+	}
+	return it.Check(ctx), nil
 }
 
 // Refresh runs the refresh_token grant.

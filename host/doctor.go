@@ -1,0 +1,120 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/credhost/credhost/sdk"
+)
+
+// Finding is one result of Doctor: what was found and how to fix it. It
+// never holds a secret.
+type Finding struct {
+	// Severity is sdk.SeverityOK, sdk.SeverityWarning or sdk.SeverityError.
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
+	// Fix is empty when nothing needs doing.
+	Fix string `json:"fix,omitempty"`
+}
+
+// Report is one provider's part of Doctor, in chain order.
+type Report struct {
+	Provider string    `json:"provider"`
+	Plugin   string    `json:"plugin"`
+	Findings []Finding `json:"findings"`
+}
+
+// Doctor checks every provider (`credhost doctor`): a pinned plugin's
+// checksum before it is started, whether each provider starts, configures
+// and reads, and the provider's own checks (sdk.Checker: file permissions,
+// keyring reachability). It changes nothing.
+func (h *Host) Doctor(ctx context.Context) []Report {
+	now := h.now()
+	out := make([]Report, 0, len(h.members))
+	for _, m := range h.members {
+		r := Report{Provider: m.cfg.Name, Plugin: m.cfg.Plugin}
+		if r.Plugin == "" {
+			r.Plugin = m.cfg.Command
+		}
+		if m.cfg.Command != "" && m.cfg.SHA256 != "" {
+			if f, ok := checkPin(m.cfg.Command, m.cfg.SHA256); !ok {
+				r.Findings = append(r.Findings, f)
+				out = append(out, r)
+				continue // never run a binary whose pin does not match
+			}
+		}
+		st := h.status(ctx, m, now)
+		switch st.State {
+		case StateError:
+			r.Findings = append(r.Findings, Finding{Severity: sdk.SeverityError, Message: st.Reason,
+				Fix: "run with --log-level debug to see the provider's own log"})
+		case StateFound:
+			left := "unknown expiry"
+			if st.ExpiresIn != nil {
+				left = "expires in " + time.Duration(*st.ExpiresIn).String()
+			}
+			r.Findings = append(r.Findings, Finding{Severity: sdk.SeverityOK, Message: "holds a credential (" + left + ")"})
+		}
+		if st.State != StateError {
+			r.Findings = append(r.Findings, h.providerChecks(ctx, m, st)...)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// providerChecks runs the provider's own checks, if it has any; without
+// them an empty store is reported as it is.
+func (h *Host) providerChecks(ctx context.Context, m *member, st ProviderStatus) []Finding {
+	p, err := m.provider(ctx)
+	if err != nil {
+		return nil
+	}
+	checker, ok := p.(sdk.Checker)
+	var findings []sdk.Finding
+	if ok {
+		cctx, cancel := h.callContext(ctx)
+		findings, err = checker.Check(cctx)
+		cancel()
+		if err != nil && !errors.Is(err, sdk.ErrUnsupported) {
+			return []Finding{{Severity: sdk.SeverityWarning, Message: "its checks failed: " + err.Error()}}
+		}
+	}
+	if (!ok || errors.Is(err, sdk.ErrUnsupported)) && st.State == StateEmpty {
+		return []Finding{{Severity: sdk.SeverityOK, Message: "empty: " + st.Reason}}
+	}
+	out := make([]Finding, 0, len(findings))
+	for _, f := range findings {
+		if f.Severity == sdk.SeverityOK && st.State == StateFound {
+			continue // already said
+		}
+		out = append(out, Finding{Severity: f.Severity, Message: f.Message, Fix: f.Fix})
+	}
+	return out
+}
+
+// checkPin hashes an external plugin and compares it with its pin.
+func checkPin(path, want string) (Finding, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Finding{Severity: sdk.SeverityError, Message: fmt.Sprintf("plugin %s: %v", path, unwrapPath(err)),
+			Fix: "install the plugin, or correct command: in the config"}, false
+	}
+	defer f.Close()
+	sum := sha256.New()
+	if _, err := io.Copy(sum, f); err != nil {
+		return Finding{Severity: sdk.SeverityError, Message: fmt.Sprintf("plugin %s: %v", path, err)}, false
+	}
+	got := hex.EncodeToString(sum.Sum(nil))
+	if got != want {
+		return Finding{Severity: sdk.SeverityError, Message: fmt.Sprintf("plugin %s has sha256 %s; the config pins %s", path, got, want),
+			Fix: "if you trust this binary (a new release?), set sha256: " + got}, false
+	}
+	return Finding{}, true
+}
