@@ -30,7 +30,8 @@ func execCommand(g *globals, stdout, stderr io.Writer) *cobra.Command {
 then run COMMAND with the token in its environment, never in its arguments.
 The variable is --env NAME; by default the one the token came from when an
 env provider won (ANTHROPIC_AUTH_TOKEN, CLAUDE_CODE_OAUTH_TOKEN), else
-CLAUDE_CODE_OAUTH_TOKEN. Interrupt and terminate signals are passed on.
+CLAUDE_CODE_OAUTH_TOKEN. A terminate signal is passed on; Ctrl-C reaches the
+command from the terminal.
 credhost exits with the command's exit status; before the command starts
 it exits 1 (no credential), 2 (usage or config) or 3 (--strict).`,
 		Args: cobra.MinimumNArgs(1),
@@ -91,12 +92,19 @@ func runWithToken(argv []string, name, token string, stdout, stderr io.Writer) e
 	if err := child.Start(); err != nil {
 		return &exitError{code: exitUsage, err: fmt.Errorf("exec %s: %w", argv[0], err)}
 	}
+	// Ctrl-C reaches the command from the terminal itself (it is in the
+	// same process group); passing it on too would deliver it twice, which
+	// programs such as Claude Code read as "quit now". credhost only stays
+	// alive through it (a handler, not SIG_IGN, which the command would
+	// inherit). A SIGTERM sent to credhost alone is passed on.
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(signals)
 	go func() {
 		for s := range signals {
-			_ = child.Process.Signal(s)
+			if s == syscall.SIGTERM {
+				_ = child.Process.Signal(s)
+			}
 		}
 	}()
 	err := child.Wait()
