@@ -267,3 +267,41 @@ func TestProvidersStartLazily(t *testing.T) {
 		t.Errorf("started %d providers; want only the first, once", len(started))
 	}
 }
+
+// TestFirstCallerContextDoesNotBreakProvider: a provider starts on the first
+// call that reaches it, and that call's context may be cancelled or out of
+// time (an HTTP request the client abandoned). That must fail that call
+// only: the next call with a live context must get the credential.
+func TestFirstCallerContextDoesNotBreakProvider(t *testing.T) {
+	t.Parallel()
+	tests := map[string]func() (context.Context, context.CancelFunc){
+		"cancelled": func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		},
+		"deadline passed": func() (context.Context, context.CancelFunc) {
+			return context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		},
+	}
+	for name, firstCtx := range tests {
+		for _, process := range []bool{false, true} {
+			t.Run(name+modeSuffix(process), func(t *testing.T) {
+				t.Parallel()
+				h, logs := newTestHost(t, testConfig(process, "found:A"))
+				ctx, cancel := firstCtx()
+				_, _ = h.Token(ctx) // may fail: its context is done
+				cancel()
+				res, err := h.Token(context.Background())
+				if err != nil {
+					t.Fatalf("Token after a first call with a dead context: %v", err)
+				}
+				if res.Credential.AccessToken != "tok-secret-A" {
+					t.Errorf("Token fingerprint %s; want %s", res.Credential.Fingerprint(), sdk.Fingerprint("tok-secret-A"))
+				}
+				h.Close()
+				assertNoSecrets(t, logs.String())
+			})
+		}
+	}
+}

@@ -63,9 +63,13 @@ func (m *member) setRetryAfter(t time.Time) {
 
 // provider returns the started, configured provider, or the error that
 // stopped it; the first call starts it. The start is bounded by
-// plugins.start_timeout, Configure and Info each by the call timeout.
+// plugins.start_timeout, Configure and Info each by the call timeout. The
+// outcome is kept for every later call, so it must not depend on the first
+// caller's context: a caller that gave up must not leave the provider
+// unconfigured (or without its Info: no refresh, no lock) for good.
 func (m *member) provider(ctx context.Context) (sdk.Provider, error) {
 	m.once.Do(func() {
+		ctx := context.WithoutCancel(ctx)
 		prov, client, err := m.start()
 		if err != nil {
 			m.err = &ProviderError{Provider: m.cfg.Name, Op: "start", Err: err}
