@@ -84,7 +84,9 @@ func (h *Host) refresh(ctx context.Context, src *source, stale sdk.Credential, f
 	m := src.m
 	ch := h.flight.DoChan(m.cfg.Name, func() (any, error) {
 		// The shared refresh must not die with the first caller's context.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.Refresh.Timeout.Std())
+		// A refresh.timeout of 0 is no refresh-specific bound (the call
+		// timeout applies), not a deadline that has already passed.
+		ctx, cancel := h.callContextFor(context.WithoutCancel(ctx), h.cfg.Refresh.Timeout.Std())
 		defer cancel()
 		return h.refreshLocked(ctx, m, stale, force)
 	})

@@ -401,3 +401,30 @@ func TestForcedRefresh(t *testing.T) {
 		t.Errorf("Refresh of a read-only token: %v; want ErrRefreshFailed naming oauth-env", err)
 	}
 }
+
+// TestRefreshTimeoutFromConfig: every refresh.timeout the loader accepts
+// must allow a refresh. 0 passes validation (a duration >= 0), and means
+// "no refresh-specific bound" (as callContextFor reads it), not "give up at
+// once".
+func TestRefreshTimeoutFromConfig(t *testing.T) {
+	t.Parallel()
+	for _, timeout := range []string{"0", "10s"} {
+		t.Run(timeout, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := ParseConfig([]byte("version: 1\nrefresh: {timeout: "+timeout+"}\n"+minimal[11:]), "t", nil)
+			if err != nil {
+				t.Fatalf("refresh.timeout %s: %v", timeout, err)
+			}
+			r := newRig(t, rigOptions{})
+			r.host.cfg.Refresh.Timeout = cfg.Refresh.Timeout
+			seeded := r.seed(testNow.Add(-time.Minute))
+			res, err := r.host.Token(context.Background())
+			if err != nil || res.Degraded || !res.Refreshed {
+				t.Fatalf("Token: %v, degraded %v (%v); want a refreshed token", err, res.Degraded, res.DegradedReason)
+			}
+			if got := r.store.get(); got.AccessToken != res.Credential.AccessToken || got.RefreshToken == seeded.RefreshToken {
+				t.Errorf("the refreshed token was not saved")
+			}
+		})
+	}
+}
