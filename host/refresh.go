@@ -168,8 +168,11 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 		fresh.Metadata = current.Metadata
 	}
 
-	// Rule 8: a failed save still returns the new token.
-	sctx, cancel := h.callContext(ctx)
+	// Rule 8: a failed save still returns the new token. The endpoint has
+	// spent the old refresh token, so the save gets its own call timeout
+	// even when the answer used up the refresh's time: a store left holding
+	// the spent token makes the next refresh a reuse.
+	sctx, cancel := h.callContext(context.WithoutCancel(ctx))
 	err = p.Save(sctx, fresh)
 	cancel()
 	if err != nil {

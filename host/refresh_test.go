@@ -30,6 +30,9 @@ type fakeStore struct {
 	client    *oauth.Client
 	oauthCfg  sdk.OAuthConfig
 	beforeRPC func() // runs inside Refresh before the token request
+	// afterRPC runs inside Refresh after the token request, with its
+	// context: a slow answer that uses up the refresh's time.
+	afterRPC func(context.Context)
 }
 
 func (s *fakeStore) Info(context.Context) (sdk.Info, error) {
@@ -55,9 +58,12 @@ func (s *fakeStore) Read(context.Context) (sdk.Credential, error) {
 	return s.cred.Clone(), nil
 }
 
-func (s *fakeStore) Save(_ context.Context, c sdk.Credential) error {
+func (s *fakeStore) Save(ctx context.Context, c sdk.Credential) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err // as a plugin over gRPC does
+	}
 	if s.failSave {
 		return errors.New("disk full")
 	}
@@ -71,7 +77,11 @@ func (s *fakeStore) Refresh(ctx context.Context, c sdk.Credential) (sdk.Credenti
 	if s.beforeRPC != nil {
 		s.beforeRPC()
 	}
-	return s.client.Refresh(ctx, c)
+	fresh, err := s.client.Refresh(ctx, c)
+	if s.afterRPC != nil {
+		s.afterRPC(ctx)
+	}
+	return fresh, err
 }
 
 func (s *fakeStore) get() sdk.Credential {
@@ -424,6 +434,45 @@ func TestRefreshTimeoutFromConfig(t *testing.T) {
 			}
 			if got := r.store.get(); got.AccessToken != res.Credential.AccessToken || got.RefreshToken == seeded.RefreshToken {
 				t.Errorf("the refreshed token was not saved")
+			}
+		})
+	}
+}
+
+// TestSlowAnswerStillSaved: once the token endpoint has answered, the old
+// refresh token is spent (rotation); the new one must reach the store even
+// when the answer used up the refresh's time (a long lock wait, a slow
+// endpoint). Otherwise the store keeps the spent token, and the next
+// process to refresh presents it again: reuse, and the family is revoked.
+func TestSlowAnswerStillSaved(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		timeout time.Duration
+		slow    bool
+	}{
+		"answer in time":                      {timeout: 10 * time.Second},
+		"answer as the refresh time runs out": {timeout: 200 * time.Millisecond, slow: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, rigOptions{})
+			r.host.cfg.Refresh.Timeout = Duration(tc.timeout)
+			seeded := r.seed(testNow.Add(-time.Minute))
+			if tc.slow {
+				r.store.afterRPC = func(ctx context.Context) { <-ctx.Done() }
+			}
+			res, err := r.host.Token(context.Background())
+			if err != nil || !res.Refreshed {
+				t.Fatalf("Token: %v, refreshed %v; want the new token", err, res.Refreshed)
+			}
+			stored := r.store.get()
+			if stored.RefreshToken == seeded.RefreshToken || stored.AccessToken != res.Credential.AccessToken {
+				t.Fatalf("the store still holds the spent refresh token; want the rotated one saved")
+			}
+			// Another process refreshing from the store must not be a reuse.
+			if _, err := r.store.client.Refresh(context.Background(), stored); err != nil || r.srv.Reuses() != 0 {
+				t.Errorf("refresh from the store: %v, %d reuses; want it to work", err, r.srv.Reuses())
 			}
 		})
 	}
