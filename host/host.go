@@ -162,6 +162,11 @@ func (h *Host) Refresh(ctx context.Context) (Result, error) {
 // instead (someone refreshed since stale was handed out).
 func (h *Host) forceRefresh(ctx context.Context, stale string) (Result, error) {
 	h.forget(stale)
+	// A refresh since stale was handed out may be known only here: an env
+	// token refreshed through its store still reads as the old token.
+	if res, ok := h.cached(); ok && stale != "" {
+		return res, nil
+	}
 	winner, cred, err := h.walk(ctx)
 	if err != nil {
 		return Result{}, err

@@ -118,11 +118,15 @@ type refreshRig struct {
 	store *fakeStore
 	host  *Host
 	logs  *syncBuffer
+	// seeded is the access token seed put in the store (under store.mu).
+	seeded string
 }
 
 type rigOptions struct {
 	// envToken puts an env provider before the store holding this token;
-	// "SEEDED" means the token the store is seeded with.
+	// "SEEDED" means the token the store holds now (it follows refreshes);
+	// "SEEDED-ONCE" the token the store was seeded with (fixed, as a real
+	// variable is).
 	envToken    string
 	refreshWith bool // the env provider names the store in refresh_with
 	defaultExp  time.Duration
@@ -142,8 +146,13 @@ func newRig(t *testing.T, o rigOptions) *refreshRig {
 		cfg.Providers = append(cfg.Providers, pc)
 		builtins["env"] = Builtin{New: func() sdk.Provider {
 			return envLike{func() string {
-				if o.envToken == "SEEDED" {
+				switch o.envToken {
+				case "SEEDED":
 					return r.store.get().AccessToken
+				case "SEEDED-ONCE":
+					r.store.mu.Lock()
+					defer r.store.mu.Unlock()
+					return r.seeded
 				}
 				return o.envToken
 			}}
@@ -164,7 +173,10 @@ func newRig(t *testing.T, o rigOptions) *refreshRig {
 func (r *refreshRig) seed(exp time.Time) sdk.Credential {
 	a, rt := r.srv.Issue()
 	c := sdk.Credential{AccessToken: a, RefreshToken: rt, ExpiresAt: exp, Metadata: map[string]string{"subscriptionType": "max"}}
+	r.store.mu.Lock()
 	r.store.cred = &c
+	r.seeded = a
+	r.store.mu.Unlock()
 	return c
 }
 

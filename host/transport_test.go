@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -97,6 +98,42 @@ func TestTransportRefreshesOnceOn401(t *testing.T) {
 			}
 			if req.Header.Get("Authorization") != "" {
 				t.Errorf("the caller's request was modified")
+			}
+		})
+	}
+}
+
+// TestConcurrent401sShareTheNewToken: several requests in flight with one
+// token all get a 401. The first forces the refresh; the others, arriving
+// after it, must get the new token to replay with, whichever provider the
+// token came from, including an env token refreshed through its store
+// (rule 3: the variable still holds the old token, the store the new one).
+func TestConcurrent401sShareTheNewToken(t *testing.T) {
+	t.Parallel()
+	tests := map[string]rigOptions{
+		"store token":                         {},
+		"env token refreshed through a store": {envToken: "SEEDED-ONCE", refreshWith: true},
+	}
+	for name, opts := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, opts)
+			seeded := r.seed(testNow.Add(time.Hour))
+			if _, err := r.host.Token(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			first, err := r.host.RefreshAfterUnauthorized(context.Background(), seeded.AccessToken)
+			if err != nil || first.Credential.AccessToken == seeded.AccessToken {
+				t.Fatalf("first 401: %v; want a new token", err)
+			}
+			for i := range 3 {
+				again, err := r.host.RefreshAfterUnauthorized(context.Background(), seeded.AccessToken)
+				if err != nil || again.Credential.AccessToken != first.Credential.AccessToken {
+					t.Errorf("401 #%d on the old token: %v (same new token %v); want the new token", i+2, err, err == nil && again.Credential.AccessToken == first.Credential.AccessToken)
+				}
+			}
+			if n := r.srv.Requests(); n != 1 {
+				t.Errorf("%d token requests; want 1", n)
 			}
 		})
 	}
