@@ -145,8 +145,10 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 		}
 		if errors.Is(err, sdk.ErrInvalidGrant) {
 			// Another process may have rotated the token: if the store now
-			// holds a different refresh token, that one wins.
-			if again, rerr := h.read(ctx, m); rerr == nil && again.RefreshToken != current.RefreshToken {
+			// holds a different refresh token, that one wins. The re-read
+			// gets its own call timeout: a slow answer may have used up
+			// the refresh's time.
+			if again, rerr := h.read(context.WithoutCancel(ctx), m); rerr == nil && again.RefreshToken != current.RefreshToken {
 				h.logger.Info("refresh token was rotated by another process; using the stored token", "provider", m.cfg.Name)
 				return refreshResult{cred: again}, nil
 			}

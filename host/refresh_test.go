@@ -48,10 +48,13 @@ func (s *fakeStore) Configure(_ context.Context, req sdk.ConfigureRequest) error
 	return nil
 }
 
-func (s *fakeStore) Read(context.Context) (sdk.Credential, error) {
+func (s *fakeStore) Read(ctx context.Context) (sdk.Credential, error) {
 	s.reads.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return sdk.Credential{}, err // as a plugin over gRPC does
+	}
 	if s.cred == nil {
 		return sdk.Credential{}, fmt.Errorf("%w: fake store is empty", sdk.ErrNotFound)
 	}
@@ -485,6 +488,54 @@ func TestSlowAnswerStillSaved(t *testing.T) {
 			// Another process refreshing from the store must not be a reuse.
 			if _, err := r.store.client.Refresh(context.Background(), stored); err != nil || r.srv.Reuses() != 0 {
 				t.Errorf("refresh from the store: %v, %d reuses; want it to work", err, r.srv.Reuses())
+			}
+		})
+	}
+}
+
+// TestSlowInvalidGrantStillRereadsTheStore: rule 7's re-read after an
+// invalid_grant must happen even when the answer used up the refresh's time;
+// otherwise a token another process rotated in is reported as "log in
+// again".
+func TestSlowInvalidGrantStillRereadsTheStore(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		timeout time.Duration
+		slow    bool
+	}{
+		"answer in time":                      {timeout: 10 * time.Second},
+		"answer as the refresh time runs out": {timeout: 200 * time.Millisecond, slow: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, rigOptions{})
+			r.host.cfg.Refresh.Timeout = Duration(tc.timeout)
+			r.seed(testNow.Add(-time.Minute))
+			if _, err := r.host.member("store").provider(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			var rotated sdk.Credential
+			r.store.beforeRPC = func() {
+				// Another process (one that takes no lock) refreshes and
+				// saves between our re-read and our request.
+				r.store.beforeRPC = nil
+				fresh, err := r.store.client.Refresh(context.Background(), r.store.get())
+				if err != nil {
+					panic(err)
+				}
+				rotated = fresh
+				r.store.Save(context.Background(), fresh)
+			}
+			if tc.slow {
+				r.store.afterRPC = func(ctx context.Context) { <-ctx.Done() }
+			}
+			res, err := r.host.Token(context.Background())
+			if err != nil || res.Degraded {
+				t.Fatalf("Token: %v, degraded %v (%v); want the token the other process saved", err, res.Degraded, res.DegradedReason)
+			}
+			if res.Credential.AccessToken != rotated.AccessToken {
+				t.Errorf("returned a token other than the one the other process saved")
 			}
 		})
 	}
