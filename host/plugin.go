@@ -45,8 +45,8 @@ type member struct {
 	err    error
 	info   sdk.Info
 
-	mu      sync.Mutex
-	retryAt time.Time // no refresh before this (the endpoint's Retry-After)
+	mu      sync.Mutex // guards retryAt, and client against a concurrent close
+	retryAt time.Time  // no refresh before this (the endpoint's Retry-After)
 }
 
 func (m *member) retryAfter() time.Time {
@@ -75,7 +75,9 @@ func (m *member) provider(ctx context.Context) (sdk.Provider, error) {
 			m.err = &ProviderError{Provider: m.cfg.Name, Op: "start", Err: err}
 			return
 		}
+		m.mu.Lock()
 		m.prov, m.client = prov, client
+		m.mu.Unlock()
 		raw, err := json.Marshal(m.cfg.Config)
 		if err != nil {
 			m.err = &ProviderError{Provider: m.cfg.Name, Op: "configure", Err: err}
@@ -112,8 +114,11 @@ func (m *member) callContext(ctx context.Context) (context.Context, context.Canc
 
 // close ends the member's plugin process, if it has one.
 func (m *member) close() {
-	if m.client != nil {
-		m.client.Kill()
+	m.mu.Lock()
+	client := m.client
+	m.mu.Unlock()
+	if client != nil {
+		client.Kill()
 	}
 }
 

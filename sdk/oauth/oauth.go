@@ -294,14 +294,19 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs > 0 {
-		return time.Duration(secs) * time.Second
+	var d time.Duration
+	if secs, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && secs > 0 {
+		d = time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		d = t.Sub(now).Round(time.Second)
 	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now).Round(time.Second)
-	}
-	return 0
+	return min(d, maxRetryAfter)
 }
+
+// maxRetryAfter caps a server's Retry-After: a day is longer than any real
+// rate limit, and a larger value would overflow a Duration or stop refreshes
+// for good.
+const maxRetryAfter = 24 * time.Hour
 
 // scrub shortens a server message and removes the refresh token from it.
 func scrub(s, secret string) string {

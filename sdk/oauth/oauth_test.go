@@ -3,6 +3,9 @@ package oauth_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -163,5 +166,27 @@ func TestNoRefreshTokenSendsNothing(t *testing.T) {
 	_, err := newClient(t, srv, "", 0).Refresh(context.Background(), sdk.Credential{AccessToken: "a"})
 	if err == nil || srv.Requests() != 0 {
 		t.Errorf("got %v with %d requests; want an error and no request", err, srv.Requests())
+	}
+}
+
+func TestRetryAfterIsCapped(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", r.URL.Query().Get("ra"))
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	for ra, want := range map[string]time.Duration{
+		"120":                           2 * time.Minute,
+		"99999999999999999999":          0, // not an int64: ignored
+		"9223372036854775807":           24 * time.Hour,
+		"-5":                            0,
+		"Wed, 21 Oct 2015 07:28:00 GMT": 0, // in the past
+	} {
+		c, _ := oauth.New(sdk.OAuthConfig{TokenURL: srv.URL + "/?ra=" + url.QueryEscape(ra)})
+		_, err := c.Refresh(context.Background(), sdk.Credential{RefreshToken: "r"})
+		if got := sdk.RetryDelay(err); got != want {
+			t.Errorf("Retry-After %q: %v; want %v", ra, got, want)
+		}
 	}
 }
