@@ -170,6 +170,11 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 		fresh.Metadata = current.Metadata
 	}
 
+	if needsRefresh(fresh, h.now(), h.buffer()) {
+		left, _ := fresh.ExpiresIn(h.now())
+		h.logger.Warn("the new token expires within the refresh buffer, so every use will refresh it; lower refresh.buffer",
+			"provider", m.cfg.Name, "expires_in", left.Round(time.Second).String(), "buffer", h.buffer().String())
+	}
 	// Rule 8: a failed save still returns the new token. The endpoint has
 	// spent the old refresh token, so the save gets its own call timeout
 	// even when the answer used up the refresh's time: a store left holding

@@ -540,3 +540,16 @@ func TestSlowInvalidGrantStillRereadsTheStore(t *testing.T) {
 		})
 	}
 }
+
+func TestShortLivedTokenWarns(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOptions{})
+	r.srv.ExpiresIn = time.Minute // shorter than the 5m buffer
+	r.seed(testNow.Add(-time.Minute))
+	if _, err := r.host.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.logs.String(), "expires within the refresh buffer") {
+		t.Errorf("no warning that a 1m token is inside the 5m buffer:\n%s", r.logs.String())
+	}
+}
