@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,16 +50,48 @@ type member struct {
 	retryAt time.Time  // no refresh before this (the endpoint's Retry-After)
 }
 
+// retryAfter is when the token endpoint allows the next refresh: the later
+// of what this process was told and what another process on the machine
+// recorded beside the store's lock (so `credhost token` run again and again
+// as an apiKeyHelper honours a 429 too).
 func (m *member) retryAfter() time.Time {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.retryAt
+	at := m.retryAt
+	m.mu.Unlock()
+	if path := m.retryFile(); path != "" {
+		if data, err := os.ReadFile(path); err == nil {
+			if t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(data))); err == nil && t.After(at) {
+				at = t
+			}
+		}
+	}
+	return at
 }
 
+// setRetryAfter records when the next refresh is allowed; the zero Time
+// clears it (after a successful refresh).
 func (m *member) setRetryAfter(t time.Time) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.retryAt = t
+	m.mu.Unlock()
+	path := m.retryFile()
+	switch {
+	case path == "":
+	case t.IsZero():
+		_ = os.Remove(path)
+	default:
+		// Advisory and written under the store's lock: a plain write is
+		// enough, and a failure only costs the other processes one request.
+		_ = os.WriteFile(path, []byte(t.UTC().Format(time.RFC3339Nano)+"\n"), 0o600)
+	}
+}
+
+// retryFile sits beside the store's lock file; "" when there is none.
+func (m *member) retryFile() string {
+	if m.info.LockPath == "" {
+		return ""
+	}
+	return m.info.LockPath + ".retry-after"
 }
 
 // provider returns the started, configured provider, or the error that

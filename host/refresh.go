@@ -170,6 +170,9 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 		fresh.Metadata = current.Metadata
 	}
 
+	if !m.retryAfter().IsZero() {
+		m.setRetryAfter(time.Time{})
+	}
 	if needsRefresh(fresh, h.now(), h.buffer()) {
 		left, _ := fresh.ExpiresIn(h.now())
 		h.logger.Warn("the new token expires within the refresh buffer, so every use will refresh it; lower refresh.buffer",

@@ -239,3 +239,45 @@ func TestForcedRefreshCommand(t *testing.T) {
 		}
 	})
 }
+
+// TestRetryAfterAcrossProcesses: a 429 with Retry-After seen by one
+// `credhost token` holds off the next process too (apiKeyHelper runs a new
+// process for every request).
+func TestRetryAfterAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	inModes(t, func(t *testing.T, mode string) {
+		s, srv := newRefreshSandbox(t, mode)
+		s.loginFile(srv, time.Now().Add(time.Minute))
+		srv.SetMode(oauthtest.TooManyRequests)
+		for i := range 3 {
+			r := s.run("token", "--json")
+			var got tokenJSON
+			json.Unmarshal([]byte(r.stdout), &got)
+			if r.code != 0 || !got.Degraded {
+				t.Fatalf("call %d: exit %d degraded %v; want the old token, degraded\n%s", i, r.code, got.Degraded, r.stderr)
+			}
+			if i > 0 && !strings.Contains(r.stderr, "asked to wait") {
+				t.Errorf("call %d: stderr does not say it is waiting out Retry-After:\n%s", i, r.stderr)
+			}
+		}
+		if n := srv.Arrived(); n != 1 {
+			t.Errorf("%d token requests from 3 processes within Retry-After; want 1", n)
+		}
+
+		// Once the wait is over, a refresh goes out and clears the record.
+		retryFile := filepath.Join(s.home, ".claude", ".credentials.json.lock.retry-after")
+		if err := os.WriteFile(retryFile, []byte(time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		srv.SetMode(oauthtest.Normal)
+		r := s.run("token", "--json")
+		var got tokenJSON
+		json.Unmarshal([]byte(r.stdout), &got)
+		if r.code != 0 || !got.Refreshed {
+			t.Errorf("after the wait: exit %d refreshed %v; want a refresh\n%s", r.code, got.Refreshed, r.stderr)
+		}
+		if _, err := os.Stat(retryFile); !os.IsNotExist(err) {
+			t.Errorf("the Retry-After record survived a successful refresh")
+		}
+	})
+}
