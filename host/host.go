@@ -288,10 +288,7 @@ func (h *Host) read(ctx context.Context, m *member) (sdk.Credential, error) {
 
 // callContext bounds one provider call by plugins.call_timeout.
 func (h *Host) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d := h.cfg.Plugins.CallTimeout.Std(); d > 0 {
-		return context.WithTimeout(ctx, d)
-	}
-	return context.WithCancel(ctx)
+	return withTimeout(ctx, h.cfg.Plugins.CallTimeout.Std())
 }
 
 // callError makes a timed-out call say so plainly.

@@ -139,8 +139,13 @@ func (m *member) provider(ctx context.Context) (sdk.Provider, error) {
 }
 
 func (m *member) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if m.callTimeout > 0 {
-		return context.WithTimeout(ctx, m.callTimeout)
+	return withTimeout(ctx, m.callTimeout)
+}
+
+// withTimeout bounds ctx by d; d <= 0 adds no bound of its own.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d > 0 {
+		return context.WithTimeout(ctx, d)
 	}
 	return context.WithCancel(ctx)
 }

@@ -136,9 +136,8 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: fmt.Errorf("token endpoint asked to wait; not retrying before %s", at.Format(time.RFC3339))}
 	}
 
-	cctx, cancel := h.callContextFor(ctx, h.cfg.Refresh.Timeout.Std())
-	fresh, err := p.Refresh(cctx, current)
-	cancel()
+	// ctx already carries the refresh's deadline (see refresh).
+	fresh, err := p.Refresh(ctx, current)
 	if err != nil {
 		if ra := sdk.RetryDelay(err); ra > 0 {
 			m.setRetryAfter(now.Add(ra))
@@ -154,7 +153,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 			}
 			return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: fmt.Errorf("%w; the store still holds the rejected refresh token: log in again", err)}
 		}
-		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: callError(cctx, err)}
+		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: callError(ctx, err)}
 	}
 	// Rule 6, enforced here for every provider, private ones included.
 	if fresh.AccessToken == "" {
@@ -198,7 +197,7 @@ func (h *Host) buffer() time.Duration { return h.cfg.Refresh.Buffer.Std() }
 // callContextFor bounds a call by d (or the call timeout when d is 0).
 func (h *Host) callContextFor(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	if d > 0 {
-		return context.WithTimeout(ctx, d)
+		return withTimeout(ctx, d)
 	}
 	return h.callContext(ctx)
 }
