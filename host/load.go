@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"maps"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/credhost/credhost/sdk/oauth"
 )
 
 // DefaultSource is Config.Source for the embedded default.
@@ -548,9 +549,10 @@ func (p *parser) finish(root *yaml.Node, cfg *Config) error {
 		return p.errAt(child(root, "oauth", "body"), "oauth.body", fmt.Sprintf("%q: want form or json", cfg.OAuth.Body))
 	}
 	if u := cfg.OAuth.TokenURL; u != "" {
-		parsed, err := url.Parse(u)
-		if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
-			return p.errAt(child(root, "oauth", "token_url"), "oauth.token_url", fmt.Sprintf("%q is not an absolute http(s) URL", u))
+		// https, or http to loopback only: the refresh token and the new
+		// credential cross this connection.
+		if err := oauth.CheckTokenURL(u); err != nil {
+			return p.errAt(child(root, "oauth", "token_url"), "oauth.token_url", err.Error())
 		}
 	}
 	switch cfg.Plugins.Builtin {
