@@ -74,7 +74,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 	}
 	level := o.logger.GetLevel()
 	for i, pc := range cfg.Providers {
-		m := &member{cfg: pc, oauth: oauth, logger: o.logger, callTimeout: cfg.Plugins.CallTimeout.Std()}
+		m := &member{cfg: pc, oauth: oauth, logger: o.logger, callTimeout: cfg.Plugins.CallTimeout.Std(), unexpand: cfg.unexpand}
 		switch {
 		case pc.Command != "":
 			cmd := func() *exec.Cmd { return o.command(pc.Command, pc.Args...) }
@@ -83,7 +83,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 			b, ok := o.builtins[pc.Plugin]
 			if !ok {
 				return nil, &ConfigError{Source: cfg.Source, Line: pc.Line, Column: pc.Column,
-					Key: fmt.Sprintf("providers[%d].plugin", i), Msg: fmt.Sprintf("no built-in plugin %q; built-ins are %s", pc.Plugin, builtinNames(o.builtins))}
+					Key: fmt.Sprintf("providers[%d].plugin", i), Msg: cfg.unexpand.apply(fmt.Sprintf("no built-in plugin %q; built-ins are %s", pc.Plugin, builtinNames(o.builtins)))}
 			}
 			if cfg.Plugins.Builtin == BuiltinProcess || b.New == nil {
 				m.start = startProcess(b.Command, "", cfg, level, o.logger.Named(pc.Name))

@@ -157,16 +157,24 @@ func ParseConfig(data []byte, source string, lookupEnv func(string) (string, boo
 	if err := p.finish(root, &cfg); err != nil {
 		return nil, err
 	}
+	cfg.unexpand = p.unexpander()
 	return &cfg, nil
 }
 
 type parser struct {
 	source    string
 	lookupEnv func(string) (string, bool)
+	// expanded holds, for every value ${VAR} changed, what the file says
+	// and what it became, and for every variable read, ${NAME} and its
+	// value: errors quote the file, never the environment.
+	expanded []expansion
 }
 
+// errAt is the one place a parse error is made: its message is passed
+// through the unexpander, so whatever it quotes reads as the config file
+// does (${SECRET}), never as the environment's value.
 func (p *parser) errAt(n *yaml.Node, key, msg string) *ConfigError {
-	e := &ConfigError{Source: p.source, Key: key, Msg: msg}
+	e := &ConfigError{Source: p.source, Key: key, Msg: p.unexpander().apply(msg)}
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column
 	}
@@ -215,9 +223,12 @@ func (p *parser) expand(n *yaml.Node, isKey bool) error {
 		if isKey || !strings.Contains(n.Value, "$") {
 			return nil
 		}
-		v, err := expandVars(n.Value, p.lookupEnv)
+		v, err := expandVars(n.Value, p.lookup)
 		if err != nil {
 			return p.errAt(n, "", err.Error())
+		}
+		if v != n.Value {
+			p.expanded = append(p.expanded, expansion{raw: n.Value, value: v})
 		}
 		n.Value = v
 	case yaml.MappingNode:
@@ -237,6 +248,17 @@ func (p *parser) expand(n *yaml.Node, isKey bool) error {
 	}
 	return nil
 }
+
+// lookup reads a variable for expansion and remembers its value.
+func (p *parser) lookup(name string) (string, bool) {
+	v, ok := p.lookupEnv(name)
+	if ok && v != "" {
+		p.expanded = append(p.expanded, expansion{raw: "${" + name + "}", value: v})
+	}
+	return v, ok
+}
+
+func (p *parser) unexpander() unexpander { return newUnexpander(p.expanded) }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 

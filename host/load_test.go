@@ -322,3 +322,48 @@ func TestExampleConfigsParse(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigErrorsQuoteTheFileNotTheEnvironment: a value from ${VAR} may be
+// a secret; every error that quotes a value quotes ${VAR}, as the file
+// says, never what it expanded to.
+func TestConfigErrorsQuoteTheFileNotTheEnvironment(t *testing.T) {
+	t.Parallel()
+	const secret = "sk-ant-secret-value"
+	vars := map[string]string{"SECRET": secret, "HALF": "sk-ant-\n-value"}
+	tests := map[string]struct{ yaml, want string }{
+		"body":              {"version: 1\noauth: {body: '${SECRET}'}\n" + minimal[11:], `"${SECRET}": want form or json`},
+		"token_url":         {"version: 1\noauth: {token_url: '${SECRET}'}\n" + minimal[11:], `"${SECRET}" is not an absolute`},
+		"token_url in part": {"version: 1\noauth: {token_url: 'http://x/${SECRET}'}\n" + minimal[11:], `"http://x/${SECRET}": plain http`},
+		"builtin mode":      {"version: 1\nplugins: {builtin: '${SECRET}'}\n" + minimal[11:], `"${SECRET}": want in-process`},
+		"duration":          {"version: 1\nrefresh: {buffer: '${SECRET}'}\n" + minimal[11:], `"${SECRET}" is not a duration`},
+		"whole number":      {"version: '${SECRET}'\n", `"${SECRET}"`},
+		"provider name":     {"version: 1\nproviders:\n  - {name: '${HALF}', plugin: file}\n", `"${HALF}": use letters`},
+		"refresh_with":      {"version: 1\nproviders:\n  - {name: e, plugin: env, refresh_with: ['${SECRET}']}\n", `no provider named "${SECRET}"`},
+		"escaped in %q":     {"version: 1\noauth: {body: '${HALF}'}\n" + minimal[11:], `"${HALF}": want form or json`},
+		"with a default":    {"version: 1\noauth: {body: '${UNSET:-sk-ant-default-secret}'}\n" + minimal[11:], `"${UNSET:-sk-ant-default-secret}"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := ParseConfig([]byte(tc.yaml), "test.yaml", env(vars))
+			if err == nil {
+				t.Fatal("parsed; want an error")
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "secret-value") || strings.Contains(msg, `sk-ant-\n`) || !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q; want it to quote %s and not the value", msg, tc.want)
+			}
+		})
+	}
+	t.Run("unknown built-in", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := ParseConfig([]byte("version: 1\nproviders:\n  - {name: s, plugin: '${SECRET}'}\n"), "test.yaml", env(vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = New(cfg)
+		if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), `no built-in plugin "${SECRET}"`) {
+			t.Errorf("New: %v; want the plugin quoted as ${SECRET}", err)
+		}
+	})
+}
