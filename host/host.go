@@ -88,7 +88,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 			if cfg.Plugins.Builtin == BuiltinProcess || b.New == nil {
 				m.start = startProcess(b.Command, "", cfg, level, o.logger.Named(pc.Name))
 			} else {
-				m.start = startInProcess(b)
+				m.start = startInProcess(b, cfg.Plugins.CallTimeout.Std())
 			}
 		}
 		h.members = append(h.members, m)
@@ -293,7 +293,7 @@ func (h *Host) callContext(ctx context.Context) (context.Context, context.Cancel
 
 // callError makes a timed-out call say so plainly.
 func callError(ctx context.Context, err error) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, errCallTimeout) {
 		return fmt.Errorf("no answer within the call timeout: %w", err)
 	}
 	return err

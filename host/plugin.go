@@ -163,9 +163,13 @@ func (m *member) close() {
 	}
 }
 
-// startInProcess returns a starter that builds a built-in in this process.
-func startInProcess(b Builtin) func() (sdk.Provider, *plugin.Client, error) {
-	return func() (sdk.Provider, *plugin.Client, error) { return b.New(), nil, nil }
+// startInProcess returns a starter that builds a built-in in this process,
+// each call bounded by its context as a plugin process's is (a Refresh
+// past its deadline gets refreshGrace more; see bounded).
+func startInProcess(b Builtin, refreshGrace time.Duration) func() (sdk.Provider, *plugin.Client, error) {
+	return func() (sdk.Provider, *plugin.Client, error) {
+		return bounded{p: b.New(), refreshGrace: refreshGrace}, nil, nil
+	}
 }
 
 // startProcess returns a starter that runs cmd as a go-plugin subprocess and
