@@ -165,9 +165,9 @@ type parser struct {
 	source    string
 	lookupEnv func(string) (string, bool)
 	// expanded holds, for every value ${VAR} changed, what the file says
-	// and what it became, and for every variable read, ${NAME} and its
+	// and what it became; vars, for every variable read, ${NAME} and its
 	// value: errors quote the file, never the environment.
-	expanded []expansion
+	expanded, vars []expansion
 }
 
 // errAt is the one place a parse error is made: its message is passed
@@ -253,12 +253,16 @@ func (p *parser) expand(n *yaml.Node, isKey bool) error {
 func (p *parser) lookup(name string) (string, bool) {
 	v, ok := p.lookupEnv(name)
 	if ok && v != "" {
-		p.expanded = append(p.expanded, expansion{raw: "${" + name + "}", value: v})
+		p.vars = append(p.vars, expansion{raw: "${" + name + "}", value: v})
 	}
 	return v, ok
 }
 
-func (p *parser) unexpander() unexpander { return newUnexpander(p.expanded) }
+// unexpander rewrites messages: a whole value back to the file's text
+// first, then any variable's value left to ${NAME}.
+func (p *parser) unexpander() unexpander {
+	return newUnexpander(append(slices.Clone(p.expanded), p.vars...))
+}
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 

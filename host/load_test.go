@@ -36,7 +36,7 @@ func TestParseConfigErrors(t *testing.T) {
 		"negative buffer":           {yaml: "version: 1\nrefresh: {buffer: -5s}\n" + minimal[11:], wantKey: "refresh.buffer", wantLine: 2, wantCol: 19, wantMsg: `"-5s" is negative`},
 		"negative seconds":          {yaml: "version: 1\nrefresh: {buffer: -5}\n", wantKey: "refresh.buffer", wantMsg: `"-5" is negative`},
 		"unparsable buffer":         {yaml: "version: 1\nrefresh: {buffer: soon}\n", wantKey: "refresh.buffer", wantMsg: `"soon" is not a duration`},
-		"buffer from env, bad":      {yaml: "version: 1\nrefresh: {buffer: \"${B:-300}\"}\n", env: map[string]string{"B": "-5"}, wantKey: "refresh.buffer", wantMsg: `"-5" is negative`},
+		"buffer from env, bad":      {yaml: "version: 1\nrefresh: {buffer: \"${B:-300}\"}\n", env: map[string]string{"B": "-5"}, wantKey: "refresh.buffer", wantMsg: `"${B:-300}" is negative`},
 		"version missing":           {yaml: "providers: []\n", wantKey: "version", wantMsg: "missing; want version: 1"},
 		"version 2":                 {yaml: "version: 2\n" + minimal[11:], wantKey: "version", wantLine: 1, wantCol: 10, wantMsg: "2 is not supported"},
 		"version a string":          {yaml: "version: one\n", wantKey: "version", wantMsg: "want a whole number"},
@@ -183,8 +183,8 @@ func TestEmbeddedDefault(t *testing.T) {
 			env:        map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "60", "CLAUDE_OAUTH_TOKEN_URL": "http://127.0.0.1:9/t", "CLAUDE_CONFIG_DIR": "/cfg"},
 			wantBuffer: time.Minute, wantURL: "http://127.0.0.1:9/t", wantPath: "/cfg/.credentials.json",
 		},
-		"negative buffer":   {env: map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "-5"}, wantErr: `embedded default:9:11: refresh.buffer: "-5" is negative`},
-		"unparsable buffer": {env: map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "lots"}, wantErr: `"lots" is not a duration`},
+		"negative buffer":   {env: map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "-5"}, wantErr: `embedded default:9:11: refresh.buffer: "${CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS:-300}" is negative`},
+		"unparsable buffer": {env: map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "lots"}, wantErr: `"${CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS:-300}" is not a duration`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

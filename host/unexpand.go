@@ -28,9 +28,11 @@ type unexpander struct {
 	r *strings.Replacer
 }
 
-// newUnexpander builds the rewrite for pairs: each value, plain and as Go's
-// %q and JSON quote it, becomes its raw text; longer values win, in one
-// pass, so a replacement is never rewritten again.
+// newUnexpander builds the rewrite for pairs: each value, as Go's %q and
+// JSON quote it and (when at least minUnexpand long) plain, becomes its raw
+// text; a longer value wins, then the earlier pair, in one pass, so a
+// replacement is never rewritten again. A quoted value is unambiguous
+// however short it is.
 func newUnexpander(pairs []expansion) unexpander {
 	pairs = slices.Clone(pairs)
 	slices.SortStableFunc(pairs, func(a, b expansion) int { return cmp.Compare(len(b.value), len(a.value)) })
@@ -43,14 +45,17 @@ func newUnexpander(pairs []expansion) unexpander {
 		}
 	}
 	for _, e := range pairs {
-		if len(e.value) < minUnexpand {
+		if e.value == "" {
 			continue
 		}
-		add(inner(strconv.Quote(e.value)), inner(strconv.Quote(e.raw)))
+		add(strconv.Quote(e.value), strconv.Quote(e.raw))
 		v, _ := json.Marshal(e.value)
 		r, _ := json.Marshal(e.raw)
-		add(inner(string(v)), inner(string(r)))
-		add(e.value, e.raw)
+		add(string(v), string(r))
+		if len(e.value) >= minUnexpand {
+			add(inner(strconv.Quote(e.value)), inner(strconv.Quote(e.raw)))
+			add(e.value, e.raw)
+		}
 	}
 	if len(oldnew) == 0 {
 		return unexpander{}
@@ -88,4 +93,3 @@ type unexpandedError struct {
 
 func (e *unexpandedError) Error() string { return e.msg }
 func (e *unexpandedError) Unwrap() error { return e.err }
-
