@@ -278,7 +278,9 @@ func (h *Host) read(ctx context.Context, m *member) (sdk.Credential, error) {
 	defer cancel()
 	cred, err := p.Read(ctx)
 	if err != nil {
-		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: callError(ctx, err)}
+		// A read error may quote the provider's config ("$NAME is not
+		// set"): quote it as the config file says.
+		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: m.unexpand.applyErr(callError(ctx, err))}
 	}
 	if cred.AccessToken == "" {
 		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: errors.New("returned a credential with an empty access token")}
