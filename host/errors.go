@@ -99,7 +99,7 @@ func hint(cfg *Config) string {
 		case "env":
 			// Only a name the config file itself spells: a value from
 			// ${VAR} may be a secret put there by mistake.
-			if v, ok := p.Config["var"].(string); ok && v != "" && envName.MatchString(cfg.unexpand.apply(v)) {
+			if v, ok := p.Config["var"].(string); ok && v != "" && !cfg.unexpand.fromEnv(v) {
 				vars = append(vars, v)
 			}
 		case "keychain", "file", "wincred":

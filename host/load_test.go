@@ -367,3 +367,27 @@ func TestConfigErrorsQuoteTheFileNotTheEnvironment(t *testing.T) {
 		}
 	})
 }
+
+// TestUnexpandKeepsPathsAndWords: taking expansions back out of messages
+// must not garble them: a short value ("in-process") or a path is replaced
+// only where it is quoted whole, so a message still names the real file.
+func TestUnexpandKeepsPathsAndWords(t *testing.T) {
+	t.Parallel()
+	u := newUnexpander([]expansion{
+		{raw: "${CREDHOST_BUILTIN:-in-process}", value: "in-process"},
+		{raw: "${CLAUDE_CONFIG_DIR}", value: "/home/alice/.claude-work"},
+		{raw: "${SECRET}", value: "sk_ant_secret_value"},
+	})
+	tests := map[string]string{
+		`no credentials file at /tmp/TestX-in-process/.credentials.json`: `no credentials file at /tmp/TestX-in-process/.credentials.json`,
+		`/home/alice/.claude-work/.credentials.json is mode 0644`:        `/home/alice/.claude-work/.credentials.json is mode 0644`,
+		`builtin "in-process": bad`:                                      `builtin "${CREDHOST_BUILTIN:-in-process}": bad`,
+		`path "/home/alice/.claude-work": not a directory`:               `path "${CLAUDE_CONFIG_DIR}": not a directory`,
+		`$sk_ant_secret_value is not set`:                                `$${SECRET} is not set`,
+	}
+	for in, want := range tests {
+		if got := u.apply(in); got != want {
+			t.Errorf("apply(%q) = %q; want %q", in, got, want)
+		}
+	}
+}

@@ -8,10 +8,12 @@ import (
 	"strings"
 )
 
-// minUnexpand is the shortest expanded value taken back out of a message:
-// a shorter one is no secret, and replacing it would garble numbers and
-// words that merely look like it.
-const minUnexpand = 4
+// minPlainUnexpand is the shortest expanded value taken back out of a
+// message where it is not quoted: a secret is longer, and replacing a
+// shorter value ("in-process", "300") would garble words, numbers and
+// paths that merely contain it. A quoted value is replaced whatever its
+// length: the quotes make the match exact.
+const minPlainUnexpand = 16
 
 // expansion is one value as the config file says it (raw) and as the
 // environment made it (value).
@@ -29,10 +31,10 @@ type unexpander struct {
 }
 
 // newUnexpander builds the rewrite for pairs: each value, as Go's %q and
-// JSON quote it and (when at least minUnexpand long) plain, becomes its raw
-// text; a longer value wins, then the earlier pair, in one pass, so a
-// replacement is never rewritten again. A quoted value is unambiguous
-// however short it is.
+// JSON quote it and, when it may be a secret (at least minPlainUnexpand
+// long and not a path), plain, becomes its raw text; a longer value wins,
+// then the earlier pair, in one pass, so a replacement is never rewritten
+// again. A path is left plain so that messages keep naming the real file.
 func newUnexpander(pairs []expansion) unexpander {
 	pairs = slices.Clone(pairs)
 	slices.SortStableFunc(pairs, func(a, b expansion) int { return cmp.Compare(len(b.value), len(a.value)) })
@@ -52,7 +54,7 @@ func newUnexpander(pairs []expansion) unexpander {
 		v, _ := json.Marshal(e.value)
 		r, _ := json.Marshal(e.raw)
 		add(string(v), string(r))
-		if len(e.value) >= minUnexpand {
+		if len(e.value) >= minPlainUnexpand && !strings.ContainsAny(e.value, `/\`) {
 			add(inner(strconv.Quote(e.value)), inner(strconv.Quote(e.raw)))
 			add(e.value, e.raw)
 		}
@@ -71,6 +73,13 @@ func (u unexpander) apply(msg string) string {
 		return msg
 	}
 	return u.r.Replace(msg)
+}
+
+// fromEnv reports whether v, a config value, came out of a ${VAR}
+// expansion.
+func (u unexpander) fromEnv(v string) bool {
+	q := strconv.Quote(v)
+	return u.apply(q) != q
 }
 
 // applyErr rewrites err's message, keeping err for errors.Is and As.
