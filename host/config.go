@@ -53,6 +53,10 @@ type Config struct {
 
 	// Source says where the config came from: a path or "embedded default".
 	Source string `yaml:"-"`
+
+	// unexpand turns values back into what the config file says, for
+	// messages (see unexpander).
+	unexpand unexpander
 }
 
 // RefreshConfig holds the refresh rules.

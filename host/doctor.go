@@ -94,7 +94,7 @@ func (h *Host) providerChecks(ctx context.Context, m *member, st ProviderStatus)
 		if f.Severity == sdk.SeverityOK && st.State == StateFound {
 			continue // already said
 		}
-		out = append(out, Finding{Severity: f.Severity, Message: f.Message, Fix: f.Fix})
+		out = append(out, Finding{Severity: f.Severity, Message: m.unexpand.apply(f.Message), Fix: m.unexpand.apply(f.Fix)})
 	}
 	return out
 }

@@ -97,7 +97,9 @@ func hint(cfg *Config) string {
 	for _, p := range cfg.Providers {
 		switch p.Plugin {
 		case "env":
-			if v, ok := p.Config["var"].(string); ok && v != "" {
+			// Only a name the config file itself spells: a value from
+			// ${VAR} may be a secret put there by mistake.
+			if v, ok := p.Config["var"].(string); ok && v != "" && !cfg.unexpand.fromEnv(v) {
 				vars = append(vars, v)
 			}
 		case "keychain", "file", "wincred":

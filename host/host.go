@@ -74,7 +74,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 	}
 	level := o.logger.GetLevel()
 	for i, pc := range cfg.Providers {
-		m := &member{cfg: pc, oauth: oauth, logger: o.logger, callTimeout: cfg.Plugins.CallTimeout.Std()}
+		m := &member{cfg: pc, oauth: oauth, logger: o.logger, callTimeout: cfg.Plugins.CallTimeout.Std(), unexpand: cfg.unexpand}
 		switch {
 		case pc.Command != "":
 			cmd := func() *exec.Cmd { return o.command(pc.Command, pc.Args...) }
@@ -83,12 +83,12 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 			b, ok := o.builtins[pc.Plugin]
 			if !ok {
 				return nil, &ConfigError{Source: cfg.Source, Line: pc.Line, Column: pc.Column,
-					Key: fmt.Sprintf("providers[%d].plugin", i), Msg: fmt.Sprintf("no built-in plugin %q; built-ins are %s", pc.Plugin, builtinNames(o.builtins))}
+					Key: fmt.Sprintf("providers[%d].plugin", i), Msg: cfg.unexpand.apply(fmt.Sprintf("no built-in plugin %q; built-ins are %s", pc.Plugin, builtinNames(o.builtins)))}
 			}
 			if cfg.Plugins.Builtin == BuiltinProcess || b.New == nil {
 				m.start = startProcess(b.Command, "", cfg, level, o.logger.Named(pc.Name))
 			} else {
-				m.start = startInProcess(b)
+				m.start = startInProcess(b, cfg.Plugins.CallTimeout.Std())
 			}
 		}
 		h.members = append(h.members, m)
@@ -278,7 +278,9 @@ func (h *Host) read(ctx context.Context, m *member) (sdk.Credential, error) {
 	defer cancel()
 	cred, err := p.Read(ctx)
 	if err != nil {
-		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: callError(ctx, err)}
+		// A read error may quote the provider's config ("$NAME is not
+		// set"): quote it as the config file says.
+		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: m.unexpand.applyErr(callError(ctx, err))}
 	}
 	if cred.AccessToken == "" {
 		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: errors.New("returned a credential with an empty access token")}
@@ -293,7 +295,7 @@ func (h *Host) callContext(ctx context.Context) (context.Context, context.Cancel
 
 // callError makes a timed-out call say so plainly.
 func callError(ctx context.Context, err error) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, errCallTimeout) {
 		return fmt.Errorf("no answer within the call timeout: %w", err)
 	}
 	return err

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"maps"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/credhost/credhost/sdk/oauth"
 )
 
 // DefaultSource is Config.Source for the embedded default.
@@ -156,16 +157,24 @@ func ParseConfig(data []byte, source string, lookupEnv func(string) (string, boo
 	if err := p.finish(root, &cfg); err != nil {
 		return nil, err
 	}
+	cfg.unexpand = p.unexpander()
 	return &cfg, nil
 }
 
 type parser struct {
 	source    string
 	lookupEnv func(string) (string, bool)
+	// expanded holds, for every value ${VAR} changed, what the file says
+	// and what it became; vars, for every variable read, ${NAME} and its
+	// value: errors quote the file, never the environment.
+	expanded, vars []expansion
 }
 
+// errAt is the one place a parse error is made: its message is passed
+// through the unexpander, so whatever it quotes reads as the config file
+// does (${SECRET}), never as the environment's value.
 func (p *parser) errAt(n *yaml.Node, key, msg string) *ConfigError {
-	e := &ConfigError{Source: p.source, Key: key, Msg: msg}
+	e := &ConfigError{Source: p.source, Key: key, Msg: p.unexpander().apply(msg)}
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column
 	}
@@ -214,9 +223,12 @@ func (p *parser) expand(n *yaml.Node, isKey bool) error {
 		if isKey || !strings.Contains(n.Value, "$") {
 			return nil
 		}
-		v, err := expandVars(n.Value, p.lookupEnv)
+		v, err := expandVars(n.Value, p.lookup)
 		if err != nil {
 			return p.errAt(n, "", err.Error())
+		}
+		if v != n.Value {
+			p.expanded = append(p.expanded, expansion{raw: n.Value, value: v})
 		}
 		n.Value = v
 	case yaml.MappingNode:
@@ -235,6 +247,21 @@ func (p *parser) expand(n *yaml.Node, isKey bool) error {
 		return p.errAt(n, "", "YAML aliases are not supported in credhost config")
 	}
 	return nil
+}
+
+// lookup reads a variable for expansion and remembers its value.
+func (p *parser) lookup(name string) (string, bool) {
+	v, ok := p.lookupEnv(name)
+	if ok && v != "" {
+		p.vars = append(p.vars, expansion{raw: "${" + name + "}", value: v})
+	}
+	return v, ok
+}
+
+// unexpander rewrites messages: a whole value back to the file's text
+// first, then any variable's value left to ${NAME}.
+func (p *parser) unexpander() unexpander {
+	return newUnexpander(append(slices.Clone(p.expanded), p.vars...))
 }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -548,9 +575,10 @@ func (p *parser) finish(root *yaml.Node, cfg *Config) error {
 		return p.errAt(child(root, "oauth", "body"), "oauth.body", fmt.Sprintf("%q: want form or json", cfg.OAuth.Body))
 	}
 	if u := cfg.OAuth.TokenURL; u != "" {
-		parsed, err := url.Parse(u)
-		if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
-			return p.errAt(child(root, "oauth", "token_url"), "oauth.token_url", fmt.Sprintf("%q is not an absolute http(s) URL", u))
+		// https, or http to loopback only: the refresh token and the new
+		// credential cross this connection.
+		if err := oauth.CheckTokenURL(u); err != nil {
+			return p.errAt(child(root, "oauth", "token_url"), "oauth.token_url", err.Error())
 		}
 	}
 	switch cfg.Plugins.Builtin {

@@ -26,49 +26,50 @@ func TestParseConfigErrors(t *testing.T) {
 		wantCol  int
 		wantMsg  string
 	}{
-		"unknown top-level key":   {yaml: "version: 1\nproviderz: []\n", wantKey: "providerz", wantLine: 2, wantCol: 1, wantMsg: `unknown key "providerz"`},
-		"unknown refresh key":     {yaml: "version: 1\nrefresh:\n  bufer: 5m\n", wantKey: "refresh.bufer", wantLine: 3, wantCol: 3, wantMsg: "known keys here: buffer, timeout"},
-		"unknown provider key":    {yaml: "version: 1\nproviders:\n  - name: f\n    plugin: file\n    pathh: /x\n", wantKey: "providers[0].pathh", wantLine: 5, wantCol: 5},
-		"unknown in flow map":     {yaml: "version: 1\nproviders: [{name: f, plugin: file, cmd: x}]\n", wantKey: "providers[0].cmd", wantLine: 2, wantCol: 37},
-		"duplicate key":           {yaml: "version: 1\nversion: 1\n", wantKey: "version", wantLine: 2, wantCol: 1, wantMsg: "duplicate key"},
-		"providers not a list":    {yaml: "version: 1\nproviders: 3\n", wantKey: "providers", wantLine: 2, wantCol: 12, wantMsg: "want a list, got a number"},
-		"buffer is a list":        {yaml: "version: 1\nrefresh: {buffer: [1]}\n", wantKey: "refresh.buffer", wantLine: 2, wantCol: 19, wantMsg: "want a duration"},
-		"negative buffer":         {yaml: "version: 1\nrefresh: {buffer: -5s}\n" + minimal[11:], wantKey: "refresh.buffer", wantLine: 2, wantCol: 19, wantMsg: `"-5s" is negative`},
-		"negative seconds":        {yaml: "version: 1\nrefresh: {buffer: -5}\n", wantKey: "refresh.buffer", wantMsg: `"-5" is negative`},
-		"unparsable buffer":       {yaml: "version: 1\nrefresh: {buffer: soon}\n", wantKey: "refresh.buffer", wantMsg: `"soon" is not a duration`},
-		"buffer from env, bad":    {yaml: "version: 1\nrefresh: {buffer: \"${B:-300}\"}\n", env: map[string]string{"B": "-5"}, wantKey: "refresh.buffer", wantMsg: `"-5" is negative`},
-		"version missing":         {yaml: "providers: []\n", wantKey: "version", wantMsg: "missing; want version: 1"},
-		"version 2":               {yaml: "version: 2\n" + minimal[11:], wantKey: "version", wantLine: 1, wantCol: 10, wantMsg: "2 is not supported"},
-		"version a string":        {yaml: "version: one\n", wantKey: "version", wantMsg: "want a whole number"},
-		"no providers":            {yaml: "version: 1\n", wantKey: "providers", wantMsg: "missing or empty"},
-		"empty providers":         {yaml: "version: 1\nproviders: []\n", wantKey: "providers", wantLine: 2, wantMsg: "missing or empty"},
-		"empty provider entry":    {yaml: "version: 1\nproviders:\n  -\n  - {name: f, plugin: file}\n", wantKey: "providers[0]", wantLine: 3, wantMsg: "empty entry"},
-		"config a list":           {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, config: [1]}\n", wantKey: "providers[0].config", wantLine: 3, wantCol: 37, wantMsg: "want a mapping, got a list"},
-		"config a string":         {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, config: abc}\n", wantKey: "providers[0].config", wantLine: 3, wantCol: 37, wantMsg: "want a mapping, got a string"},
-		"empty refresh_with item": {yaml: "version: 1\nproviders:\n  - {name: e, plugin: env, refresh_with: [~, f]}\n  - {name: f, plugin: file}\n", wantKey: "providers[0].refresh_with[0]", wantLine: 3, wantCol: 43, wantMsg: "empty entry"},
-		"version overflows":       {yaml: "version: 9223372036854775808\n", wantKey: "version", wantLine: 1, wantCol: 10, wantMsg: "want a whole number"},
-		"name invalid base64":     {yaml: "version: 1\nproviders: [{name: !!binary '%%', plugin: env}]\n", wantKey: "providers[0].name", wantLine: 2, wantCol: 20, wantMsg: "invalid base64"},
-		"provider without name":   {yaml: "version: 1\nproviders:\n  - plugin: file\n", wantKey: "providers[0].name", wantLine: 3, wantCol: 5, wantMsg: "missing"},
-		"bad provider name":       {yaml: "version: 1\nproviders:\n  - {name: 'a b', plugin: file}\n", wantKey: "providers[0].name", wantMsg: `"a b": use letters`},
-		"duplicate names":         {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file}\n  - {name: f, plugin: env}\n", wantKey: "providers[1].name", wantLine: 4, wantMsg: "also the name of providers[0] (line 3)"},
-		"plugin and command":      {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, command: /x}\n", wantKey: "providers[0]", wantMsg: "both set"},
-		"neither":                 {yaml: "version: 1\nproviders:\n  - {name: f}\n", wantKey: "providers[0]", wantMsg: "want plugin"},
-		"sha256 on a built-in":    {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, sha256: abc}\n", wantKey: "providers[0].sha256", wantMsg: "pins an external command"},
-		"sha256 too short":        {yaml: "version: 1\nproviders:\n  - {name: f, command: /x, sha256: abc}\n", wantKey: "providers[0].sha256", wantMsg: "64 hex digits"},
-		"args on a built-in":      {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, args: [x]}\n", wantKey: "providers[0].args", wantMsg: "go with command"},
-		"refresh_with unknown":    {yaml: "version: 1\nproviders:\n  - {name: e, plugin: env, refresh_with: [nope]}\n", wantKey: "providers[0].refresh_with[0]", wantLine: 3, wantCol: 43, wantMsg: `no provider named "nope"`},
-		"refresh_with itself":     {yaml: "version: 1\nproviders:\n  - {name: e, plugin: env, refresh_with: [e]}\n", wantKey: "providers[0].refresh_with[0]", wantMsg: "through itself"},
-		"bad body":                {yaml: "version: 1\noauth: {body: xml}\n" + minimal[11:], wantKey: "oauth.body", wantMsg: `"xml": want form or json`},
-		"bad token url":           {yaml: "version: 1\noauth: {token_url: /token}\n" + minimal[11:], wantKey: "oauth.token_url", wantMsg: "not an absolute http(s) URL"},
-		"bad builtin mode":        {yaml: "version: 1\nplugins: {builtin: thread}\n" + minimal[11:], wantKey: "plugins.builtin", wantMsg: `"thread": want in-process or process`},
-		"config key not string":   {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, config: {1: x}}\n", wantKey: "providers[0].config", wantMsg: `key "1" is not a string`},
-		"unterminated expansion":  {yaml: "version: 1\noauth: {client_id: \"${X\"}\n", wantKey: "", wantLine: 2, wantMsg: "unterminated ${"},
-		"bad variable name":       {yaml: "version: 1\noauth: {client_id: \"${1X}\"}\n", wantLine: 2, wantMsg: "not an environment variable name"},
-		"not YAML":                {yaml: "version: 1\n  bad: [\n", wantMsg: "not valid YAML"},
-		"a list, not a mapping":   {yaml: "- a\n- b\n", wantLine: 1, wantCol: 1, wantMsg: "the config is a list"},
-		"empty":                   {yaml: "", wantMsg: "the config is empty"},
-		"two documents":           {yaml: minimal + "---\n" + minimal, wantMsg: "more than one YAML document"},
-		"alias":                   {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, config: {a: &x 1, b: *x}}\n", wantLine: 3, wantMsg: "aliases are not supported"},
+		"unknown top-level key":     {yaml: "version: 1\nproviderz: []\n", wantKey: "providerz", wantLine: 2, wantCol: 1, wantMsg: `unknown key "providerz"`},
+		"unknown refresh key":       {yaml: "version: 1\nrefresh:\n  bufer: 5m\n", wantKey: "refresh.bufer", wantLine: 3, wantCol: 3, wantMsg: "known keys here: buffer, timeout"},
+		"unknown provider key":      {yaml: "version: 1\nproviders:\n  - name: f\n    plugin: file\n    pathh: /x\n", wantKey: "providers[0].pathh", wantLine: 5, wantCol: 5},
+		"unknown in flow map":       {yaml: "version: 1\nproviders: [{name: f, plugin: file, cmd: x}]\n", wantKey: "providers[0].cmd", wantLine: 2, wantCol: 37},
+		"duplicate key":             {yaml: "version: 1\nversion: 1\n", wantKey: "version", wantLine: 2, wantCol: 1, wantMsg: "duplicate key"},
+		"providers not a list":      {yaml: "version: 1\nproviders: 3\n", wantKey: "providers", wantLine: 2, wantCol: 12, wantMsg: "want a list, got a number"},
+		"buffer is a list":          {yaml: "version: 1\nrefresh: {buffer: [1]}\n", wantKey: "refresh.buffer", wantLine: 2, wantCol: 19, wantMsg: "want a duration"},
+		"negative buffer":           {yaml: "version: 1\nrefresh: {buffer: -5s}\n" + minimal[11:], wantKey: "refresh.buffer", wantLine: 2, wantCol: 19, wantMsg: `"-5s" is negative`},
+		"negative seconds":          {yaml: "version: 1\nrefresh: {buffer: -5}\n", wantKey: "refresh.buffer", wantMsg: `"-5" is negative`},
+		"unparsable buffer":         {yaml: "version: 1\nrefresh: {buffer: soon}\n", wantKey: "refresh.buffer", wantMsg: `"soon" is not a duration`},
+		"buffer from env, bad":      {yaml: "version: 1\nrefresh: {buffer: \"${B:-300}\"}\n", env: map[string]string{"B": "-5"}, wantKey: "refresh.buffer", wantMsg: `"${B:-300}" is negative`},
+		"version missing":           {yaml: "providers: []\n", wantKey: "version", wantMsg: "missing; want version: 1"},
+		"version 2":                 {yaml: "version: 2\n" + minimal[11:], wantKey: "version", wantLine: 1, wantCol: 10, wantMsg: "2 is not supported"},
+		"version a string":          {yaml: "version: one\n", wantKey: "version", wantMsg: "want a whole number"},
+		"no providers":              {yaml: "version: 1\n", wantKey: "providers", wantMsg: "missing or empty"},
+		"empty providers":           {yaml: "version: 1\nproviders: []\n", wantKey: "providers", wantLine: 2, wantMsg: "missing or empty"},
+		"empty provider entry":      {yaml: "version: 1\nproviders:\n  -\n  - {name: f, plugin: file}\n", wantKey: "providers[0]", wantLine: 3, wantMsg: "empty entry"},
+		"config a list":             {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, config: [1]}\n", wantKey: "providers[0].config", wantLine: 3, wantCol: 37, wantMsg: "want a mapping, got a list"},
+		"config a string":           {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, config: abc}\n", wantKey: "providers[0].config", wantLine: 3, wantCol: 37, wantMsg: "want a mapping, got a string"},
+		"empty refresh_with item":   {yaml: "version: 1\nproviders:\n  - {name: e, plugin: env, refresh_with: [~, f]}\n  - {name: f, plugin: file}\n", wantKey: "providers[0].refresh_with[0]", wantLine: 3, wantCol: 43, wantMsg: "empty entry"},
+		"version overflows":         {yaml: "version: 9223372036854775808\n", wantKey: "version", wantLine: 1, wantCol: 10, wantMsg: "want a whole number"},
+		"name invalid base64":       {yaml: "version: 1\nproviders: [{name: !!binary '%%', plugin: env}]\n", wantKey: "providers[0].name", wantLine: 2, wantCol: 20, wantMsg: "invalid base64"},
+		"provider without name":     {yaml: "version: 1\nproviders:\n  - plugin: file\n", wantKey: "providers[0].name", wantLine: 3, wantCol: 5, wantMsg: "missing"},
+		"bad provider name":         {yaml: "version: 1\nproviders:\n  - {name: 'a b', plugin: file}\n", wantKey: "providers[0].name", wantMsg: `"a b": use letters`},
+		"duplicate names":           {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file}\n  - {name: f, plugin: env}\n", wantKey: "providers[1].name", wantLine: 4, wantMsg: "also the name of providers[0] (line 3)"},
+		"plugin and command":        {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, command: /x}\n", wantKey: "providers[0]", wantMsg: "both set"},
+		"neither":                   {yaml: "version: 1\nproviders:\n  - {name: f}\n", wantKey: "providers[0]", wantMsg: "want plugin"},
+		"sha256 on a built-in":      {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, sha256: abc}\n", wantKey: "providers[0].sha256", wantMsg: "pins an external command"},
+		"sha256 too short":          {yaml: "version: 1\nproviders:\n  - {name: f, command: /x, sha256: abc}\n", wantKey: "providers[0].sha256", wantMsg: "64 hex digits"},
+		"args on a built-in":        {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, args: [x]}\n", wantKey: "providers[0].args", wantMsg: "go with command"},
+		"refresh_with unknown":      {yaml: "version: 1\nproviders:\n  - {name: e, plugin: env, refresh_with: [nope]}\n", wantKey: "providers[0].refresh_with[0]", wantLine: 3, wantCol: 43, wantMsg: `no provider named "nope"`},
+		"refresh_with itself":       {yaml: "version: 1\nproviders:\n  - {name: e, plugin: env, refresh_with: [e]}\n", wantKey: "providers[0].refresh_with[0]", wantMsg: "through itself"},
+		"bad body":                  {yaml: "version: 1\noauth: {body: xml}\n" + minimal[11:], wantKey: "oauth.body", wantMsg: `"xml": want form or json`},
+		"bad token url":             {yaml: "version: 1\noauth: {token_url: /token}\n" + minimal[11:], wantKey: "oauth.token_url", wantMsg: "not an absolute http(s) URL"},
+		"token url over plain http": {yaml: "version: 1\noauth:\n  token_url: http://auth.example.com/token\n" + minimal[11:], wantKey: "oauth.token_url", wantLine: 3, wantCol: 14, wantMsg: "plain http is allowed only to a loopback host"},
+		"bad builtin mode":          {yaml: "version: 1\nplugins: {builtin: thread}\n" + minimal[11:], wantKey: "plugins.builtin", wantMsg: `"thread": want in-process or process`},
+		"config key not string":     {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, config: {1: x}}\n", wantKey: "providers[0].config", wantMsg: `key "1" is not a string`},
+		"unterminated expansion":    {yaml: "version: 1\noauth: {client_id: \"${X\"}\n", wantKey: "", wantLine: 2, wantMsg: "unterminated ${"},
+		"bad variable name":         {yaml: "version: 1\noauth: {client_id: \"${1X}\"}\n", wantLine: 2, wantMsg: "not an environment variable name"},
+		"not YAML":                  {yaml: "version: 1\n  bad: [\n", wantMsg: "not valid YAML"},
+		"a list, not a mapping":     {yaml: "- a\n- b\n", wantLine: 1, wantCol: 1, wantMsg: "the config is a list"},
+		"empty":                     {yaml: "", wantMsg: "the config is empty"},
+		"two documents":             {yaml: minimal + "---\n" + minimal, wantMsg: "more than one YAML document"},
+		"alias":                     {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, config: {a: &x 1, b: *x}}\n", wantLine: 3, wantMsg: "aliases are not supported"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -182,8 +183,8 @@ func TestEmbeddedDefault(t *testing.T) {
 			env:        map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "60", "CLAUDE_OAUTH_TOKEN_URL": "http://127.0.0.1:9/t", "CLAUDE_CONFIG_DIR": "/cfg"},
 			wantBuffer: time.Minute, wantURL: "http://127.0.0.1:9/t", wantPath: "/cfg/.credentials.json",
 		},
-		"negative buffer":   {env: map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "-5"}, wantErr: `embedded default:9:11: refresh.buffer: "-5" is negative`},
-		"unparsable buffer": {env: map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "lots"}, wantErr: `"lots" is not a duration`},
+		"negative buffer":   {env: map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "-5"}, wantErr: `embedded default:9:11: refresh.buffer: "${CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS:-300}" is negative`},
+		"unparsable buffer": {env: map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "lots"}, wantErr: `"${CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS:-300}" is not a duration`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -318,6 +319,75 @@ func TestExampleConfigsParse(t *testing.T) {
 		}
 		if _, err := ParseConfig(data, f, env(nil)); err != nil {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// TestConfigErrorsQuoteTheFileNotTheEnvironment: a value from ${VAR} may be
+// a secret; every error that quotes a value quotes ${VAR}, as the file
+// says, never what it expanded to.
+func TestConfigErrorsQuoteTheFileNotTheEnvironment(t *testing.T) {
+	t.Parallel()
+	const secret = "sk-ant-secret-value"
+	vars := map[string]string{"SECRET": secret, "HALF": "sk-ant-\n-value"}
+	tests := map[string]struct{ yaml, want string }{
+		"body":              {"version: 1\noauth: {body: '${SECRET}'}\n" + minimal[11:], `"${SECRET}": want form or json`},
+		"token_url":         {"version: 1\noauth: {token_url: '${SECRET}'}\n" + minimal[11:], `"${SECRET}" is not an absolute`},
+		"token_url in part": {"version: 1\noauth: {token_url: 'http://x/${SECRET}'}\n" + minimal[11:], `"http://x/${SECRET}": plain http`},
+		"builtin mode":      {"version: 1\nplugins: {builtin: '${SECRET}'}\n" + minimal[11:], `"${SECRET}": want in-process`},
+		"duration":          {"version: 1\nrefresh: {buffer: '${SECRET}'}\n" + minimal[11:], `"${SECRET}" is not a duration`},
+		"whole number":      {"version: '${SECRET}'\n", `"${SECRET}"`},
+		"provider name":     {"version: 1\nproviders:\n  - {name: '${HALF}', plugin: file}\n", `"${HALF}": use letters`},
+		"refresh_with":      {"version: 1\nproviders:\n  - {name: e, plugin: env, refresh_with: ['${SECRET}']}\n", `no provider named "${SECRET}"`},
+		"escaped in %q":     {"version: 1\noauth: {body: '${HALF}'}\n" + minimal[11:], `"${HALF}": want form or json`},
+		"with a default":    {"version: 1\noauth: {body: '${UNSET:-sk-ant-default-secret}'}\n" + minimal[11:], `"${UNSET:-sk-ant-default-secret}"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := ParseConfig([]byte(tc.yaml), "test.yaml", env(vars))
+			if err == nil {
+				t.Fatal("parsed; want an error")
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "secret-value") || strings.Contains(msg, `sk-ant-\n`) || !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q; want it to quote %s and not the value", msg, tc.want)
+			}
+		})
+	}
+	t.Run("unknown built-in", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := ParseConfig([]byte("version: 1\nproviders:\n  - {name: s, plugin: '${SECRET}'}\n"), "test.yaml", env(vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = New(cfg)
+		if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), `no built-in plugin "${SECRET}"`) {
+			t.Errorf("New: %v; want the plugin quoted as ${SECRET}", err)
+		}
+	})
+}
+
+// TestUnexpandKeepsPathsAndWords: taking expansions back out of messages
+// must not garble them: a short value ("in-process") or a path is replaced
+// only where it is quoted whole, so a message still names the real file.
+func TestUnexpandKeepsPathsAndWords(t *testing.T) {
+	t.Parallel()
+	u := newUnexpander([]expansion{
+		{raw: "${CREDHOST_BUILTIN:-in-process}", value: "in-process"},
+		{raw: "${CLAUDE_CONFIG_DIR}", value: "/home/alice/.claude-work"},
+		{raw: "${SECRET}", value: "sk_ant_secret_value"},
+	})
+	tests := map[string]string{
+		`no credentials file at /tmp/TestX-in-process/.credentials.json`: `no credentials file at /tmp/TestX-in-process/.credentials.json`,
+		`/home/alice/.claude-work/.credentials.json is mode 0644`:        `/home/alice/.claude-work/.credentials.json is mode 0644`,
+		`builtin "in-process": bad`:                                      `builtin "${CREDHOST_BUILTIN:-in-process}": bad`,
+		`path "/home/alice/.claude-work": not a directory`:               `path "${CLAUDE_CONFIG_DIR}": not a directory`,
+		`$sk_ant_secret_value is not set`:                                `$${SECRET} is not set`,
+	}
+	for in, want := range tests {
+		if got := u.apply(in); got != want {
+			t.Errorf("apply(%q) = %q; want %q", in, got, want)
 		}
 	}
 }

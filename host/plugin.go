@@ -39,6 +39,9 @@ type member struct {
 	start       func() (sdk.Provider, *plugin.Client, error)
 	logger      hclog.Logger
 	callTimeout time.Duration // bounds Configure and Info, not the start
+	// unexpand makes start and configure errors, which may quote the
+	// config, read as the config file does, not as ${VAR} expanded.
+	unexpand unexpander
 
 	once   sync.Once
 	prov   sdk.Provider
@@ -105,7 +108,7 @@ func (m *member) provider(ctx context.Context) (sdk.Provider, error) {
 		ctx := context.WithoutCancel(ctx)
 		prov, client, err := m.start()
 		if err != nil {
-			m.err = &ProviderError{Provider: m.cfg.Name, Op: "start", Err: err}
+			m.err = &ProviderError{Provider: m.cfg.Name, Op: "start", Err: m.unexpand.applyErr(err)}
 			return
 		}
 		m.mu.Lock()
@@ -123,7 +126,7 @@ func (m *member) provider(ctx context.Context) (sdk.Provider, error) {
 		err = prov.Configure(cctx, sdk.ConfigureRequest{Name: m.cfg.Name, Config: raw, OAuth: m.oauth})
 		cancel()
 		if err != nil {
-			m.err = &ProviderError{Provider: m.cfg.Name, Op: "configure", Err: err}
+			m.err = &ProviderError{Provider: m.cfg.Name, Op: "configure", Err: m.unexpand.applyErr(err)}
 			return
 		}
 		cctx, cancel = m.callContext(ctx)
@@ -160,9 +163,13 @@ func (m *member) close() {
 	}
 }
 
-// startInProcess returns a starter that builds a built-in in this process.
-func startInProcess(b Builtin) func() (sdk.Provider, *plugin.Client, error) {
-	return func() (sdk.Provider, *plugin.Client, error) { return b.New(), nil, nil }
+// startInProcess returns a starter that builds a built-in in this process,
+// each call bounded by its context as a plugin process's is (a Refresh
+// past its deadline gets refreshGrace more; see bounded).
+func startInProcess(b Builtin, refreshGrace time.Duration) func() (sdk.Provider, *plugin.Client, error) {
+	return func() (sdk.Provider, *plugin.Client, error) {
+		return bounded{p: b.New(), refreshGrace: refreshGrace}, nil, nil
+	}
 }
 
 // startProcess returns a starter that runs cmd as a go-plugin subprocess and

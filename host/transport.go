@@ -5,14 +5,20 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // Transport returns an http.RoundTripper that sets `Authorization: Bearer`
 // from Token on each request and, on a 401, forces one refresh of the token
-// it used and replays the request once with the new token (rule 10). It
-// decides by status code alone, never by error text. A request whose body
-// cannot be replayed (no GetBody) gets the 401 back as is. base nil means
-// http.DefaultTransport.
+// it used and replays the request once with the new token (the
+// reactive-refresh rule). It decides by status code alone, never by error
+// text. A request whose body cannot be replayed (no GetBody) gets the 401
+// back as is. base nil means http.DefaultTransport.
+//
+// The token goes only to the origin (scheme, host and port) of the request
+// the caller made: a redirect to another host, port or scheme (https to
+// http included) is followed without it, and a 401 there refreshes nothing.
 func (h *Host) Transport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
@@ -26,6 +32,15 @@ type transport struct {
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// The bearer token goes only where the caller sent the request. Each
+	// redirect hop comes here as a new request; net/http strips an
+	// Authorization header on a hop to another host, but this one is added
+	// below that, so the rule is kept here: a hop to another host, port or
+	// scheme (https to http included) goes on without the token, and a 401
+	// there forces no refresh.
+	if !sameOrigin(firstRequest(req).URL, req.URL) {
+		return t.base.RoundTrip(req)
+	}
 	ctx := req.Context()
 	res, err := t.h.Token(ctx)
 	if err != nil {
@@ -55,6 +70,37 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	return t.base.RoundTrip(withBearer(replay, fresh.Credential.AccessToken))
+}
+
+// firstRequest walks a redirect hop back to the request the caller made:
+// net/http sets Response on each hop to the redirect that led there.
+func firstRequest(req *http.Request) *http.Request {
+	for range 100 { // net/http stops after 10 redirects; this only bounds a cycle
+		if req.Response == nil || req.Response.Request == nil {
+			break
+		}
+		req = req.Response.Request
+	}
+	return req
+}
+
+// sameOrigin reports whether a and b have the same scheme, host and port
+// (an absent port is the scheme's default).
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
+}
+
+func port(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return "443"
+	case "http":
+		return "80"
+	}
+	return ""
 }
 
 // withBearer returns a copy of req with the token set; RoundTrippers must

@@ -3,8 +3,10 @@ package host
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -136,5 +138,120 @@ func TestConcurrent401sShareTheNewToken(t *testing.T) {
 				t.Errorf("%d token requests; want 1", n)
 			}
 		})
+	}
+}
+
+// listenOn starts an httptest server for h on addr ("127.0.0.2:0": Linux
+// routes all of 127/8 to the loopback interface), TLS when tls is set.
+func listenOn(t *testing.T, addr string, tls bool, h http.Handler) *httptest.Server {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", addr, err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = l
+	if tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestTransportSendsTheTokenOnlyToTheOriginalHost: a redirect from the API
+// host to another host (or to plain http) must not carry the bearer token,
+// neither on the hop nor on a 401 replay there; a redirect on the same
+// host keeps it.
+func TestTransportSendsTheTokenOnlyToTheOriginalHost(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		fromTLS   bool   // the API answers over https
+		toAddr    string // where the redirect points ("": the API itself)
+		toStatus  int    // what the target answers
+		wantAuth  bool   // the target sees the token
+		wantCalls int    // requests the target sees
+	}{
+		"same host keeps the token":           {toStatus: 200, wantAuth: true, wantCalls: 1},
+		"other host gets none":                {toAddr: "127.0.0.2:0", toStatus: 200, wantCalls: 1},
+		"other host's 401 refreshes nothing":  {toAddr: "127.0.0.2:0", toStatus: 401, wantCalls: 1},
+		"https to http on the host gets none": {fromTLS: true, toAddr: "127.0.0.1:0", toStatus: 200, wantCalls: 1},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, rigOptions{})
+			seeded := r.seed(testNow.Add(time.Hour))
+			var mu sync.Mutex
+			var targetAuths []string
+			target := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				mu.Lock()
+				targetAuths = append(targetAuths, req.Header.Get("Authorization"))
+				mu.Unlock()
+				w.WriteHeader(tc.toStatus)
+			})
+			var to string
+			if tc.toAddr != "" {
+				to = listenOn(t, tc.toAddr, false, target).URL + "/final"
+			}
+			var apiAuth string
+			api := listenOn(t, "127.0.0.1:0", tc.fromTLS, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				if req.URL.Path == "/final" {
+					target(w, req)
+					return
+				}
+				mu.Lock()
+				apiAuth = req.Header.Get("Authorization")
+				mu.Unlock()
+				dest := to
+				if dest == "" {
+					dest = "/final"
+				}
+				http.Redirect(w, req, dest, http.StatusTemporaryRedirect)
+			}))
+			client := &http.Client{Transport: r.host.Transport(api.Client().Transport)}
+			resp, err := client.Get(api.URL + "/v1/messages")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			if apiAuth != "Bearer "+seeded.AccessToken {
+				t.Errorf("the API itself got %q; want the token", apiAuth)
+			}
+			if len(targetAuths) != tc.wantCalls {
+				t.Fatalf("the redirect target got %d requests; want %d", len(targetAuths), tc.wantCalls)
+			}
+			for _, got := range targetAuths {
+				if (got != "") != tc.wantAuth || (tc.wantAuth && got != "Bearer "+seeded.AccessToken) {
+					t.Errorf("the redirect target got Authorization %q; want the token: %v", got, tc.wantAuth)
+				}
+			}
+			if n := r.srv.Requests(); n != 0 {
+				t.Errorf("%d token requests; want none", n)
+			}
+		})
+	}
+}
+
+func TestSameOrigin(t *testing.T) {
+	t.Parallel()
+	tests := map[[2]string]bool{
+		{"https://api.example/a", "https://api.example:443/b"}:    true,
+		{"https://API.example/a", "https://api.example/b"}:        true,
+		{"https://api.example/a", "http://api.example/a"}:         false,
+		{"https://api.example:8443/", "http://api.example:8443/"}: false,
+		{"https://api.example/", "https://api.example:8443/"}:     false,
+		{"https://api.example/", "https://evil.example/"}:         false,
+	}
+	for pair, want := range tests {
+		a, _ := url.Parse(pair[0])
+		b, _ := url.Parse(pair[1])
+		if got := sameOrigin(a, b); got != want {
+			t.Errorf("sameOrigin(%s, %s) = %v; want %v", pair[0], pair[1], got, want)
+		}
 	}
 }

@@ -23,8 +23,18 @@
 // level and inside the object, and refuses to overwrite a file it cannot
 // parse. It writes atomically (a temporary file in the same directory,
 // fsync, rename, fsync of the directory), mode 0600 whatever the umask (a
-// narrower existing mode is kept), creates a missing parent directory 0700,
-// and writes through a symlink to its target, so the link stays a link.
+// narrower existing mode is kept), with the replaced file's owner and group
+// (root refreshing a user's file leaves it the user's), creates a missing
+// parent directory 0700, and writes through a symlink to its target, so the
+// link stays a link.
+//
+// Read and Save use the same file: the path resolved as the kernel resolves
+// it (every symlink followed, a relative target taken from the resolved
+// directory of its link, ".." applied after resolving), so a save never
+// creates a file a read would not read. The file is opened before it is
+// checked (non-blocking, not following a symlink put in its place) and
+// whatever is not a regular file is refused by its open descriptor, so a
+// named pipe swapped in cannot block a call.
 //
 // Refresh runs the OAuth refresh_token grant (sdk/oauth) with the host's
 // oauth settings; it is available when a token_url is configured.

@@ -72,7 +72,11 @@ func (p *Provider) Info(context.Context) (sdk.Info, error) {
 	defer p.mu.Unlock()
 	info := sdk.Info{Name: "file", Version: "1", CanSave: true, CanRefresh: p.oauth != nil}
 	if p.path != "" {
-		info.LockPath = resolve(p.path) + ".lock"
+		target, err := resolve(p.path)
+		if err != nil {
+			target = p.path
+		}
+		info.LockPath = target + ".lock"
 	}
 	return info, nil
 }
@@ -137,13 +141,18 @@ func (p *Provider) settings() (path, key, prefix string, client *oauth.Client, e
 	return p.path, p.key, p.prefix, p.oauth, nil
 }
 
-// Read returns the credential in the file, or sdk.ErrNotFound.
+// Read returns the credential in the file, or sdk.ErrNotFound. It reads the
+// file the path resolves to, the one Save replaces.
 func (p *Provider) Read(context.Context) (sdk.Credential, error) {
 	path, key, prefix, _, err := p.settings()
 	if err != nil {
 		return sdk.Credential{}, err
 	}
-	_, cred, err := load(path, key)
+	target, err := resolve(path)
+	if err != nil {
+		return sdk.Credential{}, err
+	}
+	_, cred, err := load(target, path, key)
 	if err != nil {
 		return sdk.Credential{}, err
 	}
@@ -153,10 +162,11 @@ func (p *Provider) Read(context.Context) (sdk.Credential, error) {
 	return cred, nil
 }
 
-// load reads and parses the file. A missing file, key or token is
-// sdk.ErrNotFound; everything else is a fault naming the path.
-func load(path, key string) (*credjson.Document, sdk.Credential, error) {
-	data, err := readCapped(path)
+// load reads and parses target, the resolved path. A missing file, key or
+// token is sdk.ErrNotFound; everything else is a fault naming the path as
+// configured.
+func load(target, path, key string) (*credjson.Document, sdk.Credential, error) {
+	data, _, err := readCapped(target)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, sdk.Credential{}, fmt.Errorf("%w: no credentials file at %s", sdk.ErrNotFound, path)
@@ -173,42 +183,40 @@ func load(path, key string) (*credjson.Document, sdk.Credential, error) {
 	return doc, cred, nil
 }
 
-// readCapped reads at most maxFileSize bytes of a regular file.
-func readCapped(path string) ([]byte, error) {
-	// Stat before opening: opening a named pipe blocks until a writer
-	// comes, which would hang Read and Save for good.
-	st, err := os.Stat(path)
+// readCapped reads at most maxFileSize bytes of the regular file at path,
+// which resolve has already resolved, and returns its FileInfo from the
+// open descriptor. It opens first and checks what it opened: checking the
+// path and then opening it by name would let a named pipe swapped in
+// between block for good. The open never blocks (O_NONBLOCK: a named pipe
+// opens at once and is then refused) and does not follow a symlink put
+// in place of the resolved file (O_NOFOLLOW, where the system has it).
+func readCapped(path string) ([]byte, fs.FileInfo, error) {
+	f, err := os.OpenFile(path, openReadFlags, 0)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, nil, err
+		case isLoop(err):
+			return nil, nil, fmt.Errorf("%s: became a symbolic link while being read; try again", path)
 		}
-		return nil, fmt.Errorf("%s: cannot stat: %w", path, unwrapPath(err))
-	}
-	if err := checkRegular(path, st); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%s: cannot open: %w", path, unwrapPath(err))
+		return nil, nil, fmt.Errorf("%s: cannot open: %w", path, unwrapPath(err))
 	}
 	defer f.Close()
-	if st, err = f.Stat(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, unwrapPath(err))
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, unwrapPath(err))
 	}
 	if err := checkRegular(path, st); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: cannot read: %w", path, unwrapPath(err))
+		return nil, nil, fmt.Errorf("%s: cannot read: %w", path, unwrapPath(err))
 	}
 	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes; not a credentials file", path, maxFileSize)
+		return nil, nil, fmt.Errorf("%s: larger than %d bytes; not a credentials file", path, maxFileSize)
 	}
-	return data, nil
+	return data, st, nil
 }
 
 // checkRegular refuses anything but a regular file, saying what it is.
@@ -252,10 +260,15 @@ func (p *Provider) Save(_ context.Context, cred sdk.Credential) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 
-	target := resolve(path)
+	// The file Read reads: never a new file beside it.
+	target, err := resolve(path)
+	if err != nil {
+		return err
+	}
 	mode := os.FileMode(0o600)
 	doc := &credjson.Document{}
-	data, err := readCapped(target)
+	var old fs.FileInfo
+	data, st, err := readCapped(target)
 	switch {
 	case err == nil:
 		parsed, _, perr := credjson.Parse(data, key)
@@ -263,10 +276,9 @@ func (p *Provider) Save(_ context.Context, cred sdk.Credential) error {
 			return fmt.Errorf("%s: refusing to overwrite a file that does not parse (%v); fix or remove it", path, perr)
 		}
 		doc = parsed
-		if st, err := os.Stat(target); err == nil {
-			// Never widen: 0644 becomes 0600, 0400 stays 0400.
-			mode = st.Mode().Perm() & 0o600
-		}
+		// Never widen: 0644 becomes 0600, 0400 stays 0400.
+		mode = st.Mode().Perm() & 0o600
+		old = st
 	case errors.Is(err, fs.ErrNotExist):
 	default:
 		return fmt.Errorf("save: %w", err)
@@ -275,7 +287,7 @@ func (p *Provider) Save(_ context.Context, cred sdk.Credential) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if err := writeAtomic(target, out, mode); err != nil {
+	if err := writeAtomic(target, out, mode, old); err != nil {
 		return fmt.Errorf("%s: save: %w", path, err)
 	}
 	return nil
@@ -293,27 +305,70 @@ func (p *Provider) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Creden
 	return client.Refresh(ctx, cred)
 }
 
-// resolve follows symlinks to the file they name, so a write replaces the
-// target and leaves the link alone. A dangling link resolves to where it
-// points; a path that is not a link resolves to itself.
-func resolve(path string) string {
-	for range 40 { // the kernel's own limit on link chains
-		target, err := os.Readlink(path)
+// maxLinks is the kernel's own limit on symlinks followed in one lookup.
+const maxLinks = 40
+
+// resolve returns the file the kernel reaches when it opens path: every
+// symlink on the way, the last one included, is followed, a relative link
+// target is taken from the (resolved) directory holding the link, and ".."
+// steps back from a resolved directory, not from the text. Unlike
+// filepath.EvalSymlinks it does not need the file to exist: from the first
+// missing component on (a dangling link's target, a file not yet written)
+// the rest of the path is taken as it reads. Read and Save both use it, so
+// a save replaces the file a read reads and leaves every link a link.
+func resolve(path string) (string, error) {
+	vol := filepath.VolumeName(path)
+	resolved := vol + string(filepath.Separator)
+	todo := splitPath(path[len(vol):])
+	links := 0
+	for len(todo) > 0 {
+		c := todo[0]
+		todo = todo[1:]
+		switch c {
+		case ".":
+			continue
+		case "..":
+			resolved = filepath.Dir(resolved)
+			continue
+		}
+		next := filepath.Join(resolved, c)
+		st, err := os.Lstat(next)
 		if err != nil {
-			return path
+			// Nothing exists from here on, so nothing is a link: the rest
+			// reads as it is written, and Save creates exactly that.
+			return filepath.Join(append([]string{next}, todo...)...), nil
 		}
-		if !filepath.IsAbs(target) {
-			target = filepath.Join(filepath.Dir(path), target)
+		if st.Mode()&fs.ModeSymlink == 0 {
+			resolved = next
+			continue
 		}
-		path = filepath.Clean(target)
+		if links++; links > maxLinks {
+			return "", fmt.Errorf("%s: more than %d symbolic links on the way; is there a loop?", path, maxLinks)
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", fmt.Errorf("%s: cannot read the symbolic link %s: %w", path, next, unwrapPath(err))
+		}
+		if filepath.IsAbs(target) || filepath.VolumeName(target) != "" {
+			v := filepath.VolumeName(target)
+			resolved = v + string(filepath.Separator)
+			target = target[len(v):]
+		}
+		todo = append(splitPath(target), todo...)
 	}
-	return path
+	return resolved, nil
+}
+
+// splitPath splits p at its separators, dropping empty components.
+func splitPath(p string) []string {
+	return strings.FieldsFunc(p, func(r rune) bool { return r < 128 && os.IsPathSeparator(uint8(r)) })
 }
 
 // writeAtomic replaces path with data: a temporary file in the same
-// directory, fsync, chmod, rename, fsync of the directory. On any failure
-// the temporary file is removed and path is untouched.
-func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
+// directory, fsync, chmod (and, when old belongs to another user or group,
+// chown to them), rename, fsync of the directory. On any failure the
+// temporary file is removed and path is untouched.
+func writeAtomic(path string, data []byte, mode os.FileMode, old fs.FileInfo) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -330,6 +385,13 @@ func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	}()
 	if err := tmp.Chmod(mode); err != nil {
 		return err
+	}
+	if old != nil {
+		// Root (or another user) refreshing someone's file must leave it
+		// theirs: a file that became root's would lock its owner out.
+		if err := keepOwner(tmp, old); err != nil {
+			return err
+		}
 	}
 	if _, err := tmp.Write(data); err != nil {
 		return err
@@ -372,7 +434,10 @@ func (p *Provider) Check(ctx context.Context) ([]sdk.Finding, error) {
 	if err != nil {
 		return nil, err
 	}
-	target := resolve(path)
+	target, err := resolve(path)
+	if err != nil {
+		return []sdk.Finding{{Severity: sdk.SeverityError, Message: err.Error(), Fix: "fix the symbolic links on the way to the credentials file"}}, nil
+	}
 	var out []sdk.Finding
 	if _, err := p.Read(ctx); err != nil {
 		if errors.Is(err, sdk.ErrNotFound) {

@@ -13,8 +13,10 @@
 //
 // Errors: every failure is an *Error. A rejected refresh token (OAuth error
 // invalid_grant) also matches sdk.ErrInvalidGrant with errors.Is. No error
-// carries a token: the server's error_description is cut short and scrubbed
-// of the refresh token that was sent.
+// carries a token: every string from the server (error, error_description,
+// a content type, a redirect's host) is scrubbed of the tokens sent, limited
+// to printable characters and cut short. A redirect is never followed: a
+// 3xx answer is an *Error naming the status and the Location's host.
 package oauth
 
 import (
@@ -25,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -50,8 +53,6 @@ const (
 	// maxResponse caps what is read of a token response: real ones are a few
 	// hundred bytes; a multi-megabyte answer is an error page or an attack.
 	maxResponse = 1 << 20
-	// maxDescription caps the server's error_description in messages.
-	maxDescription = 200
 	// UserAgent is sent with every token request.
 	UserAgent = "credhost-oauth/1"
 )
@@ -67,18 +68,19 @@ type Client struct {
 type Option func(*Client)
 
 // WithHTTPClient replaces http.DefaultClient (its Timeout is ignored: the
-// config's timeout applies per request).
+// config's timeout applies per request). The client is copied, and the copy
+// never follows a redirect, whatever c's CheckRedirect says.
 func WithHTTPClient(c *http.Client) Option { return func(cl *Client) { cl.http = c } }
 
 // WithNow replaces time.Now, which turns expires_in into an expiry.
 func WithNow(now func() time.Time) Option { return func(cl *Client) { cl.now = now } }
 
-// New returns a client for cfg. It checks cfg: the token URL must be an
-// absolute http(s) URL and the body format form or json.
+// New returns a client for cfg. It checks cfg: the token URL must pass
+// CheckTokenURL and the body format be form or json. A config built by
+// hand is held to the same rules as one the host loaded.
 func New(cfg sdk.OAuthConfig, opts ...Option) (*Client, error) {
-	u, err := url.Parse(cfg.TokenURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: oauth token_url %q is not an absolute http(s) URL", sdk.ErrInvalidConfig, cfg.TokenURL)
+	if err := CheckTokenURL(cfg.TokenURL); err != nil {
+		return nil, fmt.Errorf("%w: oauth token_url: %w", sdk.ErrInvalidConfig, err)
 	}
 	switch cfg.BodyFormat {
 	case "":
@@ -94,7 +96,39 @@ func New(cfg sdk.OAuthConfig, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	// A redirect would re-send the refresh token to wherever the Location
+	// points (another host, or plain http), and whatever answered there
+	// would be saved as the credential. So no redirect is ever followed:
+	// the 3xx itself comes back and fails the refresh.
+	hc := *c.http
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.http = &hc
 	return c, nil
+}
+
+// CheckTokenURL reports whether raw may be a token endpoint: an absolute
+// https URL, or plain http only to a loopback host (127.0.0.0/8, ::1,
+// localhost), which tests and local proxies use. Anything else would send
+// the refresh token, and take the new credential, over an unencrypted,
+// unauthenticated connection.
+func CheckTokenURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("%q: plain http is allowed only to a loopback host (127.0.0.1, ::1, localhost); use https", raw)
+	}
+	return nil
+}
+
+// isLoopback reports whether host (no port) is localhost or a loopback IP.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Error is a failed token request.
@@ -102,8 +136,10 @@ type Error struct {
 	// StatusCode is the HTTP status; 0 when no response arrived.
 	StatusCode int
 	// Code is the OAuth error code ("invalid_grant"), if the server sent one.
+	// Like Description it comes from the server, so it is scrubbed of the
+	// tokens sent, printable and cut short.
 	Code string
-	// Description is the server's error_description, shortened and scrubbed.
+	// Description is the server's error_description, scrubbed likewise.
 	Description string
 	// RetryAfter is the server's Retry-After on 429 or 503; 0 when absent.
 	RetryAfter time.Duration
@@ -179,14 +215,23 @@ func (c *Client) Refresh(ctx context.Context, old sdk.Credential) (sdk.Credentia
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
 
+	// The tokens the request carried: no string from the server reaches a
+	// message without these taken out.
+	sent := []string{old.RefreshToken, old.AccessToken}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return sdk.Credential{}, &Error{Err: err}
+		// net/http quotes what the server sent when it cannot parse it (a
+		// malformed header line, say), so even a transport error is
+		// scrubbed; the cause stays for errors.Is.
+		return sdk.Credential{}, &Error{Err: &scrubbedError{msg: scrub(err.Error(), sent...), err: err}}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: redirectError(resp, sent)}
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
-		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: fmt.Errorf("read response: %w", err)}
+		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: &scrubbedError{msg: "read response: " + scrub(err.Error(), sent...), err: err}}
 	}
 	if len(raw) > maxResponse {
 		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: fmt.Errorf("response larger than %d bytes", maxResponse)}
@@ -194,12 +239,12 @@ func (c *Client) Refresh(ctx context.Context, old sdk.Credential) (sdk.Credentia
 	retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 
 	var tr tokenResponse
-	jsonErr := decodeJSON(resp.Header.Get("Content-Type"), raw, &tr)
+	jsonErr := decodeJSON(scrub(resp.Header.Get("Content-Type"), sent...), raw, &tr)
 	if resp.StatusCode != http.StatusOK {
 		e := &Error{StatusCode: resp.StatusCode, RetryAfter: retryAfter}
 		if jsonErr == nil {
-			e.Code = tr.Error
-			e.Description = scrub(tr.ErrorDescription, old.RefreshToken)
+			e.Code = scrub(tr.Error, sent...)
+			e.Description = scrub(tr.ErrorDescription, sent...)
 		}
 		return sdk.Credential{}, e
 	}
@@ -207,7 +252,7 @@ func (c *Client) Refresh(ctx context.Context, old sdk.Credential) (sdk.Credentia
 		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: jsonErr}
 	}
 	if tr.Error != "" {
-		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Code: tr.Error, Description: scrub(tr.ErrorDescription, old.RefreshToken)}
+		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Code: scrub(tr.Error, sent...), Description: scrub(tr.ErrorDescription, sent...)}
 	}
 	if tr.AccessToken == "" {
 		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: errors.New("response has no access_token")}
@@ -223,7 +268,7 @@ func (c *Client) Refresh(ctx context.Context, old sdk.Credential) (sdk.Credentia
 	case tr.ExpiresIn != "":
 		secs, err := tr.ExpiresIn.Float64()
 		if err != nil || secs <= 0 || secs > 10*365*24*3600 {
-			return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: fmt.Errorf("expires_in %q is not a positive number of seconds", tr.ExpiresIn.String())}
+			return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: fmt.Errorf("expires_in %q is not a positive number of seconds", scrub(tr.ExpiresIn.String(), sent...))}
 		}
 		out.ExpiresAt = c.now().Add(time.Duration(secs * float64(time.Second)))
 	case c.cfg.DefaultExpiresIn > 0:
@@ -258,8 +303,33 @@ func (c *Client) requestBody(refreshToken string) ([]byte, string, error) {
 	return []byte(v.Encode()), "application/x-www-form-urlencoded", nil
 }
 
+// scrubbedError is an error whose message was scrubbed of server strings;
+// errors.Is and errors.As still see the cause.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// redirectError describes a 3xx answer by the host it points to, never its
+// path or query (where a server could echo a token).
+func redirectError(resp *http.Response, sent []string) error {
+	const why = "a redirect is never followed: it would send the refresh token on"
+	loc, err := resp.Location()
+	switch {
+	case errors.Is(err, http.ErrNoLocation):
+		return fmt.Errorf("redirect with no Location; %s", why)
+	case err != nil || loc.Host == "":
+		return fmt.Errorf("redirect to an unreadable Location; %s", why)
+	}
+	return fmt.Errorf("redirect to %s://%s; %s", scrub(loc.Scheme, sent...), scrub(loc.Host, sent...), why)
+}
+
 // decodeJSON decodes a token response, refusing what is not JSON (an HTML
 // error page from a proxy is the usual case) with a message that says so.
+// contentType must already be scrubbed; nothing of raw reaches the message.
 func decodeJSON(contentType string, raw []byte, v any) error {
 	trimmed := bytes.TrimSpace(raw)
 	if mt, _, _ := mime.ParseMediaType(contentType); mt == "text/html" || bytes.HasPrefix(trimmed, []byte("<")) {
@@ -307,15 +377,3 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // rate limit, and a larger value would overflow a Duration or stop refreshes
 // for good.
 const maxRetryAfter = 24 * time.Hour
-
-// scrub shortens a server message and removes the refresh token from it.
-func scrub(s, secret string) string {
-	if secret != "" {
-		s = strings.ReplaceAll(s, secret, "[redacted]")
-	}
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > maxDescription {
-		s = s[:maxDescription] + "…"
-	}
-	return s
-}

@@ -1,0 +1,104 @@
+package host
+
+import (
+	"cmp"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// minPlainUnexpand is the shortest expanded value taken back out of a
+// message where it is not quoted: a secret is longer, and replacing a
+// shorter value ("in-process", "300") would garble words, numbers and
+// paths that merely contain it. A quoted value is replaced whatever its
+// length: the quotes make the match exact.
+const minPlainUnexpand = 16
+
+// expansion is one value as the config file says it (raw) and as the
+// environment made it (value).
+type expansion struct {
+	raw, value string
+}
+
+// unexpander rewrites a message so that every value ${VAR} expansion put
+// into the config reads again as the config file says it. A config value
+// can come from a secret in the environment, and an error that quotes it
+// (the host's, or a plugin's about its config) would print the secret.
+// The zero unexpander changes nothing.
+type unexpander struct {
+	r *strings.Replacer
+}
+
+// newUnexpander builds the rewrite for pairs: each value, as Go's %q and
+// JSON quote it and, when it may be a secret (at least minPlainUnexpand
+// long and not a path), plain, becomes its raw text; a longer value wins,
+// then the earlier pair, in one pass, so a replacement is never rewritten
+// again. A path is left plain so that messages keep naming the real file.
+func newUnexpander(pairs []expansion) unexpander {
+	pairs = slices.Clone(pairs)
+	slices.SortStableFunc(pairs, func(a, b expansion) int { return cmp.Compare(len(b.value), len(a.value)) })
+	var oldnew []string
+	seen := map[string]bool{}
+	add := func(old, new string) {
+		if old != new && !seen[old] {
+			seen[old] = true
+			oldnew = append(oldnew, old, new)
+		}
+	}
+	for _, e := range pairs {
+		if e.value == "" {
+			continue
+		}
+		add(strconv.Quote(e.value), strconv.Quote(e.raw))
+		v, _ := json.Marshal(e.value)
+		r, _ := json.Marshal(e.raw)
+		add(string(v), string(r))
+		if len(e.value) >= minPlainUnexpand && !strings.ContainsAny(e.value, `/\`) {
+			add(inner(strconv.Quote(e.value)), inner(strconv.Quote(e.raw)))
+			add(e.value, e.raw)
+		}
+	}
+	if len(oldnew) == 0 {
+		return unexpander{}
+	}
+	return unexpander{r: strings.NewReplacer(oldnew...)}
+}
+
+func inner(quoted string) string { return quoted[1 : len(quoted)-1] }
+
+// apply rewrites msg.
+func (u unexpander) apply(msg string) string {
+	if u.r == nil {
+		return msg
+	}
+	return u.r.Replace(msg)
+}
+
+// fromEnv reports whether v, a config value, came out of a ${VAR}
+// expansion.
+func (u unexpander) fromEnv(v string) bool {
+	q := strconv.Quote(v)
+	return u.apply(q) != q
+}
+
+// applyErr rewrites err's message, keeping err for errors.Is and As.
+func (u unexpander) applyErr(err error) error {
+	if err == nil || u.r == nil {
+		return err
+	}
+	msg := err.Error()
+	if out := u.apply(msg); out != msg {
+		return &unexpandedError{msg: out, err: err}
+	}
+	return err
+}
+
+// unexpandedError is an error whose message was unexpanded.
+type unexpandedError struct {
+	msg string
+	err error
+}
+
+func (e *unexpandedError) Error() string { return e.msg }
+func (e *unexpandedError) Unwrap() error { return e.err }
