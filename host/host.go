@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -77,8 +78,13 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 		m := &member{cfg: pc, oauth: oauth, logger: o.logger, callTimeout: cfg.Plugins.CallTimeout.Std()}
 		switch {
 		case pc.Command != "":
+			if !filepath.IsAbs(pc.Command) {
+				return nil, &ConfigError{Source: cfg.Source, Line: pc.Line, Column: pc.Column,
+					Key: fmt.Sprintf("providers[%d].command", i), Msg: fmt.Sprintf("%q is not an absolute path", pc.Command)}
+			}
 			cmd := func() *exec.Cmd { return o.command(pc.Command, pc.Args...) }
-			m.start = startProcess(cmd, pc.SHA256, cfg, level, o.logger.Named(pc.Name))
+			spec := processSpec{cmd: cmd, name: pc.Command, checksum: pc.SHA256, env: pc.Env}
+			m.start = startProcess(spec, cfg, level, o.logger.Named(pc.Name))
 		default:
 			b, ok := o.builtins[pc.Plugin]
 			if !ok {
@@ -86,7 +92,11 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 					Key: fmt.Sprintf("providers[%d].plugin", i), Msg: fmt.Sprintf("no built-in plugin %q; built-ins are %s", pc.Plugin, builtinNames(o.builtins))}
 			}
 			if cfg.Plugins.Builtin == BuiltinProcess || b.New == nil {
-				m.start = startProcess(b.Command, "", cfg, level, o.logger.Named(pc.Name))
+				spec := processSpec{cmd: b.Command, env: pc.Env}
+				if b.Env != nil {
+					spec.env = append(slices.Clone(pc.Env), b.Env(pc.Config)...)
+				}
+				m.start = startProcess(spec, cfg, level, o.logger.Named(pc.Name))
 			} else {
 				m.start = startInProcess(b)
 			}
@@ -282,6 +292,9 @@ func (h *Host) read(ctx context.Context, m *member) (sdk.Credential, error) {
 	}
 	if cred.AccessToken == "" {
 		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: errors.New("returned a credential with an empty access token")}
+	}
+	if err := checkTokenSize(cred); err != nil {
+		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: err}
 	}
 	return cred, nil
 }
