@@ -301,8 +301,8 @@ func TestOversizedTokenIsRejected(t *testing.T) {
 		process []bool
 		want    string
 	}{
-		"2 MiB access token":   {mode: "big:access:2097152", process: []bool{true}, want: "larger than max"},
-		"100 KiB access token": {mode: "big:access:102400", process: []bool{true, false}, want: "access token is 102400 bytes; the limit is 65536 bytes"},
+		"2 MiB access token":    {mode: "big:access:2097152", process: []bool{true}, want: "larger than max"},
+		"100 KiB access token":  {mode: "big:access:102400", process: []bool{true, false}, want: "access token is 102400 bytes; the limit is 65536 bytes"},
 		"100 KiB refresh token": {mode: "big:refresh:102400", process: []bool{true, false}, want: "refresh token is 102400 bytes; the limit is 65536 bytes"},
 	}
 	for name, tc := range tests {
