@@ -219,7 +219,7 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			},
 			// go-plugin's cmd carries only its own variables (the
 			// handshake cookie, the certificate, the socket directory).
-			RunnerFunc: func(l hclog.Logger, gp *exec.Cmd, _ string) (runner.Runner, error) {
+			RunnerFunc: func(l hclog.Logger, gp *exec.Cmd, sockets string) (runner.Runner, error) {
 				env := pluginEnv(os.Environ(), spec.env)
 				env = append(env, c.Env...)
 				env = append(env, gp.Env...)
@@ -228,6 +228,9 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 				env = append(env, sdk.LogLevelEnv+"="+logLevel.String())
 				var err error
 				proc, err = newPluginProcess(name, c, env, exe, l)
+				if proc != nil {
+					proc.sockets = sockets
+				}
 				return proc, err
 			},
 		}

@@ -37,10 +37,11 @@ var handshakeLine = regexp.MustCompile(`^[0-9]{1,4}\|[0-9]{1,4}\|(tcp|unix)\|[^|
 //   - its stdout is read here: only a well-formed handshake line reaches
 //     go-plugin, anything else is counted, never shown.
 type pluginProcess struct {
-	name   string // the configured path, for messages
-	cmd    *exec.Cmd
-	logger hclog.Logger
-	exe    *executable // nil: the command runs by its path
+	name    string // the configured path, for messages
+	cmd     *exec.Cmd
+	logger  hclog.Logger
+	exe     *executable // nil: the command runs by its path
+	sockets string      // go-plugin's socket directory for this plugin
 
 	stdout    io.ReadCloser // what go-plugin reads: the handshake line only
 	stderr    io.ReadCloser
@@ -175,7 +176,8 @@ func (p *pluginProcess) Kill(context.Context) error {
 	return nil
 }
 
-// cleanup removes the private copy of a verified executable, if any.
+// cleanup removes the private copy of a verified executable, if any, and
+// the socket directory; call it once the process has ended.
 func (p *pluginProcess) cleanup() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -185,6 +187,10 @@ func (p *pluginProcess) cleanup() {
 	p.done = true
 	if p.exe != nil {
 		p.exe.remove()
+	}
+	// go-plugin removes it only for a plugin that got a process ID.
+	if p.sockets != "" {
+		_ = os.RemoveAll(p.sockets)
 	}
 }
 
