@@ -26,11 +26,11 @@ import (
 // log level, plus what its provider's env: and its built-in's wiring name;
 // never a token variable nobody named for it.
 func TestPluginProcessGetsOnlyTheEnvironmentItIsGiven(t *testing.T) {
-	t.Setenv("ANTHROPIC_AUTH_TOKEN", "tok-secret-enterprise")
-	t.Setenv("CLAUDE_CODE_OAUTH_TOKEN", "tok-secret-oauth")
-	t.Setenv("AWS_PROFILE", "corp")
-	t.Setenv("LC_TIME", "C")
-	t.Setenv("HOME", t.TempDir())
+	t.Parallel()
+	environ := append(os.Environ(),
+		"ANTHROPIC_AUTH_TOKEN=tok-secret-enterprise", "CLAUDE_CODE_OAUTH_TOKEN=tok-secret-oauth",
+		"AWS_PROFILE=corp", "LC_TIME=C", "HOME="+t.TempDir())
+	withEnviron := Option(func(o *options) { o.environ = func() []string { return environ } })
 	base := []string{"PATH", "HOME", "LC_TIME", sdk.LogLevelEnv, sdk.Handshake.MagicCookieKey}
 	tests := map[string]struct {
 		env     []string // the provider's env: list
@@ -55,6 +55,7 @@ func TestPluginProcessGetsOnlyTheEnvironmentItIsGiven(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			cfg := testConfig(true, "envdump")
 			cfg.Providers[0].Env = tc.env
 			var builtins map[string]Builtin
@@ -69,7 +70,7 @@ func TestPluginProcessGetsOnlyTheEnvironmentItIsGiven(t *testing.T) {
 					Env:     func(config map[string]any) []string { return []string{config["var"].(string)} },
 				}}
 			}
-			h, err := New(cfg, WithBuiltins(builtins))
+			h, err := New(cfg, WithBuiltins(builtins), withEnviron)
 			if err != nil {
 				t.Fatal(err)
 			}

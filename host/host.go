@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -40,6 +41,7 @@ type options struct {
 	builtins map[string]Builtin
 	now      func() time.Time
 	command  func(path string, args ...string) *exec.Cmd
+	environ  func() []string // the environment plugin processes draw from
 }
 
 // WithLogger sets the logger for the host and its plugins' forwarded logs.
@@ -60,6 +62,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 		logger:  hclog.NewNullLogger(),
 		now:     time.Now,
 		command: exec.Command,
+		environ: os.Environ,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -83,7 +86,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 					Key: fmt.Sprintf("providers[%d].command", i), Msg: fmt.Sprintf("%q is not an absolute path", pc.Command)}
 			}
 			cmd := func() *exec.Cmd { return o.command(pc.Command, pc.Args...) }
-			spec := processSpec{cmd: cmd, name: pc.Command, checksum: pc.SHA256, env: pc.Env}
+			spec := processSpec{cmd: cmd, name: pc.Command, checksum: pc.SHA256, env: pc.Env, environ: o.environ}
 			m.start = startProcess(spec, cfg, level, o.logger.Named(pc.Name))
 		default:
 			b, ok := o.builtins[pc.Plugin]
@@ -92,7 +95,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 					Key: fmt.Sprintf("providers[%d].plugin", i), Msg: fmt.Sprintf("no built-in plugin %q; built-ins are %s", pc.Plugin, builtinNames(o.builtins))}
 			}
 			if cfg.Plugins.Builtin == BuiltinProcess || b.New == nil {
-				spec := processSpec{cmd: b.Command, env: pc.Env}
+				spec := processSpec{cmd: b.Command, env: pc.Env, environ: o.environ}
 				if b.Env != nil {
 					spec.env = append(slices.Clone(pc.Env), b.Env(pc.Config)...)
 				}

@@ -181,6 +181,8 @@ type processSpec struct {
 	checksum string
 	// env names the host's variables the plugin gets beyond the base set.
 	env []string
+	// environ returns the host's environment (os.Environ).
+	environ func() []string
 }
 
 // maxPluginMessage caps one gRPC message from a plugin: a credential is a
@@ -220,7 +222,7 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			// go-plugin's cmd carries only its own variables (the
 			// handshake cookie, the certificate, the socket directory).
 			RunnerFunc: func(l hclog.Logger, gp *exec.Cmd, sockets string) (runner.Runner, error) {
-				env := pluginEnv(os.Environ(), spec.env)
+				env := pluginEnv(spec.environ(), spec.env)
 				env = append(env, c.Env...)
 				env = append(env, gp.Env...)
 				// Plugins log at the host's level; their stderr comes back

@@ -95,7 +95,7 @@ func (p *pluginProcess) Start(context.Context) error {
 	if err != nil {
 		p.rawStdout.Close()
 		p.stderr.Close()
-		return fmt.Errorf("start %s: %w", p.name, err)
+		return err
 	}
 	p.mu.Lock()
 	p.pid = p.cmd.Process.Pid
