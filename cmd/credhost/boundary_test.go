@@ -134,3 +134,69 @@ func TestCredhostDumpsNoCore(t *testing.T) {
 		t.Errorf("/proc/%s/environ is owned by uid %d (credhost runs as %d); want root: credhost is dumpable", pid, owner, uid)
 	}
 }
+
+// TestKilledCredhostLeavesNoPlugin: `credhost token` killed outright
+// (SIGKILL) while a third-party plugin built with the SDK is busy in a
+// Read, running a command of its own, leaves neither running.
+func TestKilledCredhostLeavesNoPlugin(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	bin := filepath.Join(s.home, "cmdtoken")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../examples/cmdtoken").CombinedOutput(); err != nil {
+		t.Fatalf("build examples/cmdtoken: %v\n%s", err, out)
+	}
+	pids := filepath.Join(s.home, "pids")
+	// The token command writes its parent's pid (the plugin) and its own
+	// ($$$$ is the shell's $$ after the config's own expansion).
+	script := fmt.Sprintf(`echo "$PPID $$$$" > %q.tmp; mv %q.tmp %q; exec sleep 60`, pids, pids, pids)
+	config := s.writeConfig(fmt.Sprintf("version: 1\nplugins: {call_timeout: 5m}\nproviders:\n  - name: corp\n    command: %s\n    config: {argv: [sh, -c, %q], timeout: 5m}\n", bin, script))
+	cmd := exec.Command(credhostBin, "token", "--config", config)
+	cmd.Env = s.env
+	stderr, err := os.Create(filepath.Join(s.home, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	var plugin, child int
+	for {
+		if data, err := os.ReadFile(pids); err == nil {
+			if _, err := fmt.Sscan(string(data), &plugin, &child); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			out, _ := os.ReadFile(stderr.Name())
+			t.Fatalf("the plugin never ran its command:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline = time.Now().Add(2 * time.Second)
+	for _, pid := range []int{plugin, child} {
+		for syscall.Kill(pid, 0) == nil && !zombie(pid) {
+			if time.Now().After(deadline) {
+				t.Errorf("process %d still runs 2s after credhost was killed", pid)
+				syscall.Kill(pid, syscall.SIGKILL)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// zombie reports whether pid has ended and waits for a reaper.
+func zombie(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+	return strings.HasPrefix(strings.TrimSpace(rest), "Z")
+}
