@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,12 +26,14 @@ const hostHelperArg = "credhost-test-host"
 //	                     its pid and its dumpable flag (Linux)
 //	big:access:N         Read returns an access token of N bytes
 //	big:refresh:N        Read returns a refresh token of N bytes
+//	refreshbig:N         Read returns a token inside the expiry buffer;
+//	                     Refresh returns an access token of N bytes
 //	spawn:DIR:busy|idle  Configure starts a child (sleep) and writes
 //	                     "PLUGIN_PID CHILD_PID" to DIR/pids; Read blocks
 //	                     (busy) or returns a token (idle)
 func boundaryProvider(mode string) sdk.Provider {
 	switch {
-	case mode == "envdump", strings.HasPrefix(mode, "big:"), strings.HasPrefix(mode, "spawn:"):
+	case mode == "envdump", strings.HasPrefix(mode, "big:"), strings.HasPrefix(mode, "spawn:"), strings.HasPrefix(mode, "refreshbig:"):
 		return &probeProvider{mode: mode}
 	}
 	return nil
@@ -39,7 +42,7 @@ func boundaryProvider(mode string) sdk.Provider {
 type probeProvider struct{ mode string }
 
 func (p *probeProvider) Info(context.Context) (sdk.Info, error) {
-	return sdk.Info{Name: "probe", Version: "test"}, nil
+	return sdk.Info{Name: "probe", Version: "test", CanSave: true, CanRefresh: strings.HasPrefix(p.mode, "refreshbig:")}, nil
 }
 
 func (p *probeProvider) Configure(context.Context, sdk.ConfigureRequest) error {
@@ -80,13 +83,22 @@ func (p *probeProvider) Read(context.Context) (sdk.Credential, error) {
 		}
 	case strings.HasSuffix(p.mode, ":busy"):
 		time.Sleep(time.Minute)
+	case strings.HasPrefix(p.mode, "refreshbig:"):
+		cred.RefreshToken, cred.ExpiresAt = "refresh-tok-probe", time.Now().Add(time.Minute)
 	}
 	return cred, nil
 }
 
-func (p *probeProvider) Save(context.Context, sdk.Credential) error { return sdk.ErrUnsupported }
+// Save fails loudly: no probe ever has anything worth saving.
+func (p *probeProvider) Save(context.Context, sdk.Credential) error {
+	return errors.New("probe: Save was called")
+}
 
 func (p *probeProvider) Refresh(context.Context, sdk.Credential) (sdk.Credential, error) {
+	if n, ok := strings.CutPrefix(p.mode, "refreshbig:"); ok {
+		size, _ := strconv.Atoi(n)
+		return sdk.Credential{AccessToken: strings.Repeat("a", size), ExpiresAt: time.Now().Add(time.Hour)}, nil
+	}
 	return sdk.Credential{}, sdk.ErrUnsupported
 }
 

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/credhost/credhost/sdk"
 )
 
@@ -328,5 +330,40 @@ func TestOversizedTokenIsRejected(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestOversizedRefreshedTokenIsRejected: a refresh that yields a token
+// over 64 KiB is a failed refresh (degraded, the reason naming the size),
+// and nothing is saved; from a plugin process or in-process.
+func TestOversizedRefreshedTokenIsRejected(t *testing.T) {
+	t.Parallel()
+	const mode = "refreshbig:102400"
+	for _, process := range []bool{false, true} {
+		t.Run(modeSuffix(process)[1:], func(t *testing.T) {
+			t.Parallel()
+			logs := &syncBuffer{}
+			logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace})
+			builtins := map[string]Builtin{mode: {New: func() sdk.Provider { return boundaryProvider(mode) }}}
+			h, err := New(testConfig(process, mode), WithLogger(logger), WithBuiltins(builtins))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			res, err := h.Token(context.Background())
+			if err != nil {
+				t.Fatalf("Token: %v", err)
+			}
+			want := "access token is 102400 bytes; the limit is 65536 bytes"
+			if !res.Degraded || res.DegradedReason == nil || !strings.Contains(res.DegradedReason.Error(), want) || !strings.Contains(res.DegradedReason.Error(), `provider "p0"`) {
+				t.Errorf("Token: degraded %v, reason %v; want degraded naming p0 and %q", res.Degraded, res.DegradedReason, want)
+			}
+			if len(res.Credential.AccessToken) > 1000 {
+				t.Errorf("Token returned the oversized token")
+			}
+			if out := logs.String(); strings.Contains(out, "Save was called") || !strings.Contains(out, "degraded") {
+				t.Errorf("logs: want the degraded refresh and no save:\n%s", out)
+			}
+		})
 	}
 }
