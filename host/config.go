@@ -103,12 +103,18 @@ type ProviderConfig struct {
 	// Plugin names a built-in provider (env, file, keychain, wincred).
 	Plugin string `yaml:"plugin"`
 	// Command is the path of an external plugin executable; exactly one of
-	// Plugin and Command is set.
+	// Plugin and Command is set. After loading it is absolute: a leading ~
+	// is the home directory, and a relative path is taken from the config
+	// file's directory, never the working directory.
 	Command string `yaml:"command"`
 	// Args are passed to Command.
 	Args []string `yaml:"args"`
 	// SHA256, when set, pins Command's checksum (64 hex digits).
 	SHA256 string `yaml:"sha256"`
+	// Env names the host's environment variables this provider's plugin
+	// process gets beyond the minimal set every plugin gets (PATH, HOME,
+	// locale, ...): a plugin never sees a variable nobody named for it.
+	Env []string `yaml:"env"`
 	// Config is the provider's own block, sent to it as JSON.
 	Config map[string]any `yaml:"config"`
 	// RefreshWith names stores an env token refreshes through (rule 3).

@@ -2,12 +2,8 @@ package host
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"io"
-	"os"
+	"io/fs"
 	"time"
 
 	"github.com/credhost/credhost/sdk"
@@ -99,22 +95,21 @@ func (h *Host) providerChecks(ctx context.Context, m *member, st ProviderStatus)
 	return out
 }
 
-// checkPin hashes an external plugin and compares it with its pin.
+// checkPin verifies an external plugin as its start would (who may change
+// it, and its checksum) without running it.
 func checkPin(path, want string) (Finding, bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Finding{Severity: sdk.SeverityError, Message: fmt.Sprintf("plugin %s: %v", path, unwrapPath(err)),
-			Fix: "install the plugin, or correct command: in the config"}, false
+	exe, err := openPinned(path, want)
+	if err == nil {
+		exe.remove()
+		return Finding{}, true
 	}
-	defer f.Close()
-	sum := sha256.New()
-	if _, err := io.Copy(sum, f); err != nil {
-		return Finding{Severity: sdk.SeverityError, Message: fmt.Sprintf("plugin %s: %v", path, err)}, false
+	f := Finding{Severity: sdk.SeverityError, Message: err.Error()}
+	var mismatch *pinMismatchError
+	switch {
+	case errors.As(err, &mismatch):
+		f.Fix = "if you trust this binary (a new release?), set sha256: " + mismatch.got
+	case errors.Is(err, fs.ErrNotExist):
+		f.Fix = "install the plugin, or correct command: in the config"
 	}
-	got := hex.EncodeToString(sum.Sum(nil))
-	if got != want {
-		return Finding{Severity: sdk.SeverityError, Message: fmt.Sprintf("plugin %s has sha256 %s; the config pins %s", path, got, want),
-			Fix: "if you trust this binary (a new release?), set sha256: " + got}, false
-	}
-	return Finding{}, true
+	return f, false
 }

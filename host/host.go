@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -39,6 +41,7 @@ type options struct {
 	builtins map[string]Builtin
 	now      func() time.Time
 	command  func(path string, args ...string) *exec.Cmd
+	environ  func() []string // the environment plugin processes draw from
 }
 
 // WithLogger sets the logger for the host and its plugins' forwarded logs.
@@ -59,6 +62,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 		logger:  hclog.NewNullLogger(),
 		now:     time.Now,
 		command: exec.Command,
+		environ: os.Environ,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -77,8 +81,13 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 		m := &member{cfg: pc, oauth: oauth, logger: o.logger, callTimeout: cfg.Plugins.CallTimeout.Std(), unexpand: cfg.unexpand}
 		switch {
 		case pc.Command != "":
+			if !filepath.IsAbs(pc.Command) {
+				return nil, &ConfigError{Source: cfg.Source, Line: pc.Line, Column: pc.Column,
+					Key: fmt.Sprintf("providers[%d].command", i), Msg: fmt.Sprintf("%q is not an absolute path", pc.Command)}
+			}
 			cmd := func() *exec.Cmd { return o.command(pc.Command, pc.Args...) }
-			m.start = startProcess(cmd, pc.SHA256, cfg, level, o.logger.Named(pc.Name))
+			spec := processSpec{cmd: cmd, name: pc.Command, checksum: pc.SHA256, env: pc.Env, environ: o.environ}
+			m.start = startProcess(spec, cfg, level, o.logger.Named(pc.Name))
 		default:
 			b, ok := o.builtins[pc.Plugin]
 			if !ok {
@@ -86,7 +95,11 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 					Key: fmt.Sprintf("providers[%d].plugin", i), Msg: cfg.unexpand.apply(fmt.Sprintf("no built-in plugin %q; built-ins are %s", pc.Plugin, builtinNames(o.builtins)))}
 			}
 			if cfg.Plugins.Builtin == BuiltinProcess || b.New == nil {
-				m.start = startProcess(b.Command, "", cfg, level, o.logger.Named(pc.Name))
+				spec := processSpec{cmd: b.Command, env: pc.Env, environ: o.environ}
+				if b.Env != nil {
+					spec.env = append(slices.Clone(pc.Env), b.Env(pc.Config)...)
+				}
+				m.start = startProcess(spec, cfg, level, o.logger.Named(pc.Name))
 			} else {
 				m.start = startInProcess(b, cfg.Plugins.CallTimeout.Std())
 			}
@@ -284,6 +297,9 @@ func (h *Host) read(ctx context.Context, m *member) (sdk.Credential, error) {
 	}
 	if cred.AccessToken == "" {
 		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: errors.New("returned a credential with an empty access token")}
+	}
+	if err := checkTokenSize(cred); err != nil {
+		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: err}
 	}
 	return cred, nil
 }

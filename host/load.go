@@ -621,6 +621,18 @@ func (p *parser) finish(root *yaml.Node, cfg *Config) error {
 		case pc.Plugin != "" && pc.Command != "":
 			return p.errAt(at("command"), path, "plugin and command are both set; want one")
 		}
+		if pc.Command != "" {
+			cmd, err := p.commandPath(pc.Command)
+			if err != nil {
+				return p.errAt(at("command"), path+".command", err.Error())
+			}
+			pc.Command = cmd
+		}
+		for j, name := range pc.Env {
+			if !envName.MatchString(name) {
+				return p.errAt(child(n, "env").Content[j], fmt.Sprintf("%s.env[%d]", path, j), fmt.Sprintf("%q is not an environment variable name", name))
+			}
+		}
 		if pc.Command == "" && len(pc.Args) > 0 {
 			return p.errAt(at("args"), path+".args", "args go with command, not with a built-in plugin")
 		}
@@ -652,4 +664,42 @@ func (p *parser) finish(root *yaml.Node, cfg *Config) error {
 		}
 	}
 	return nil
+}
+
+// commandPath makes an external plugin's command absolute: a leading ~ is
+// the home directory, and a relative path is taken from the config file's
+// directory. Never from the working directory: Claude Code runs its
+// apiKeyHelper inside the user's project, which may ship a ./plugin. The
+// embedded default has no directory, so it takes no relative command.
+func (p *parser) commandPath(cmd string) (string, error) {
+	if cmd == "~" || strings.HasPrefix(cmd, "~/") || (filepath.Separator == '\\' && strings.HasPrefix(cmd, `~\`)) {
+		home := homeDir(p.lookupEnv)
+		if home == "" {
+			return "", fmt.Errorf("cannot expand ~ in %q: no home directory", cmd)
+		}
+		cmd = filepath.Join(home, cmd[1:])
+	}
+	if filepath.IsAbs(cmd) {
+		return filepath.Clean(cmd), nil
+	}
+	if p.source == DefaultSource || p.source == "" {
+		return "", fmt.Errorf("%q is relative; the %s has no directory to resolve it against: give an absolute path", cmd, DefaultSource)
+	}
+	dir, err := filepath.Abs(filepath.Dir(p.source))
+	if err != nil {
+		return "", fmt.Errorf("%q is relative and the config file's directory is unknown: %v", cmd, err)
+	}
+	return filepath.Join(dir, cmd), nil
+}
+
+// homeDir is the home directory as the config's environment says ($HOME,
+// or %USERPROFILE% on Windows), else the system's idea of it; "" if none.
+func homeDir(lookupEnv func(string) (string, bool)) string {
+	for _, v := range []string{"HOME", "USERPROFILE"} {
+		if h, ok := lookupEnv(v); ok && h != "" {
+			return h
+		}
+	}
+	home, _ := os.UserHomeDir()
+	return home
 }

@@ -22,6 +22,10 @@ func TestMain(m *testing.M) {
 		serveHelper(os.Args[2])
 		os.Exit(0)
 	}
+	if len(os.Args) >= 4 && os.Args[1] == hostHelperArg {
+		runHostHelper(os.Args[2], os.Args[3])
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
@@ -37,6 +41,10 @@ func serveHelper(mode string) {
 	case "exit":
 		// A plugin that dies before the handshake.
 		os.Exit(3)
+	}
+	if p := boundaryProvider(mode); p != nil {
+		sdk.Serve(p)
+		return
 	}
 	sdk.Serve(&scriptedProvider{mode: mode})
 }

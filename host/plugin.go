@@ -2,10 +2,7 @@ package host
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
+	"google.golang.org/grpc"
 
 	"github.com/credhost/credhost/sdk"
 )
@@ -28,6 +27,12 @@ type Builtin struct {
 	// Command returns the command that serves the provider as a plugin
 	// process (for credhost: its own binary with `plugin serve NAME`).
 	Command func() *exec.Cmd
+	// Env, when set, names the environment variables the provider reads
+	// given its config block (the env provider: the variable its `var`
+	// names). As a plugin process it gets these besides the base set and
+	// the provider's `env:` list; its environment is fixed before
+	// Configure, so the program that knows the provider says them here.
+	Env func(config map[string]any) []string
 }
 
 // member is one provider of the chain: its config, and the provider itself,
@@ -172,54 +177,116 @@ func startInProcess(b Builtin, refreshGrace time.Duration) func() (sdk.Provider,
 	}
 }
 
-// startProcess returns a starter that runs cmd as a go-plugin subprocess and
-// dispenses its Provider. checksum, when set, is the executable's SHA-256
-// (hex), verified by go-plugin before it starts the process.
-func startProcess(cmd func() *exec.Cmd, checksum string, cfg *Config, logLevel hclog.Level, logger hclog.Logger) func() (sdk.Provider, *plugin.Client, error) {
+// processSpec says how to run one plugin process.
+type processSpec struct {
+	// cmd returns the command; its Path and Args are used, and its Env, if
+	// any, is added to the plugin's environment.
+	cmd func() *exec.Cmd
+	// name is the configured command, for messages ("" : cmd's Path).
+	name string
+	// checksum, when set, is the executable's pinned SHA-256 (hex).
+	checksum string
+	// env names the host's variables the plugin gets beyond the base set.
+	env []string
+	// environ returns the host's environment (os.Environ).
+	environ func() []string
+}
+
+// maxPluginMessage caps one gRPC message from a plugin: a credential is a
+// few KiB, and a plugin must not make the host allocate without bound.
+const maxPluginMessage = 1 << 20
+
+// startProcess returns a starter that runs a plugin process (see
+// pluginProcess) and dispenses its Provider. A pinned executable is
+// verified here, on the bytes that then run; go-plugin's own check hashes
+// by path and runs the path again, which a rename in between defeats.
+func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hclog.Logger) func() (sdk.Provider, *plugin.Client, error) {
 	return func() (sdk.Provider, *plugin.Client, error) {
-		c := cmd()
-		if c.Env == nil {
-			c.Env = os.Environ()
+		c := spec.cmd()
+		name := spec.name
+		if name == "" {
+			name = c.Path
 		}
-		// Plugins log at the host's level; their stderr comes back through
-		// the host logger, named after the provider.
-		c.Env = append(c.Env, sdk.LogLevelEnv+"="+logLevel.String())
+		var exe *executable
+		if spec.checksum != "" {
+			var err error
+			if exe, err = openPinned(name, spec.checksum); err != nil {
+				return nil, nil, err
+			}
+		}
+		var proc *pluginProcess
 		cc := &plugin.ClientConfig{
 			HandshakeConfig:  sdk.Handshake,
 			VersionedPlugins: sdk.PluginSets(nil),
-			Cmd:              c,
 			AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 			Logger:           logger,
 			StartTimeout:     cfg.Plugins.StartTimeout.Std(),
 			AutoMTLS:         true,
 			SkipHostEnv:      true,
-		}
-		if checksum != "" {
-			sum, err := hex.DecodeString(checksum)
-			if err != nil {
-				return nil, nil, fmt.Errorf("sha256: %w", err)
-			}
-			cc.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+			GRPCDialOptions: []grpc.DialOption{
+				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxPluginMessage)),
+			},
+			// go-plugin's cmd carries only its own variables (the
+			// handshake cookie, the certificate, the socket directory).
+			RunnerFunc: func(l hclog.Logger, gp *exec.Cmd, sockets string) (runner.Runner, error) {
+				env := pluginEnv(spec.environ(), spec.env)
+				env = append(env, c.Env...)
+				env = append(env, gp.Env...)
+				// Plugins log at the host's level; their stderr comes back
+				// through the host logger, named after the provider.
+				env = append(env, sdk.LogLevelEnv+"="+logLevel.String())
+				var err error
+				proc, err = newPluginProcess(name, c, env, exe, l)
+				if proc != nil {
+					proc.sockets = sockets
+				}
+				return proc, err
+			},
 		}
 		client := plugin.NewClient(cc)
+		fail := func(err error) (sdk.Provider, *plugin.Client, error) {
+			client.Kill()
+			if proc != nil {
+				proc.Kill(context.Background())
+				proc.cleanup()
+			} else if exe != nil {
+				exe.remove()
+			}
+			return nil, nil, err
+		}
 		rpc, err := client.Client()
 		if err != nil {
-			client.Kill()
-			if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-				return nil, nil, fmt.Errorf("%s: checksum does not match the sha256 pinned in the config", c.Path)
+			if proc != nil {
+				if serr := proc.stdoutError(); serr != nil {
+					return fail(serr)
+				}
 			}
-			return nil, nil, fmt.Errorf("start plugin %s: %w", c.Path, err)
+			return fail(fmt.Errorf("start plugin %s: %w", name, err))
 		}
 		raw, err := rpc.Dispense(sdk.PluginName)
 		if err != nil {
-			client.Kill()
-			return nil, nil, fmt.Errorf("plugin %s: %w", c.Path, err)
+			return fail(fmt.Errorf("plugin %s: %w", name, err))
 		}
 		prov, ok := raw.(sdk.Provider)
 		if !ok {
-			client.Kill()
-			return nil, nil, fmt.Errorf("plugin %s: dispensed %T, not a provider", c.Path, raw)
+			return fail(fmt.Errorf("plugin %s: dispensed %T, not a provider", name, raw))
 		}
 		return prov, client, nil
 	}
+}
+
+// maxTokenSize caps an access or refresh token the host accepts: real ones
+// are a few hundred bytes, and a token is copied into headers, files and
+// environments.
+const maxTokenSize = 64 << 10
+
+// checkTokenSize rejects a credential whose tokens are implausibly large,
+// wherever the host receives one (a read, a refresh; plugin or in-process).
+func checkTokenSize(c sdk.Credential) error {
+	for _, t := range []struct{ what, v string }{{"access token", c.AccessToken}, {"refresh token", c.RefreshToken}} {
+		if len(t.v) > maxTokenSize {
+			return fmt.Errorf("returned a credential whose %s is %d bytes; the limit is %d bytes", t.what, len(t.v), maxTokenSize)
+		}
+	}
+	return nil
 }

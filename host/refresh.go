@@ -159,6 +159,9 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	if fresh.AccessToken == "" {
 		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: errors.New("refresh returned an empty access token")}
 	}
+	if err := checkTokenSize(fresh); err != nil {
+		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: err}
+	}
 	if fresh.RefreshToken == "" {
 		fresh.RefreshToken = current.RefreshToken
 	}

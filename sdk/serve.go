@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"os"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
@@ -10,7 +11,15 @@ import (
 // Serve runs p as a credhost plugin and returns when the host is done with
 // it. Call it from main. stdout belongs to the go-plugin handshake: a plugin
 // must never print; log through Logger instead.
+//
+// Serve also hardens the process for holding credentials: no core dumps
+// (see DisableCoreDumps), and the process ends (with its process group,
+// when it leads one, as the host starts it) as soon as the host that
+// started it is gone, however it went, so a killed host leaves no plugin
+// or helper of one behind.
 func Serve(p Provider) {
+	DisableCoreDumps()
+	go watchParent(parentPollInterval)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: PluginSets(p),
@@ -38,3 +47,6 @@ func Logger() hclog.Logger {
 
 // LogLevelEnv carries the host's log level to plugin processes.
 const LogLevelEnv = "CREDHOST_LOG_LEVEL"
+
+// parentPollInterval is how often a plugin checks that its host lives.
+const parentPollInterval = 150 * time.Millisecond

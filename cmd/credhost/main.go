@@ -8,8 +8,13 @@ package main
 
 import (
 	"os"
+
+	"github.com/credhost/credhost/sdk"
 )
 
 func main() {
+	// credhost holds tokens in memory: keep them out of core dumps (and,
+	// on Linux, out of reach of other processes of the user).
+	sdk.DisableCoreDumps()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -1,0 +1,227 @@
+package host
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin/runner"
+)
+
+// maxHandshakeLine caps the line a plugin prints before the handshake: a
+// real handshake line (with its certificate) is under 2 KiB.
+const maxHandshakeLine = 16 << 10
+
+// handshakeLine is the shape of go-plugin's handshake line: core and app
+// protocol versions, network, address, protocol, and optionally the
+// server's certificate (base64) and multiplexing flag. Anything else a
+// plugin prints on stdout is never passed on, so it can never be quoted.
+var handshakeLine = regexp.MustCompile(`^[0-9]{1,4}\|[0-9]{1,4}\|(tcp|unix)\|[^|\x00-\x1f\x7f]{1,1000}\|(grpc|netrpc)(\|[A-Za-z0-9+/=]*)?(\|(true|false))?\r?\n?$`)
+
+// pluginProcess runs one plugin as a go-plugin runner.Runner, so that the
+// host, not go-plugin, decides how the process starts and ends:
+//
+//   - its environment is the minimal set plus what its config names;
+//   - a pinned executable runs from the very bytes that were verified;
+//   - it leads a process group of its own, and ending it ends the group, so
+//     a wrapper script's children go too;
+//   - its stdout is read here: only a well-formed handshake line reaches
+//     go-plugin, anything else is counted, never shown.
+type pluginProcess struct {
+	name    string // the configured path, for messages
+	cmd     *exec.Cmd
+	logger  hclog.Logger
+	exe     *executable // nil: the command runs by its path
+	sockets string      // go-plugin's socket directory for this plugin
+
+	stdout    io.ReadCloser // what go-plugin reads: the handshake line only
+	stderr    io.ReadCloser
+	rawStdout *os.File
+	junk      atomic.Int64 // bytes printed on stdout that were not a handshake
+	rejected  atomic.Bool  // the first line was not a handshake
+
+	mu     sync.Mutex
+	pid    int
+	reaped bool
+	done   bool // cleanup ran
+}
+
+var _ runner.Runner = (*pluginProcess)(nil)
+
+// newPluginProcess prepares cmd (not started) to run as a plugin, with env
+// as its whole environment and exe, when set, as the verified executable.
+func newPluginProcess(name string, cmd *exec.Cmd, env []string, exe *executable, logger hclog.Logger) (*pluginProcess, error) {
+	p := &pluginProcess{name: name, cmd: cmd, logger: logger, exe: exe}
+	cmd.Env = env
+	cmd.Stdin = nil // the null device: a plugin must not read the user's terminal
+	setProcessGroup(cmd)
+	if exe != nil {
+		exe.prepare(cmd)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	p.rawStdout, p.stderr = outR, errR
+	return p, nil
+}
+
+// Start starts the process and the stdout filter.
+func (p *pluginProcess) Start(context.Context) error {
+	err := p.cmd.Start()
+	// The child has its copies; the parent's write ends must go, or the
+	// readers never see EOF.
+	p.cmd.Stdout.(*os.File).Close()
+	p.cmd.Stderr.(*os.File).Close()
+	if p.exe != nil {
+		p.exe.started()
+	}
+	if err != nil {
+		p.rawStdout.Close()
+		p.stderr.Close()
+		return err
+	}
+	p.mu.Lock()
+	p.pid = p.cmd.Process.Pid
+	p.mu.Unlock()
+	p.logger.Debug("plugin started", "path", p.name, "pid", p.pid)
+	r, w := io.Pipe()
+	p.stdout = r
+	go p.filterStdout(w)
+	return nil
+}
+
+// filterStdout passes the first line to go-plugin if it is a handshake
+// line; otherwise it passes nothing (go-plugin then fails the start) and
+// counts it. Everything after is counted and dropped.
+func (p *pluginProcess) filterStdout(w *io.PipeWriter) {
+	defer p.rawStdout.Close()
+	br := bufio.NewReaderSize(p.rawStdout, maxHandshakeLine)
+	line, err := br.ReadSlice('\n')
+	if len(line) > 0 && handshakeLine.Match(line) {
+		_, _ = w.Write(line)
+	} else {
+		p.junk.Add(int64(len(line)))
+		if len(line) > 0 || err == nil || errors.Is(err, bufio.ErrBufferFull) {
+			p.rejected.Store(true)
+		}
+	}
+	// Keep the pipe open while the plugin runs: go-plugin reads it until
+	// EOF, and an early EOF reads as "the plugin exited".
+	if !p.rejected.Load() {
+		n, _ := io.Copy(io.Discard, br)
+		p.junk.Add(n)
+		w.Close()
+		return
+	}
+	w.Close()
+	n, _ := io.Copy(io.Discard, br)
+	p.junk.Add(n)
+}
+
+// stdoutError replaces go-plugin's start error when the plugin printed
+// something other than a handshake: go-plugin's own message quotes it, and
+// a plugin that prints a token by mistake must not publish it.
+func (p *pluginProcess) stdoutError() error {
+	if !p.rejected.Load() {
+		return nil
+	}
+	return fmt.Errorf("plugin %s printed %d bytes on stdout instead of the plugin handshake (not shown: stdout carries only the handshake; a plugin logs to stderr)", p.name, p.junk.Load())
+}
+
+// Wait waits for the process to end, then ends what is left of its group.
+func (p *pluginProcess) Wait(context.Context) error {
+	var err error
+	if waitExited(p.cmd.Process.Pid) {
+		// The leader is a zombie, not yet reaped: its group ID cannot have
+		// been reused, so killing the group hits only the plugin's own.
+		p.mu.Lock()
+		killGroup(p.cmd.Process)
+		err = p.cmd.Wait()
+		p.reaped = true
+		p.mu.Unlock()
+	} else {
+		err = p.cmd.Wait()
+		p.mu.Lock()
+		p.reaped = true
+		p.mu.Unlock()
+	}
+	p.cleanup()
+	return err
+}
+
+// Kill ends the plugin's whole process group.
+func (p *pluginProcess) Kill(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pid != 0 && !p.reaped {
+		killGroup(p.cmd.Process)
+	}
+	return nil
+}
+
+// cleanup removes the private copy of a verified executable, if any, and
+// the socket directory; call it once the process has ended.
+func (p *pluginProcess) cleanup() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return
+	}
+	p.done = true
+	if p.exe != nil {
+		p.exe.remove()
+	}
+	// go-plugin removes it only for a plugin that got a process ID.
+	if p.sockets != "" {
+		_ = os.RemoveAll(p.sockets)
+	}
+}
+
+// Stdout is what go-plugin reads the handshake from.
+func (p *pluginProcess) Stdout() io.ReadCloser { return p.stdout }
+
+// Stderr carries the plugin's log lines.
+func (p *pluginProcess) Stderr() io.ReadCloser { return p.stderr }
+
+// Name is the configured path.
+func (p *pluginProcess) Name() string { return p.name }
+
+// ID is the process ID, "" before the start.
+func (p *pluginProcess) ID() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pid == 0 {
+		return ""
+	}
+	return strconv.Itoa(p.pid)
+}
+
+// Diagnose adds nothing: the start error says what went wrong.
+func (p *pluginProcess) Diagnose(context.Context) string { return "" }
+
+// PluginToHost: the plugin runs beside the host, addresses are the same.
+func (p *pluginProcess) PluginToHost(network, addr string) (string, string, error) {
+	return network, addr, nil
+}
+
+// HostToPlugin: the plugin runs beside the host, addresses are the same.
+func (p *pluginProcess) HostToPlugin(network, addr string) (string, string, error) {
+	return network, addr, nil
+}
