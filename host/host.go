@@ -311,11 +311,26 @@ func (h *Host) callContext(ctx context.Context) (context.Context, context.Cancel
 
 // callError makes a timed-out call say so plainly.
 func callError(ctx context.Context, err error) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, errCallTimeout) {
+	if deadlinePassed(ctx) && !errors.Is(err, errCallTimeout) {
 		return fmt.Errorf("no answer within the call timeout: %w", err)
 	}
 	return err
 }
+
+// deadlinePassed reports whether ctx's deadline has come, by the clock as
+// well as by ctx.Err(): a plugin's side of the call has the same deadline
+// and may cancel the stream a moment before the host's own timer fires.
+func deadlinePassed(ctx context.Context) bool {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl.Add(-deadlineSlack))
+}
+
+// deadlineSlack absorbs the rounding of the deadline gRPC sends to the
+// plugin, so a stream the plugin ended at its deadline counts as a timeout.
+const deadlineSlack = 5 * time.Millisecond
 
 func builtinNames(b map[string]Builtin) string {
 	if len(b) == 0 {
