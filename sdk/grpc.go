@@ -45,7 +45,7 @@ func (s *grpcServer) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.InfoRespo
 	if err != nil {
 		return nil, errToStatus(err)
 	}
-	return &pb.InfoResponse{Name: info.Name, Version: info.Version, CanSave: info.CanSave, CanRefresh: info.CanRefresh, LockPath: info.LockPath, Locks: locksToProto(info.Locks)}, nil
+	return &pb.InfoResponse{Name: info.Name, Version: info.Version, CanSave: info.CanSave, CanRefresh: info.CanRefresh, LockPath: legacyLockPath(info), Locks: locksToProto(info.Locks)}, nil
 }
 
 func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
@@ -115,6 +115,21 @@ func (c *grpcClient) Info(ctx context.Context) (Info, error) {
 		return Info{}, statusToErr(err)
 	}
 	return Info{Name: resp.GetName(), Version: resp.GetVersion(), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh(), LockPath: resp.GetLockPath(), Locks: locksFromProto(resp.GetLocks())}, nil
+}
+
+// legacyLockPath is what a host built before Info.Locks reads: the first
+// flock of refresh scope, so such a host still serialises credhost
+// processes (it knows no other kind) rather than take no lock at all.
+func legacyLockPath(info Info) string {
+	if info.LockPath != "" {
+		return info.LockPath
+	}
+	for _, l := range info.Locks {
+		if l.Kind == LockFlock && (l.Scope == "" || l.Scope == LockScopeRefresh) {
+			return l.Path
+		}
+	}
+	return ""
 }
 
 var lockKinds = map[LockKind]pb.LockKind{
