@@ -197,8 +197,8 @@ func openSafe(path string, flag int, perm fs.FileMode) (*os.File, error) {
 }
 
 // checkOwned accepts a regular file (dir false) or a directory (dir true)
-// owned by this user, with one link for a file; otherwise it returns an
-// error naming path.
+// owned by this user (for root, also by the owner of its directory), with
+// one link for a file; otherwise it returns an error naming path.
 func checkOwned(path string, st fs.FileInfo, dir bool) error {
 	want := "a regular file"
 	if dir {
@@ -210,13 +210,28 @@ func checkOwned(path string, st fs.FileInfo, dir bool) error {
 	case dir && !st.IsDir(), !dir && !st.Mode().IsRegular():
 		return fmt.Errorf("%s is not %s (%s); refusing to use it (remove it)", path, want, st.Mode().Type())
 	}
-	if uid, ok := fileOwner(st); ok && uid != os.Geteuid() {
+	if uid, ok := fileOwner(st); ok && uid != os.Geteuid() && !rootForOwner(path, uid) {
 		return fmt.Errorf("%s belongs to uid %d, not to this user (uid %d); refusing to use it (remove it)", path, uid, os.Geteuid())
 	}
 	if n, ok := fileLinks(st); ok && !dir && n != 1 {
 		return fmt.Errorf("%s has %d hard links; refusing to use it (remove it)", path, n)
 	}
 	return nil
+}
+
+// rootForOwner reports that this process is root and uid owns the
+// directory holding path: root refreshing a user's store shares that
+// user's locks (the user's own credhost and Claude Code take them too).
+func rootForOwner(path string, uid int) bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	st, err := os.Lstat(filepath.Dir(path))
+	if err != nil {
+		return false
+	}
+	owner, ok := fileOwner(st)
+	return ok && owner == uid
 }
 
 // stale is l's stale time, proper-lockfile's default when unset, and never

@@ -223,12 +223,43 @@ func TestRetryAfterRecordWithinADayHoldsOff(t *testing.T) {
 // the chain reaches without Info) would run without them. It is refused.
 func TestInfoFailureRefusesRefresh(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, rigOptions{envToken: "SEEDED", refreshWith: true})
-	r.store.infoErr = errors.New("info timed out")
+	for name, o := range map[string]rigOptions{
+		"refresh_with store": {envToken: "SEEDED", refreshWith: true},
+		"the store itself":   {},
+	} {
+		r := newRig(t, o)
+		r.store.infoErr = errors.New("info timed out")
+		r.seed(testNow.Add(-time.Minute))
+		res, err := r.host.Token(context.Background())
+		if err != nil || !res.Degraded || !strings.Contains(res.DegradedReason.Error(), "Info failed") || r.srv.Requests() != 0 {
+			t.Errorf("%s: Token: %v, degraded %v (%v), %d requests; want a refused refresh saying Info failed", name, err, res.Degraded, res.DegradedReason, r.srv.Requests())
+		}
+	}
+}
+
+// TestRootSharesTheStoreOwnersLocks: root refreshing a user's store uses
+// the lock files that user's processes use (owned by the owner of their
+// directory), or root and the user would not exclude each other.
+func TestRootSharesTheStoreOwnersLocks(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "windows" || os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "cfg")
+	os.MkdirAll(dir, 0o700)
+	locks := claudeLikeLocks(dir)
+	os.WriteFile(locks[0].Path, nil, 0o600)
+	for _, p := range []string{dir, locks[0].Path} {
+		if err := os.Lchown(p, 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := newRig(t, rigOptions{})
+	r.store.locks = locks
 	r.seed(testNow.Add(-time.Minute))
 	res, err := r.host.Token(context.Background())
-	if err != nil || !res.Degraded || !strings.Contains(res.DegradedReason.Error(), "Info failed") || r.srv.Requests() != 0 {
-		t.Errorf("Token: %v, degraded %v (%v), %d requests; want a refused refresh saying Info failed", err, res.Degraded, res.DegradedReason, r.srv.Requests())
+	if err != nil || res.Degraded || !res.Refreshed {
+		t.Errorf("Token: %v, degraded %v (%v); want a refresh under the user's lock", err, res.Degraded, res.DegradedReason)
 	}
 }
 

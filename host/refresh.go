@@ -30,7 +30,9 @@ type source struct {
 // token. It returns the (possibly borrowed-into) credential.
 func (h *Host) refreshSource(ctx context.Context, winner *member, cred sdk.Credential) (sdk.Credential, *source) {
 	if len(winner.cfg.RefreshWith) == 0 {
-		if winner.info.CanRefresh {
+		// A store whose Info failed may well refresh: refreshLocked
+		// refuses it, saying why, rather than call it read-only.
+		if winner.info.CanRefresh || winner.infoErr != nil {
 			return cred, &source{m: winner, cred: cred}
 		}
 		return cred, nil
