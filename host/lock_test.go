@@ -358,3 +358,47 @@ func TestDirLockAsProperLockfile(t *testing.T) {
 		t.Errorf("release left the directory: %v", err)
 	}
 }
+
+// slowSaveStore is a fake store, run as a plugin process, whose Save
+// outlasts the host's call timeout and then writes: a keyring busy writing,
+// a fault a real store cannot be made to have on demand. Its write is the
+// marker file; it declares a lock beside it.
+type slowSaveStore struct{ marker string }
+
+func (s *slowSaveStore) Info(context.Context) (sdk.Info, error) {
+	return sdk.Info{Name: "slowsave", CanSave: true, CanRefresh: true, Locks: []sdk.Lock{{Kind: sdk.LockFlock, Path: s.marker + ".lock"}}}, nil
+}
+func (s *slowSaveStore) Configure(context.Context, sdk.ConfigureRequest) error { return nil }
+func (s *slowSaveStore) Read(context.Context) (sdk.Credential, error) {
+	return sdk.Credential{AccessToken: "old-access", RefreshToken: "old-refresh", ExpiresAt: time.Now().Add(-time.Minute)}, nil
+}
+func (s *slowSaveStore) Refresh(context.Context, sdk.Credential) (sdk.Credential, error) {
+	return sdk.Credential{AccessToken: "new-access", RefreshToken: "new-refresh", ExpiresAt: time.Now().Add(time.Hour)}, nil
+}
+func (s *slowSaveStore) Save(context.Context, sdk.Credential) error {
+	time.Sleep(1500 * time.Millisecond) // ignores its context, as a stuck backend does
+	return os.WriteFile(s.marker, []byte("written"), 0o600)
+}
+
+// TestPluginSaveCannotLandAfterLocksReleased: a plugin's Save that does not
+// answer within the call timeout must not go on to write after the host
+// released the store's locks (another process would then refresh from the
+// spent token, or have its newer token overwritten). The host ends the
+// plugin before releasing them.
+func TestPluginSaveCannotLandAfterLocksReleased(t *testing.T) {
+	t.Parallel()
+	marker := filepath.Join(t.TempDir(), "store")
+	cfg := testConfig(true, "slowsave:"+marker)
+	cfg.Plugins.CallTimeout = Duration(300 * time.Millisecond)
+	h, logs := newTestHost(t, cfg)
+	res, err := h.Token(context.Background())
+	if err != nil || !res.Refreshed {
+		t.Fatalf("Token: %v, %+v", err, res)
+	}
+	// The locks are released now; the plugin's write, had it gone on,
+	// lands at 1.5 s.
+	time.Sleep(2500 * time.Millisecond)
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the plugin's save landed after the host released the store's locks\n%s", logs)
+	}
+}

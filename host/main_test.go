@@ -38,6 +38,10 @@ func serveHelper(mode string) {
 		// A plugin that dies before the handshake.
 		os.Exit(3)
 	}
+	if marker, ok := strings.CutPrefix(mode, "slowsave:"); ok {
+		sdk.Serve(&slowSaveStore{marker: marker})
+		return
+	}
 	sdk.Serve(&scriptedProvider{mode: mode})
 }
 

@@ -109,6 +109,13 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 	return context.WithCancel(ctx)
 }
 
+// isProcess reports that the member runs as a plugin process.
+func (m *member) isProcess() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.client != nil
+}
+
 // close ends the member's plugin process, if it has one.
 func (m *member) close() {
 	m.mu.Lock()

@@ -198,7 +198,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	// The save-scope locks (another program's lock around its writes) are
 	// taken right before the save, inside the refresh locks, with a
 	// refresh.timeout of their own for the same reason.
-	err = h.save(context.WithoutCancel(ctx), p, fresh, inScope(locks, sdk.LockScopeSave), journal)
+	err = h.save(context.WithoutCancel(ctx), m, p, fresh, locks, journal)
 	if err != nil {
 		h.logger.Warn("refreshed, but saving the new token failed; it is used for now and will be lost when this process ends", "provider", m.cfg.Name, "error", err.Error())
 	} else {
@@ -207,19 +207,28 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	return refreshResult{cred: fresh, refreshed: true}, nil
 }
 
-// save takes the save-scope locks, saves, and releases them only once the
-// provider's Save has returned.
-func (h *Host) save(ctx context.Context, p sdk.Provider, cred sdk.Credential, locks []sdk.Lock, j *journal) error {
+// save takes the save-scope locks of locks (the store's), saves, and
+// releases them only once the provider's Save has returned: a write still
+// running could land after the locks are released, over a token another
+// process saved since (or after it read the spent one). An in-process Save
+// is waited for; a plugin whose Save outlives the call timeout is ended
+// before any of the store's locks are released.
+func (h *Host) save(ctx context.Context, m *member, p sdk.Provider, cred sdk.Credential, locks []sdk.Lock, j *journal) error {
 	lctx, cancel := h.callContextFor(ctx, h.cfg.Refresh.Timeout.Std())
 	defer cancel()
-	unlock, _, err := takeLocks(lctx, locks, j, h.logger)
+	unlock, _, err := takeLocks(lctx, inScope(locks, sdk.LockScopeSave), j, h.logger)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	sctx, cancel := h.callContext(ctx)
 	defer cancel()
-	return p.Save(sctx, cred)
+	err = p.Save(sctx, cred)
+	if err != nil && len(locks) > 0 && errors.Is(sctx.Err(), context.DeadlineExceeded) && m.isProcess() {
+		h.logger.Warn("the plugin's save did not answer within the call timeout; ending the plugin so its write cannot land after the store's locks are released", "provider", m.cfg.Name)
+		m.close()
+	}
+	return err
 }
 
 func (h *Host) buffer() time.Duration { return h.cfg.Refresh.Buffer.Std() }
