@@ -362,3 +362,48 @@ func TestPluginSaveCannotLandAfterLocksReleased(t *testing.T) {
 		t.Errorf("the plugin's save landed after the host released the store's locks\n%s", logs)
 	}
 }
+
+// TestJournalTakesOverOnlyWhatAKilledCredhostLeft: the next holder of the
+// flock takes over at once a dir lock exactly as the previous (killed)
+// holder recorded it, and never one that differs: a lock another program
+// took since (after judging ours stale) is waited for.
+func TestJournalTakesOverOnlyWhatAKilledCredhostLeft(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	flock := sdk.Lock{Kind: sdk.LockFlock, Path: filepath.Join(dir, "store.lock")}
+	dl := sdk.Lock{Kind: sdk.LockDir, Path: filepath.Join(dir, ".oauth_refresh.lock")}
+	log := hclog.NewNullLogger()
+
+	// A holder takes both, then "dies": its flock goes, its dir lock stays.
+	release, j, err := takeLocks(context.Background(), []sdk.Lock{flock, dl}, nil, log)
+	if err != nil || j == nil {
+		t.Fatalf("takeLocks: %v (journal %v)", err, j)
+	}
+	j.mu.Lock()
+	j.f.Close() // the process is gone: nothing more is written, nothing released
+	j.mu.Unlock()
+	_ = release // never called
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	release2, _, err := takeLocks(ctx, []sdk.Lock{flock, dl}, nil, log)
+	if err != nil {
+		t.Fatalf("the lock the killed holder left was not taken over: %v", err)
+	}
+	release2()
+
+	// The same record, but the directory is another program's now.
+	release3, j3, err := takeLocks(context.Background(), []sdk.Lock{flock, dl}, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j3.f.Close()
+	_ = release3
+	os.Remove(dl.Path)
+	os.Mkdir(dl.Path, 0o700) // taken over by someone else: new directory
+	ctx, cancel = context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, _, err := takeLocks(ctx, []sdk.Lock{flock, dl}, nil, log); err == nil || !strings.Contains(err.Error(), "another process has held the dir lock") {
+		t.Errorf("a lock someone else holds was taken: %v; want a wait that gives up", err)
+	}
+}
