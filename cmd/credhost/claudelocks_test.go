@@ -143,7 +143,9 @@ func TestCredhostWaitsForClaudeCodesLock(t *testing.T) {
 func TestClaudeCodeWaitsForCredhostsLock(t *testing.T) {
 	t.Parallel()
 	s, srv := newRefreshSandbox(t, "in-process")
-	srv.SetDelay(3 * time.Second)
+	// Long enough for Node to start and probe on a busy machine, within
+	// the default refresh.timeout (10s).
+	srv.SetDelay(6 * time.Second)
 	s.loginFile(srv, time.Now().Add(-time.Minute))
 	dir := filepath.Join(s.home, ".claude")
 
@@ -152,18 +154,30 @@ func TestClaudeCodeWaitsForCredhostsLock(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for srv.Arrived() == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if c := checkInNode(t, dir); !c.Refresh || !c.Legacy {
-		t.Errorf("while credhost refreshes, proper-lockfile check: %+v; want both locks held", c)
+	var probe struct {
+		Refresh, Legacy bool
+		Trylock         string
 	}
-	if out := nodeOutput(t, "trylock", dir); out != "ELOCKED" {
-		t.Errorf("Node's lock with retries while credhost refreshes: %s; want ELOCKED", out)
-	}
-	if err := cmd.Wait(); err != nil {
+	if err := json.Unmarshal([]byte(nodeOutput(t, "probe", dir)), &probe); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		t.Fatalf("credhost finished before Node's probe did; the machine is too slow for this test's 6 s window")
+	default:
+	}
+	if !probe.Refresh || !probe.Legacy || probe.Trylock != "ELOCKED" {
+		t.Errorf("while credhost refreshes, proper-lockfile sees %+v; want both locks held and lock with retries ELOCKED", probe)
+	}
+	<-exited
+	if cmd.ProcessState.ExitCode() != 0 {
+		t.Fatalf("credhost token: exit %d", cmd.ProcessState.ExitCode())
 	}
 	if c := checkInNode(t, dir); c.Refresh || c.Legacy {
 		t.Errorf("after credhost's refresh, proper-lockfile check: %+v; want both locks free", c)

@@ -18,6 +18,8 @@
 //                                     is each lock held (proper-lockfile check)
 //   node claudelocks.js trylock DIR   try the refresh lock with a few retries:
 //                                     print "locked" (then release) or "ELOCKED"
+//   node claudelocks.js probe DIR     check, then trylock, in one process:
+//                                     print {"refresh":bool,"legacy":bool,"trylock":"…"}
 //   node claudelocks.js client DIR TOKEN_URL EXPIRING_ACCESS
 //                                     one Claude Code-like refresh: lock (with
 //                                     retries), re-read the credentials file,
@@ -124,6 +126,17 @@ async function client(d) {
   }
 }
 
+async function trylock(d) {
+  try {
+    const release = await lockfile.lock(d, { ...refreshOptions(d), retries: { retries: 3, minTimeout: 100, maxTimeout: 200 } });
+    await release();
+    return 'locked';
+  } catch (e) {
+    if (e.code !== 'ELOCKED') throw e;
+    return 'ELOCKED';
+  }
+}
+
 async function main() {
   switch (mode) {
     case 'hold': {
@@ -141,15 +154,13 @@ async function main() {
       console.log(JSON.stringify({ refresh, legacy }));
       return;
     }
-    case 'trylock': {
-      try {
-        const release = await lockfile.lock(dir, { ...refreshOptions(dir), retries: { retries: 3, minTimeout: 100, maxTimeout: 200 } });
-        console.log('locked');
-        await release();
-      } catch (e) {
-        if (e.code !== 'ELOCKED') throw e;
-        console.log('ELOCKED');
-      }
+    case 'trylock':
+      console.log(await trylock(dir));
+      return;
+    case 'probe': {
+      const refresh = await lockfile.check(dir, refreshOptions(dir));
+      const legacy = await lockfile.check(legacyPath(dir), { ...refreshOptions(dir), lockfilePath: legacyPath(dir) });
+      console.log(JSON.stringify({ refresh, legacy, trylock: await trylock(dir) }));
       return;
     }
     case 'client':
