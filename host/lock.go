@@ -1,41 +1,477 @@
 package host
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
-	"github.com/gofrs/flock"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/credhost/credhost/sdk"
 )
 
-// lockPoll is how often a waiting process retries a held store lock: short
-// next to a token request (hundreds of ms), long enough not to spin.
+// The host's cross-process locks. A store declares what it needs in
+// Info.Locks; the host takes them around its refresh:
+//
+//	refresh-scope locks, in the order listed   (before the re-read)
+//	  re-read → token request
+//	  save-scope locks, in the order listed    (right before the save)
+//	    save
+//	  save-scope locks released, in reverse
+//	refresh-scope locks released, in reverse
+//
+// Each kind is taken by a lockFunc. A new kind (the fleet's lease held by a
+// distributed store through calls to its provider) is one more entry in
+// lockers; the order, scopes, bounds and the refusal of unsafe paths stay
+// as they are.
+
+// lockPoll is how often a waiting process retries a held lock: short next
+// to a token request (hundreds of ms), long enough not to spin.
 const lockPoll = 10 * time.Millisecond
 
-// lockStore takes the cross-process lock on path (flock, released by the
-// kernel if the holder dies, so a killed process never leaves a stale lock)
-// and returns its release. The lock file is created 0600 next to the store
-// and never deleted: deleting it would let two processes lock two different
-// files of the same name. It waits until ctx ends.
-func lockStore(ctx context.Context, path string) (func(), error) {
+// lockFunc takes one lock, waiting until ctx ends, and returns its release.
+// j, when set, is the journal of the flock taken before it (see journal).
+type lockFunc func(ctx context.Context, l sdk.Lock, j *journal, logger hclog.Logger) (release func(), err error)
+
+// lockers are the kinds this host can take. sdk.LockProvider is reserved
+// and absent: a store declaring it is not refreshed.
+var lockers = map[sdk.LockKind]lockFunc{
+	sdk.LockFlock: takeFlock,
+	sdk.LockDir:   takeDirLock,
+}
+
+// storeLocks returns the locks info declares, the deprecated LockPath
+// standing for one flock of refresh scope. It fails for a lock the host
+// cannot take: refreshing without it would be the race the lock exists
+// to stop.
+func storeLocks(info sdk.Info) ([]sdk.Lock, error) {
+	locks := info.Locks
+	if len(locks) == 0 && info.LockPath != "" {
+		locks = []sdk.Lock{{Kind: sdk.LockFlock, Path: info.LockPath, Scope: sdk.LockScopeRefresh}}
+	}
+	for _, l := range locks {
+		switch {
+		case l.Kind == sdk.LockProvider:
+			return nil, fmt.Errorf("the store declares a %s, a kind this credhost cannot take yet (reserved for locks a provider holds itself); not refreshing without it", l)
+		case lockers[l.Kind] == nil:
+			return nil, fmt.Errorf("the store declares a lock of kind %q at %s, which this credhost does not know; not refreshing without it", l.Kind, l.Path)
+		case !filepath.IsAbs(l.Path):
+			return nil, fmt.Errorf("the store declares a %s whose path is not absolute; not refreshing without it", l)
+		case l.Scope != "" && l.Scope != sdk.LockScopeRefresh && l.Scope != sdk.LockScopeSave:
+			return nil, fmt.Errorf("the store declares a %s of scope %q, which this credhost does not know; not refreshing without it", l, l.Scope)
+		}
+	}
+	return locks, nil
+}
+
+// inScope returns the locks of scope s, in their declared order.
+func inScope(locks []sdk.Lock, s sdk.LockScope) []sdk.Lock {
+	var out []sdk.Lock
+	for _, l := range locks {
+		scope := l.Scope
+		if scope == "" {
+			scope = sdk.LockScopeRefresh
+		}
+		if scope == s {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// takeLocks takes locks in order, each waiting until ctx ends, and returns
+// one release that lets them go in reverse order. On failure the locks
+// already taken are released. j is the journal to use for the first dir
+// locks when no flock precedes them in this set (the save-scope locks use
+// the refresh-scope flock's journal); takeLocks returns the journal in use
+// after the last lock, for the next set.
+func takeLocks(ctx context.Context, locks []sdk.Lock, j *journal, logger hclog.Logger) (release func(), last *journal, err error) {
+	var releases []func()
+	release = func() {
+		for i := len(releases) - 1; i >= 0; i-- {
+			releases[i]()
+		}
+	}
+	for _, l := range locks {
+		var rel func()
+		if l.Kind == sdk.LockFlock {
+			var fj *journal
+			rel, fj, err = lockFlockFile(ctx, l.Path)
+			if err == nil && j == nil {
+				j = fj
+			}
+		} else {
+			rel, err = lockers[l.Kind](ctx, l, j, logger)
+		}
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		releases = append(releases, rel)
+	}
+	return release, j, nil
+}
+
+// waitMessage says that a lock is still held after waiting for it.
+func waitMessage(l sdk.Lock, waited time.Duration) error {
+	hint := "if nothing is refreshing, this is a bug: the lock is released when its holder exits"
+	if l.Kind == sdk.LockDir {
+		hint = fmt.Sprintf("a lock left by a process that died is taken over once it is %s old", stale(l))
+	}
+	return fmt.Errorf("another process has held the %s for %s; giving up (%s)", l, waited.Round(time.Millisecond), hint)
+}
+
+func takeFlock(ctx context.Context, l sdk.Lock, _ *journal, _ hclog.Logger) (func(), error) {
+	release, _, err := lockFlockFile(ctx, l.Path)
+	return release, err
+}
+
+// lockFlockFile takes the flock on path. The file is created 0600 beside
+// the store and never deleted: deleting it would let two processes lock two
+// different files of the same name. It is opened without following a link
+// and without blocking, and must be a regular file owned by this user with
+// one link. Its content is the journal of the dir locks its holder holds.
+func lockFlockFile(ctx context.Context, path string) (func(), *journal, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	f, err := openSafe(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	start := time.Now()
+	for {
+		ok, err := tryLockFile(f)
+		if err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, nil, waitMessage(sdk.Lock{Kind: sdk.LockFlock, Path: path}, time.Since(start))
+		case <-time.After(lockPoll):
+		}
+	}
+	j := &journal{f: f, held: map[string]dirStamp{}}
+	j.load()
+	return func() {
+		_ = unlockFile(f)
+		f.Close()
+	}, j, nil
+}
+
+// openSafe opens path for a lock or a record beside the store: never
+// through a symlink (O_NOFOLLOW), never blocking on a named pipe
+// (O_NONBLOCK), and accepted only if it is a regular file owned by this
+// user with a single link (a hard link to another file would let us write
+// that file). Anything else is an error naming the path.
+func openSafe(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	f, err := openNoFollow(path, flag, perm)
+	if err != nil {
+		if isLinkError(err) {
+			return nil, fmt.Errorf("%s is a symbolic link; refusing to use it (remove it)", path)
+		}
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil {
+		err = checkOwned(path, st, false)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkOwned accepts a regular file (dir false) or a directory (dir true)
+// owned by this user (for root, also by the owner of its directory), with
+// one link for a file; otherwise it returns an error naming path.
+func checkOwned(path string, st fs.FileInfo, dir bool) error {
+	want := "a regular file"
+	if dir {
+		want = "a directory"
+	}
+	switch {
+	case st.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%s is a symbolic link, not %s; refusing to use it (remove it)", path, want)
+	case dir && !st.IsDir(), !dir && !st.Mode().IsRegular():
+		return fmt.Errorf("%s is not %s (%s); refusing to use it (remove it)", path, want, st.Mode().Type())
+	}
+	if uid, ok := fileOwner(st); ok && uid != os.Geteuid() && !rootForOwner(path, uid) {
+		return fmt.Errorf("%s belongs to uid %d, not to this user (uid %d); refusing to use it (remove it)", path, uid, os.Geteuid())
+	}
+	if n, ok := fileLinks(st); ok && !dir && n != 1 {
+		return fmt.Errorf("%s has %d hard links; refusing to use it (remove it)", path, n)
+	}
+	return nil
+}
+
+// rootForOwner reports that this process is root and uid owns the
+// directory holding path: root refreshing a user's store shares that
+// user's locks (the user's own credhost and Claude Code take them too).
+func rootForOwner(path string, uid int) bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	st, err := os.Lstat(filepath.Dir(path))
+	if err != nil {
+		return false
+	}
+	owner, ok := fileOwner(st)
+	return ok && owner == uid
+}
+
+// stale is l's stale time, proper-lockfile's default when unset, and never
+// below its minimum of 2 s.
+func stale(l sdk.Lock) time.Duration {
+	d := l.Stale
+	if d == 0 {
+		d = sdk.DefaultLockStale
+	}
+	return max(d, 2*time.Second)
+}
+
+// takeDirLock takes a directory lock as proper-lockfile 4.1.2 does: mkdir
+// (atomic; EEXIST means held); a lock whose mtime is older than the stale
+// time is removed (rmdir) and taken again; while held, a heartbeat sets
+// the mtime to now every stale/2 (at least 1 s), after checking that the
+// mtime is still the one it set (otherwise another process took the lock
+// over: the heartbeat stops and the release leaves the directory alone);
+// release is rmdir.
+//
+// With j set (a flock taken before it), a lock the journal says a credhost
+// holder left when it died (same directory, same mtime and ctime) is taken
+// over at once rather than after the stale time.
+func takeDirLock(ctx context.Context, l sdk.Lock, j *journal, logger hclog.Logger) (func(), error) {
+	path, staleAfter := l.Path, stale(l)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	// Create it 0600 ourselves: flock would create it with 0644-ish modes.
-	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
-		f.Close()
-	}
-	l := flock.New(path)
 	start := time.Now()
-	ok, err := l.TryLockContext(ctx, lockPoll)
-	if err != nil || !ok {
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || err == nil {
-			return nil, fmt.Errorf("another process has held the refresh lock %s for %s; giving up (if no credhost is running, this is a bug: the lock is released when its holder exits)", path, time.Since(start).Round(time.Millisecond))
+	checkStale := true
+	for {
+		err := os.Mkdir(path, 0o700)
+		if err == nil {
+			break
 		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		st, err := os.Lstat(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue // released meanwhile: take it
+		case err != nil:
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if err := checkOwned(path, st, true); err != nil {
+			return nil, err
+		}
+		if j != nil && j.left(path, st) {
+			logger.Info("taking over a lock a killed credhost left", "lock", path)
+			if err := removeDir(path); err != nil {
+				return nil, fmt.Errorf("lock %s: remove the lock a killed credhost left: %w", path, err)
+			}
+			continue
+		}
+		if checkStale && st.ModTime().Before(time.Now().Add(-staleAfter)) {
+			logger.Info("taking over a stale lock", "lock", path, "mtime", st.ModTime().UTC().Format(time.RFC3339))
+			if err := removeDir(path); err != nil {
+				return nil, fmt.Errorf("lock %s: remove the stale lock: %w", path, err)
+			}
+			checkStale = false // as proper-lockfile: retake once without the stale check
+			continue
+		}
+		checkStale = true
+		select {
+		case <-ctx.Done():
+			return nil, waitMessage(l, time.Since(start))
+		case <-time.After(lockPoll):
+		}
+	}
+	st, err := os.Lstat(path)
+	if err == nil {
+		err = checkOwned(path, st, true)
+	}
+	if err != nil {
+		_ = removeDir(path)
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return func() { _ = l.Unlock() }, nil
+	h := &dirHold{path: path, stamp: stampOf(st), journal: j, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
+	if j != nil {
+		j.set(path, h.stamp)
+	}
+	go h.beat(max(staleAfter/2, time.Second))
+	return h.release, nil
+}
+
+// removeDir removes an empty lock directory; gone already is fine.
+func removeDir(path string) error {
+	if err := syscallRmdir(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// dirStamp identifies one lock directory at one heartbeat: a directory
+// created again (by whoever takes a stale lock over) differs in inode or
+// change time even when its mtime was set to the same value.
+type dirStamp struct {
+	dev, ino       uint64
+	mtime, ctimeNs int64
+}
+
+func (s dirStamp) String() string {
+	return fmt.Sprintf("%d %d %d %d", s.dev, s.ino, s.mtime, s.ctimeNs)
+}
+
+// dirHold is a held directory lock and its heartbeat.
+type dirHold struct {
+	path    string
+	journal *journal
+	logger  hclog.Logger
+
+	mu          sync.Mutex
+	stamp       dirStamp
+	compromised bool
+	once        sync.Once
+	stop, done  chan struct{}
+}
+
+func (h *dirHold) beat(every time.Duration) {
+	defer close(h.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		st, err := os.Lstat(h.path)
+		if err != nil || stampOf(st).mtime != h.stamp.mtime || stampOf(st).ino != h.stamp.ino {
+			// Gone or replaced: another process judged it stale.
+			h.compromised = true
+			h.mu.Unlock()
+			h.logger.Warn("a lock this process held was taken over by another process (it judged it stale)", "lock", h.path)
+			return
+		}
+		now := time.Now()
+		if err := touchNoFollow(h.path, now); err == nil {
+			if st, err := os.Lstat(h.path); err == nil {
+				h.stamp = stampOf(st)
+				if h.journal != nil {
+					h.journal.set(h.path, h.stamp)
+				}
+			}
+		}
+		h.mu.Unlock()
+	}
+}
+
+// release stops the heartbeat and removes the directory unless another
+// process took it over. The journal forgets the lock first: a process
+// killed in between leaves a lock to be judged by its age, never a record
+// that would let the next credhost remove a lock someone else holds.
+func (h *dirHold) release() {
+	h.once.Do(func() {
+		close(h.stop)
+		<-h.done
+		if h.journal != nil {
+			h.journal.forget(h.path)
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.compromised {
+			return
+		}
+		if st, err := os.Lstat(h.path); err == nil && stampOf(st).ino == h.stamp.ino && st.IsDir() {
+			_ = removeDir(h.path)
+		}
+	})
+}
+
+// journal is the content of a held flock file: the dir locks its holder
+// holds, one per line as "path dev ino mtime ctime". Only the flock's
+// holder reads or writes it. A credhost killed while holding dir locks
+// leaves them behind, and proper-lockfile would wait out their stale time;
+// the next holder of the flock knows no credhost holds them any more and,
+// finding them exactly as recorded, takes them over at once.
+type journal struct {
+	f    *os.File
+	mu   sync.Mutex
+	held map[string]dirStamp // what the file holds now
+	prev map[string]dirStamp // what the previous holder left
+}
+
+func (j *journal) load() {
+	j.prev = map[string]dirStamp{}
+	sc := bufio.NewScanner(j.f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) != 5 {
+			continue
+		}
+		var nums [4]int64
+		ok := true
+		for i, s := range fields[1:] {
+			n, err := strconv.ParseInt(s, 10, 64)
+			ok = ok && err == nil
+			nums[i] = n
+		}
+		if ok {
+			j.prev[fields[0]] = dirStamp{dev: uint64(nums[0]), ino: uint64(nums[1]), mtime: nums[2], ctimeNs: nums[3]}
+		}
+	}
+}
+
+// left reports whether the dir lock at path is exactly as the previous
+// holder of the flock recorded it.
+func (j *journal) left(path string, st fs.FileInfo) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	rec, ok := j.prev[path]
+	return ok && rec == stampOf(st)
+}
+
+func (j *journal) set(path string, s dirStamp) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.held[path] = s
+	j.write()
+}
+
+func (j *journal) forget(path string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.held, path)
+	j.write()
+}
+
+// write replaces the file's content with what is held now. Paths with
+// white space are not recorded (they are judged by age alone).
+func (j *journal) write() {
+	var b strings.Builder
+	for p, s := range j.held {
+		if strings.ContainsAny(p, " \t\r\n") {
+			continue
+		}
+		b.WriteString(p + " " + s.String() + "\n")
+	}
+	_ = j.f.Truncate(0)
+	_, _ = j.f.WriteAt([]byte(b.String()), 0)
 }

@@ -46,6 +46,10 @@ func serveHelper(mode string) {
 		sdk.Serve(p)
 		return
 	}
+	if marker, ok := strings.CutPrefix(mode, "slowsave:"); ok {
+		sdk.Serve(&slowSaveStore{marker: marker})
+		return
+	}
 	sdk.Serve(&scriptedProvider{mode: mode})
 }
 

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"time"
 
@@ -53,53 +51,12 @@ type member struct {
 	client *plugin.Client
 	err    error
 	info   sdk.Info
+	// infoErr is why Info failed: the store's locks are unknown, so it is
+	// not refreshed (see refreshLocked).
+	infoErr error
 
 	mu      sync.Mutex // guards retryAt, and client against a concurrent close
 	retryAt time.Time  // no refresh before this (the endpoint's Retry-After)
-}
-
-// retryAfter is when the token endpoint allows the next refresh: the later
-// of what this process was told and what another process on the machine
-// recorded beside the store's lock (so `credhost token` run again and again
-// as an apiKeyHelper honours a 429 too).
-func (m *member) retryAfter() time.Time {
-	m.mu.Lock()
-	at := m.retryAt
-	m.mu.Unlock()
-	if path := m.retryFile(); path != "" {
-		if data, err := os.ReadFile(path); err == nil {
-			if t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(data))); err == nil && t.After(at) {
-				at = t
-			}
-		}
-	}
-	return at
-}
-
-// setRetryAfter records when the next refresh is allowed; the zero Time
-// clears it (after a successful refresh).
-func (m *member) setRetryAfter(t time.Time) {
-	m.mu.Lock()
-	m.retryAt = t
-	m.mu.Unlock()
-	path := m.retryFile()
-	switch {
-	case path == "":
-	case t.IsZero():
-		_ = os.Remove(path)
-	default:
-		// Advisory and written under the store's lock: a plain write is
-		// enough, and a failure only costs the other processes one request.
-		_ = os.WriteFile(path, []byte(t.UTC().Format(time.RFC3339Nano)+"\n"), 0o600)
-	}
-}
-
-// retryFile sits beside the store's lock file; "" when there is none.
-func (m *member) retryFile() string {
-	if m.info.LockPath == "" {
-		return ""
-	}
-	return m.info.LockPath + ".retry-after"
 }
 
 // provider returns the started, configured provider, or the error that
@@ -140,6 +97,7 @@ func (m *member) provider(ctx context.Context) (sdk.Provider, error) {
 		if err == nil {
 			m.info = info
 		} else {
+			m.infoErr = callError(cctx, err)
 			m.logger.Warn("provider info failed", "provider", m.cfg.Name, "error", err)
 		}
 	})
@@ -156,6 +114,13 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 		return context.WithTimeout(ctx, d)
 	}
 	return context.WithCancel(ctx)
+}
+
+// isProcess reports that the member runs as a plugin process.
+func (m *member) isProcess() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.client != nil
 }
 
 // close ends the member's plugin process, if it has one.

@@ -30,7 +30,9 @@ type source struct {
 // token. It returns the (possibly borrowed-into) credential.
 func (h *Host) refreshSource(ctx context.Context, winner *member, cred sdk.Credential) (sdk.Credential, *source) {
 	if len(winner.cfg.RefreshWith) == 0 {
-		if winner.info.CanRefresh {
+		// A store whose Info failed may well refresh: refreshLocked
+		// refuses it, saying why, rather than call it read-only.
+		if winner.info.CanRefresh || winner.infoErr != nil {
 			return cred, &source{m: winner, cred: cred}
 		}
 		return cred, nil
@@ -107,15 +109,23 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	if err != nil {
 		return refreshResult{}, err
 	}
-	// Across processes: hold the store's lock over re-read, refresh and
-	// save, so a second process finds the new token in the store.
-	if path := m.info.LockPath; path != "" {
-		unlock, err := lockStore(ctx, path)
-		if err != nil {
-			return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: err}
-		}
-		defer unlock()
+	// A store whose Info failed has locks nobody knows: refreshing it
+	// without them is the race they exist to stop.
+	if m.infoErr != nil {
+		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: fmt.Errorf("not refreshing: the provider's Info failed, so its locks are unknown (%w)", m.infoErr)}
 	}
+	locks, err := storeLocks(m.info)
+	if err != nil {
+		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: err}
+	}
+	// Across processes: hold the store's refresh locks over re-read,
+	// refresh and save, so a second process finds the new token in the
+	// store.
+	unlock, journal, err := takeLocks(ctx, inScope(locks, sdk.LockScopeRefresh), nil, h.logger)
+	if err != nil {
+		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: err}
+	}
+	defer unlock()
 	now := h.now()
 	current, err := h.read(ctx, m)
 	switch {
@@ -132,7 +142,11 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	if current.RefreshToken == "" {
 		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: errors.New("the credential has no refresh token")}
 	}
-	if at := m.retryAfter(); now.Before(at) {
+	at, err := m.retryAfter(now)
+	if err != nil {
+		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: err}
+	}
+	if now.Before(at) {
 		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: fmt.Errorf("token endpoint asked to wait; not retrying before %s", at.Format(time.RFC3339))}
 	}
 
@@ -140,7 +154,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	fresh, err := p.Refresh(ctx, current)
 	if err != nil {
 		if ra := sdk.RetryDelay(err); ra > 0 {
-			m.setRetryAfter(now.Add(ra))
+			m.setRetryAfter(now, now.Add(ra))
 		}
 		if errors.Is(err, sdk.ErrInvalidGrant) {
 			// Another process may have rotated the token: if the store now
@@ -172,8 +186,8 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 		fresh.Metadata = current.Metadata
 	}
 
-	if !m.retryAfter().IsZero() {
-		m.setRetryAfter(time.Time{})
+	if !at.IsZero() {
+		m.setRetryAfter(now, time.Time{})
 	}
 	if needsRefresh(fresh, h.now(), h.buffer()) {
 		left, _ := fresh.ExpiresIn(h.now())
@@ -184,15 +198,40 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	// spent the old refresh token, so the save gets its own call timeout
 	// even when the answer used up the refresh's time: a store left holding
 	// the spent token makes the next refresh a reuse.
-	sctx, cancel := h.callContext(context.WithoutCancel(ctx))
-	err = p.Save(sctx, fresh)
-	cancel()
+	// The save-scope locks (another program's lock around its writes) are
+	// taken right before the save, inside the refresh locks, with a
+	// refresh.timeout of their own for the same reason.
+	err = h.save(context.WithoutCancel(ctx), m, p, fresh, locks, journal)
 	if err != nil {
 		h.logger.Warn("refreshed, but saving the new token failed; it is used for now and will be lost when this process ends", "provider", m.cfg.Name, "error", err.Error())
 	} else {
 		h.logger.Info("refreshed and saved", "provider", m.cfg.Name, "expires", fresh.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return refreshResult{cred: fresh, refreshed: true}, nil
+}
+
+// save takes the save-scope locks of locks (the store's), saves, and
+// releases them only once the provider's Save has returned: a write still
+// running could land after the locks are released, over a token another
+// process saved since (or after it read the spent one). An in-process Save
+// is waited for; a plugin whose Save outlives the call timeout is ended
+// before any of the store's locks are released.
+func (h *Host) save(ctx context.Context, m *member, p sdk.Provider, cred sdk.Credential, locks []sdk.Lock, j *journal) error {
+	lctx, cancel := h.callContextFor(ctx, h.cfg.Refresh.Timeout.Std())
+	defer cancel()
+	unlock, _, err := takeLocks(lctx, inScope(locks, sdk.LockScopeSave), j, h.logger)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sctx, cancel := h.callContext(ctx)
+	defer cancel()
+	err = p.Save(sctx, cred)
+	if err != nil && len(locks) > 0 && errors.Is(sctx.Err(), context.DeadlineExceeded) && m.isProcess() {
+		h.logger.Warn("the plugin's save did not answer within the call timeout; ending the plugin so its write cannot land after the store's locks are released", "provider", m.cfg.Name)
+		m.close()
+	}
+	return err
 }
 
 func (h *Host) buffer() time.Duration { return h.cfg.Refresh.Buffer.Std() }

@@ -33,10 +33,16 @@ type fakeStore struct {
 	// afterRPC runs inside Refresh after the token request, with its
 	// context: a slow answer that uses up the refresh's time.
 	afterRPC func(context.Context)
+	// locks are the locks Info declares; infoErr makes Info fail.
+	locks   []sdk.Lock
+	infoErr error
 }
 
 func (s *fakeStore) Info(context.Context) (sdk.Info, error) {
-	return sdk.Info{Name: "fake", CanSave: true, CanRefresh: true}, nil
+	if s.infoErr != nil {
+		return sdk.Info{}, s.infoErr
+	}
+	return sdk.Info{Name: "fake", CanSave: true, CanRefresh: true, Locks: s.locks}, nil
 }
 
 func (s *fakeStore) Configure(_ context.Context, req sdk.ConfigureRequest) error {

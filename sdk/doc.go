@@ -16,6 +16,24 @@
 // Save and Refresh from several goroutines at once; a Provider must be safe for
 // that.
 //
+// # Locks
+//
+// A store that saves declares in Info.Locks the cross-process locks the host
+// must hold around its refresh, so that processes on one machine refresh it
+// one at a time (with refresh-token rotation, a second refresh of the same
+// token revokes the whole family). Each Lock has a kind: LockFlock, credhost's
+// own (a flock file the kernel releases when its holder dies), or LockDir, a
+// directory lock taken exactly as the npm package proper-lockfile takes it,
+// for a store shared with a Node program such as Claude Code; and a scope:
+// the whole refresh (re-read, token request, save) or the save only. The host
+// takes the refresh locks in the order listed, then the save locks around the
+// save, and releases them in reverse, all within refresh.timeout; list another
+// program's locks in the order it takes them. A lock path that is a symlink,
+// a named pipe, or not this user's fails the refresh, naming the path.
+// LockProvider is reserved for a lock the provider holds itself (a fleet's
+// lease in a distributed store); no host takes it yet. Info.LockPath, the
+// single flock of earlier SDKs, is still honoured when Locks is empty.
+//
 // # Errors
 //
 // Return (or wrap with %w) ErrNotFound when the store holds nothing, so the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -44,7 +45,7 @@ func (s *grpcServer) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.InfoRespo
 	if err != nil {
 		return nil, errToStatus(err)
 	}
-	return &pb.InfoResponse{Name: info.Name, Version: info.Version, CanSave: info.CanSave, CanRefresh: info.CanRefresh, LockPath: info.LockPath}, nil
+	return &pb.InfoResponse{Name: info.Name, Version: info.Version, CanSave: info.CanSave, CanRefresh: info.CanRefresh, LockPath: legacyLockPath(info), Locks: locksToProto(info.Locks)}, nil
 }
 
 func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
@@ -113,7 +114,64 @@ func (c *grpcClient) Info(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, statusToErr(err)
 	}
-	return Info{Name: resp.GetName(), Version: resp.GetVersion(), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh(), LockPath: resp.GetLockPath()}, nil
+	return Info{Name: resp.GetName(), Version: resp.GetVersion(), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh(), LockPath: resp.GetLockPath(), Locks: locksFromProto(resp.GetLocks())}, nil
+}
+
+// legacyLockPath is what a host built before Info.Locks reads: the first
+// flock of refresh scope, so such a host still serialises credhost
+// processes (it knows no other kind) rather than take no lock at all.
+func legacyLockPath(info Info) string {
+	if info.LockPath != "" {
+		return info.LockPath
+	}
+	for _, l := range info.Locks {
+		if l.Kind == LockFlock && (l.Scope == "" || l.Scope == LockScopeRefresh) {
+			return l.Path
+		}
+	}
+	return ""
+}
+
+var lockKinds = map[LockKind]pb.LockKind{
+	LockFlock:    pb.LockKind_LOCK_KIND_FLOCK,
+	LockDir:      pb.LockKind_LOCK_KIND_DIR,
+	LockProvider: pb.LockKind_LOCK_KIND_PROVIDER,
+}
+
+func locksToProto(locks []Lock) []*pb.Lock {
+	var out []*pb.Lock
+	for _, l := range locks {
+		scope := pb.LockScope_LOCK_SCOPE_REFRESH
+		if l.Scope == LockScopeSave {
+			scope = pb.LockScope_LOCK_SCOPE_SAVE
+		}
+		// An unknown kind goes out as UNSPECIFIED, which the host refuses:
+		// a lock the host cannot take must stop the refresh, not vanish.
+		out = append(out, &pb.Lock{Kind: lockKinds[l.Kind], Path: l.Path, StaleMs: l.Stale.Milliseconds(), Scope: scope})
+	}
+	return out
+}
+
+func locksFromProto(locks []*pb.Lock) []Lock {
+	var out []Lock
+	for _, l := range locks {
+		kind := LockKind(fmt.Sprintf("unknown kind %d", l.GetKind()))
+		for k, v := range lockKinds {
+			if v == l.GetKind() {
+				kind = k
+			}
+		}
+		scope := LockScopeRefresh
+		switch l.GetScope() {
+		case pb.LockScope_LOCK_SCOPE_REFRESH:
+		case pb.LockScope_LOCK_SCOPE_SAVE:
+			scope = LockScopeSave
+		default:
+			scope = LockScope(fmt.Sprintf("unknown scope %d", l.GetScope()))
+		}
+		out = append(out, Lock{Kind: kind, Path: l.GetPath(), Stale: time.Duration(l.GetStaleMs()) * time.Millisecond, Scope: scope})
+	}
+	return out
 }
 
 func (c *grpcClient) Configure(ctx context.Context, req ConfigureRequest) error {

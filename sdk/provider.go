@@ -37,12 +37,95 @@ type Info struct {
 	CanSave bool
 	// CanRefresh reports whether Refresh can succeed.
 	CanRefresh bool
-	// LockPath names a file the host locks (flock; never deleted) around
-	// read, refresh and save, so processes on one machine refresh this store
-	// one at a time: with refresh-token rotation a second refresh of the
-	// same token revokes the whole family. A file store uses "<path>.lock";
-	// empty means no cross-process lock (read-only stores).
+	// Locks are the cross-process locks the host holds around this store's
+	// refresh, so processes on one machine (credhost's and another
+	// program's that shares the store) refresh it one at a time: with
+	// refresh-token rotation a second refresh of the same token revokes
+	// the whole family. The host takes them in the order listed (see
+	// Lock); empty means no cross-process lock (read-only stores).
+	Locks []Lock
+	// LockPath is the single flock file of earlier SDKs.
+	//
+	// Deprecated: declare Locks. A non-empty LockPath with no Locks is
+	// still honoured as Lock{Kind: LockFlock, Path: LockPath, Scope:
+	// LockScopeRefresh}, so a plugin built before Locks keeps its lock.
 	LockPath string
+}
+
+// LockKind says how a Lock is taken.
+type LockKind string
+
+const (
+	// LockFlock is credhost's own lock: an advisory flock(2) on a regular
+	// file (LockFileEx on Windows), created 0600 and never deleted. The
+	// kernel releases it when its holder dies, so it never goes stale.
+	LockFlock LockKind = "flock"
+	// LockDir is a directory lock taken exactly as the npm package
+	// proper-lockfile (4.1.2) takes it, so credhost and a Node program
+	// (Claude Code) exclude each other: mkdir Path (atomic; EEXIST means
+	// held); while held, its mtime is refreshed every Stale/2 (at least
+	// 1 s); a lock whose mtime is older than Stale is stale (its holder
+	// died), is removed and taken again; release is rmdir.
+	LockDir LockKind = "dir"
+	// LockProvider is reserved for a lock the provider itself holds (a
+	// distributed store's lease, such as an etcd mutex shared by a fleet
+	// of machines): the host would acquire and release it through calls
+	// to the provider, with Path naming the lock to the provider. No
+	// host implements it yet: a store that declares it is not refreshed
+	// (the refresh degrades with a message saying so), never refreshed
+	// without it.
+	LockProvider LockKind = "provider"
+)
+
+// LockScope says what a Lock is held around.
+type LockScope string
+
+const (
+	// LockScopeRefresh holds the lock over the whole refresh: re-read,
+	// token request, save. It is the default (the empty scope).
+	LockScopeRefresh LockScope = "refresh"
+	// LockScopeSave holds the lock around the save only, inside the
+	// refresh locks (Claude Code's .storage-write, which it takes around
+	// every write of its credentials).
+	LockScopeSave LockScope = "save"
+)
+
+// DefaultLockStale is proper-lockfile's default stale time, used for a
+// LockDir whose Stale is zero.
+const DefaultLockStale = 10 * time.Second
+
+// Lock is one cross-process lock a store needs, declared in Info.Locks.
+//
+// Order: the host takes the LockScopeRefresh locks in the order listed
+// before it re-reads the store, then the LockScopeSave locks in the order
+// listed right before the save, and releases them in the reverse order.
+// A store shared with another program lists that program's locks in the
+// order the program takes them, so neither waits for a lock the other
+// holds while holding one it wants (no deadlock). Every lock is bounded by
+// the host's refresh.timeout: a lock not obtained by then fails the
+// refresh (degraded), naming the lock.
+//
+// Safety: whatever the kind, the host opens lock paths without following
+// a symlink and without blocking (a named pipe planted there cannot hang
+// it), and accepts only a regular file (LockFlock) or a real directory
+// (LockDir) owned by the user running it; anything else fails the refresh
+// with a message naming the path.
+type Lock struct {
+	// Kind is how the lock is taken.
+	Kind LockKind
+	// Path is the lock file or directory (absolute).
+	Path string
+	// Stale is, for LockDir, the age of the mtime after which a lock is
+	// taken to be abandoned; zero means DefaultLockStale. The host
+	// refreshes the mtime of a held LockDir every Stale/2 (at least 1 s).
+	Stale time.Duration
+	// Scope is what the lock is held around; empty is LockScopeRefresh.
+	Scope LockScope
+}
+
+// String describes l for messages, e.g. `dir lock /home/u/.claude.lock`.
+func (l Lock) String() string {
+	return string(l.Kind) + " lock " + l.Path
 }
 
 // ConfigureRequest carries a provider's configuration from the host.

@@ -46,6 +46,25 @@
 //	token_prefix: STR    opt-in format check, e.g. "sk-ant-oat01-"
 //
 // A Provider is safe for concurrent use; Saves in one process are
-// serialised. Across processes the host holds Info.LockPath (FILE.lock)
-// around read, refresh and save.
+// serialised. Across processes the host holds the locks Info declares, in
+// this order:
+//
+//	FILE.lock                       flock (credhost's own), over re-read,
+//	                                refresh and save; FILE is the path
+//	                                resolved through links
+//
+// and, when FILE is named .credentials.json (Claude Code's file, in its
+// config directory DIR, the directory the path names), Claude Code's own
+// locks, taken as Claude Code 2.1.197 takes them with proper-lockfile
+// (mkdir, mtime refreshed while held, stale after the time given):
+//
+//	DIR/.oauth_refresh.lock         stale 10s, over re-read, refresh, save
+//	realpath(DIR).lock              stale 10s (the legacy lock, e.g.
+//	                                ~/.claude.lock), taken second, as
+//	                                Claude Code does
+//	DIR/.storage-write              stale 15s, around the save only, inside
+//	                                the two above, as Claude Code's writes
+//
+// so credhost and any number of Claude Code processes refresh one at a
+// time, and whoever comes second re-reads the file and finds the new token.
 package file

@@ -66,7 +66,7 @@ type config struct {
 }
 
 // Info reports Save always, Refresh when a token URL is configured, and the
-// lock file the host holds around a refresh.
+// locks the host holds around a refresh (see the package doc).
 func (p *Provider) Info(context.Context) (sdk.Info, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -76,9 +76,43 @@ func (p *Provider) Info(context.Context) (sdk.Info, error) {
 		if err != nil {
 			target = p.path
 		}
-		info.LockPath = target + ".lock"
+		info.Locks = locks(p.path, target)
 	}
 	return info, nil
+}
+
+// claudeCredentials is the name Claude Code gives its credentials file in
+// its config directory.
+const claudeCredentials = ".credentials.json"
+
+// Claude Code's stale times for its locks (proper-lockfile's stale option).
+const (
+	claudeRefreshStale = 10 * time.Second
+	claudeWriteStale   = 15 * time.Second
+)
+
+// locks are the store's locks in the order the host takes them: credhost's
+// own flock beside the file the path resolves to; then, for Claude Code's
+// credentials file, Claude Code's own, in the order it takes them (its
+// refresh lock, then the legacy one beside its config directory, both held
+// over re-read, refresh and save; its write lock around the save only).
+// Claude Code's config directory is the directory the path names, as it
+// names it; only the legacy lock resolves it (realpath).
+func locks(path, resolved string) []sdk.Lock {
+	out := []sdk.Lock{{Kind: sdk.LockFlock, Path: resolved + ".lock", Scope: sdk.LockScopeRefresh}}
+	if filepath.Base(path) != claudeCredentials {
+		return out
+	}
+	dir := filepath.Dir(path)
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		real = dir // as Claude Code: realpath(dir), else dir itself
+	}
+	return append(out,
+		sdk.Lock{Kind: sdk.LockDir, Path: filepath.Join(dir, ".oauth_refresh.lock"), Stale: claudeRefreshStale, Scope: sdk.LockScopeRefresh},
+		sdk.Lock{Kind: sdk.LockDir, Path: real + ".lock", Stale: claudeRefreshStale, Scope: sdk.LockScopeRefresh},
+		sdk.Lock{Kind: sdk.LockDir, Path: filepath.Join(dir, ".storage-write"), Stale: claudeWriteStale, Scope: sdk.LockScopeSave},
+	)
 }
 
 // Configure resolves the path; it does not touch the file.

@@ -264,8 +264,8 @@ func TestConfigure(t *testing.T) {
 				t.Fatal(err)
 			}
 			info, _ := p.Info(context.Background())
-			if info.LockPath != tc.wantPath+".lock" {
-				t.Errorf("lock path %q; want %q (the store's path + .lock)", info.LockPath, tc.wantPath+".lock")
+			if len(info.Locks) == 0 || info.Locks[0].Path != tc.wantPath+".lock" {
+				t.Errorf("locks %v; want first the flock %q (the store's path + .lock)", info.Locks, tc.wantPath+".lock")
 			}
 			_, err = p.Read(context.Background())
 			if !strings.Contains(err.Error(), tc.wantPath) {
@@ -356,8 +356,8 @@ func TestSaveFileSystem(t *testing.T) {
 			t.Errorf("the target was not updated in place: %s", data)
 		}
 		info, _ := p.Info(context.Background())
-		if info.LockPath != target+".lock" {
-			t.Errorf("lock path %s; want beside the target", info.LockPath)
+		if len(info.Locks) == 0 || info.Locks[0].Path != target+".lock" {
+			t.Errorf("locks %v; want first the flock beside the target", info.Locks)
 		}
 	})
 	t.Run("refuses to overwrite an unparsable file", func(t *testing.T) {

@@ -25,8 +25,13 @@
 // kept) and checks the platform's size limit (macOS about 3000 bytes,
 // Windows 2560) before anything is written. Refresh is the OAuth
 // refresh_token grant (sdk/oauth), in json format when a token_url is set.
-// The host serialises refreshes across processes with Info.LockPath, a lock
-// file in the user's cache directory keyed by service and account.
+// The host serialises refreshes across processes with a flock file keyed
+// by service and account in the user's lock directory
+// (secretstore.LockDir: $XDG_RUNTIME_DIR/credhost/locks, else a private
+// 0700 credhost-UID directory under the temporary directory; never the
+// cache directory, which differs between a user's environments). A Save
+// waits for the keyring write it started, so the write never lands after
+// the lock is released.
 //
 // A Provider is safe for concurrent use.
 package keychain

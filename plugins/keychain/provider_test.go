@@ -207,14 +207,17 @@ func TestConfigure(t *testing.T) {
 		}
 	}
 	p := configured(t, &fakeStore{}, `{}`)
-	info, _ := p.Info(context.Background())
+	info, ierr := p.Info(context.Background())
+	if ierr != nil || len(info.Locks) != 1 {
+		t.Fatalf("Info: %v, locks %v; want one lock", ierr, info.Locks)
+	}
 	_, err := p.Read(context.Background())
 	if err == nil || !strings.Contains(err.Error(), `service="Claude Code-credentials" account="`+currentUser(func(string) (string, bool) { return "", false })+`"`) ||
-		!strings.Contains(info.LockPath, "credhost/locks/keychain-") {
-		t.Errorf("defaults: %v, lock %q; want Claude Code's service and the current user", err, info.LockPath)
+		!strings.Contains(info.Locks[0].Path, "/keychain-") {
+		t.Errorf("defaults: %v, lock %q; want Claude Code's service and the current user", err, info.Locks[0].Path)
 	}
 	other := configured(t, &fakeStore{}, `{"account":"someone-else"}`)
-	if oi, _ := other.Info(context.Background()); oi.LockPath == info.LockPath {
+	if oi, _ := other.Info(context.Background()); len(oi.Locks) != 1 || oi.Locks[0].Path == info.Locks[0].Path {
 		t.Errorf("two accounts share a lock file")
 	}
 }

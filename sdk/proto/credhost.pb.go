@@ -37,6 +37,117 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// How a lock is taken (see sdk.LockKind).
+type LockKind int32
+
+const (
+	// Not a kind: a host refuses to refresh a store declaring it.
+	LockKind_LOCK_KIND_UNSPECIFIED LockKind = 0
+	// flock(2) on a regular file, never deleted; released by the kernel
+	// when its holder dies.
+	LockKind_LOCK_KIND_FLOCK LockKind = 1
+	// A directory made with mkdir, as npm proper-lockfile 4.1.2 takes it:
+	// mtime refreshed every stale/2 while held, taken over when its mtime
+	// is older than stale, released with rmdir.
+	LockKind_LOCK_KIND_DIR LockKind = 2
+	// Reserved: a lock the provider holds itself (a distributed store's
+	// lease), acquired and released through calls to the provider. No host
+	// implements it yet; a host refuses to refresh a store declaring it.
+	LockKind_LOCK_KIND_PROVIDER LockKind = 3
+)
+
+// Enum value maps for LockKind.
+var (
+	LockKind_name = map[int32]string{
+		0: "LOCK_KIND_UNSPECIFIED",
+		1: "LOCK_KIND_FLOCK",
+		2: "LOCK_KIND_DIR",
+		3: "LOCK_KIND_PROVIDER",
+	}
+	LockKind_value = map[string]int32{
+		"LOCK_KIND_UNSPECIFIED": 0,
+		"LOCK_KIND_FLOCK":       1,
+		"LOCK_KIND_DIR":         2,
+		"LOCK_KIND_PROVIDER":    3,
+	}
+)
+
+func (x LockKind) Enum() *LockKind {
+	p := new(LockKind)
+	*p = x
+	return p
+}
+
+func (x LockKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LockKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_credhost_proto_enumTypes[0].Descriptor()
+}
+
+func (LockKind) Type() protoreflect.EnumType {
+	return &file_credhost_proto_enumTypes[0]
+}
+
+func (x LockKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LockKind.Descriptor instead.
+func (LockKind) EnumDescriptor() ([]byte, []int) {
+	return file_credhost_proto_rawDescGZIP(), []int{0}
+}
+
+// What a lock is held around.
+type LockScope int32
+
+const (
+	// The whole refresh: re-read, token request, save (the default).
+	LockScope_LOCK_SCOPE_REFRESH LockScope = 0
+	// Only the save, inside the refresh locks.
+	LockScope_LOCK_SCOPE_SAVE LockScope = 1
+)
+
+// Enum value maps for LockScope.
+var (
+	LockScope_name = map[int32]string{
+		0: "LOCK_SCOPE_REFRESH",
+		1: "LOCK_SCOPE_SAVE",
+	}
+	LockScope_value = map[string]int32{
+		"LOCK_SCOPE_REFRESH": 0,
+		"LOCK_SCOPE_SAVE":    1,
+	}
+)
+
+func (x LockScope) Enum() *LockScope {
+	p := new(LockScope)
+	*p = x
+	return p
+}
+
+func (x LockScope) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LockScope) Descriptor() protoreflect.EnumDescriptor {
+	return file_credhost_proto_enumTypes[1].Descriptor()
+}
+
+func (LockScope) Type() protoreflect.EnumType {
+	return &file_credhost_proto_enumTypes[1]
+}
+
+func (x LockScope) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LockScope.Descriptor instead.
+func (LockScope) EnumDescriptor() ([]byte, []int) {
+	return file_credhost_proto_rawDescGZIP(), []int{1}
+}
+
 type Credential struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	AccessToken string                 `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
@@ -245,10 +356,13 @@ type InfoResponse struct {
 	Version    string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	CanSave    bool                   `protobuf:"varint,3,opt,name=can_save,json=canSave,proto3" json:"can_save,omitempty"`
 	CanRefresh bool                   `protobuf:"varint,4,opt,name=can_refresh,json=canRefresh,proto3" json:"can_refresh,omitempty"`
-	// A file the host locks (flock) around read, refresh and save, so that
-	// processes on one machine refresh this store one at a time. Empty: no
-	// cross-process lock.
-	LockPath      string `protobuf:"bytes,5,opt,name=lock_path,json=lockPath,proto3" json:"lock_path,omitempty"`
+	// Deprecated: declare locks. A plugin built before locks existed sends
+	// only this: a file the host flocks around read, refresh and save. A
+	// host honours it when locks is empty.
+	LockPath string `protobuf:"bytes,5,opt,name=lock_path,json=lockPath,proto3" json:"lock_path,omitempty"`
+	// The cross-process locks the host holds around this store's refresh,
+	// in the order it takes them. Empty (and no lock_path): no lock.
+	Locks         []*Lock `protobuf:"bytes,6,rep,name=locks,proto3" json:"locks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -318,6 +432,84 @@ func (x *InfoResponse) GetLockPath() string {
 	return ""
 }
 
+func (x *InfoResponse) GetLocks() []*Lock {
+	if x != nil {
+		return x.Locks
+	}
+	return nil
+}
+
+type Lock struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  LockKind               `protobuf:"varint,1,opt,name=kind,proto3,enum=credhost.v1.LockKind" json:"kind,omitempty"`
+	// The lock file or directory, absolute.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// LOCK_KIND_DIR: a lock whose mtime is older is abandoned; 0 means
+	// 10000 (proper-lockfile's default).
+	StaleMs       int64     `protobuf:"varint,3,opt,name=stale_ms,json=staleMs,proto3" json:"stale_ms,omitempty"`
+	Scope         LockScope `protobuf:"varint,4,opt,name=scope,proto3,enum=credhost.v1.LockScope" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Lock) Reset() {
+	*x = Lock{}
+	mi := &file_credhost_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Lock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Lock) ProtoMessage() {}
+
+func (x *Lock) ProtoReflect() protoreflect.Message {
+	mi := &file_credhost_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Lock.ProtoReflect.Descriptor instead.
+func (*Lock) Descriptor() ([]byte, []int) {
+	return file_credhost_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Lock) GetKind() LockKind {
+	if x != nil {
+		return x.Kind
+	}
+	return LockKind_LOCK_KIND_UNSPECIFIED
+}
+
+func (x *Lock) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Lock) GetStaleMs() int64 {
+	if x != nil {
+		return x.StaleMs
+	}
+	return 0
+}
+
+func (x *Lock) GetScope() LockScope {
+	if x != nil {
+		return x.Scope
+	}
+	return LockScope_LOCK_SCOPE_REFRESH
+}
+
 type ConfigureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The provider's name in the host's configuration (for messages).
@@ -331,7 +523,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_credhost_proto_msgTypes[4]
+	mi := &file_credhost_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +535,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credhost_proto_msgTypes[4]
+	mi := &file_credhost_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +548,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_credhost_proto_rawDescGZIP(), []int{4}
+	return file_credhost_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConfigureRequest) GetName() string {
@@ -388,7 +580,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_credhost_proto_msgTypes[5]
+	mi := &file_credhost_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +592,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credhost_proto_msgTypes[5]
+	mi := &file_credhost_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +605,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_credhost_proto_rawDescGZIP(), []int{5}
+	return file_credhost_proto_rawDescGZIP(), []int{6}
 }
 
 type ReadRequest struct {
@@ -424,7 +616,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_credhost_proto_msgTypes[6]
+	mi := &file_credhost_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +628,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credhost_proto_msgTypes[6]
+	mi := &file_credhost_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +641,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_credhost_proto_rawDescGZIP(), []int{6}
+	return file_credhost_proto_rawDescGZIP(), []int{7}
 }
 
 type ReadResponse struct {
@@ -461,7 +653,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_credhost_proto_msgTypes[7]
+	mi := &file_credhost_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -473,7 +665,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credhost_proto_msgTypes[7]
+	mi := &file_credhost_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -486,7 +678,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_credhost_proto_rawDescGZIP(), []int{7}
+	return file_credhost_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReadResponse) GetCredential() *Credential {
@@ -505,7 +697,7 @@ type SaveRequest struct {
 
 func (x *SaveRequest) Reset() {
 	*x = SaveRequest{}
-	mi := &file_credhost_proto_msgTypes[8]
+	mi := &file_credhost_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -517,7 +709,7 @@ func (x *SaveRequest) String() string {
 func (*SaveRequest) ProtoMessage() {}
 
 func (x *SaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credhost_proto_msgTypes[8]
+	mi := &file_credhost_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -530,7 +722,7 @@ func (x *SaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveRequest.ProtoReflect.Descriptor instead.
 func (*SaveRequest) Descriptor() ([]byte, []int) {
-	return file_credhost_proto_rawDescGZIP(), []int{8}
+	return file_credhost_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SaveRequest) GetCredential() *Credential {
@@ -548,7 +740,7 @@ type SaveResponse struct {
 
 func (x *SaveResponse) Reset() {
 	*x = SaveResponse{}
-	mi := &file_credhost_proto_msgTypes[9]
+	mi := &file_credhost_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +752,7 @@ func (x *SaveResponse) String() string {
 func (*SaveResponse) ProtoMessage() {}
 
 func (x *SaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credhost_proto_msgTypes[9]
+	mi := &file_credhost_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +765,7 @@ func (x *SaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveResponse.ProtoReflect.Descriptor instead.
 func (*SaveResponse) Descriptor() ([]byte, []int) {
-	return file_credhost_proto_rawDescGZIP(), []int{9}
+	return file_credhost_proto_rawDescGZIP(), []int{10}
 }
 
 type RefreshRequest struct {
@@ -585,7 +777,7 @@ type RefreshRequest struct {
 
 func (x *RefreshRequest) Reset() {
 	*x = RefreshRequest{}
-	mi := &file_credhost_proto_msgTypes[10]
+	mi := &file_credhost_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -597,7 +789,7 @@ func (x *RefreshRequest) String() string {
 func (*RefreshRequest) ProtoMessage() {}
 
 func (x *RefreshRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credhost_proto_msgTypes[10]
+	mi := &file_credhost_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -610,7 +802,7 @@ func (x *RefreshRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshRequest.ProtoReflect.Descriptor instead.
 func (*RefreshRequest) Descriptor() ([]byte, []int) {
-	return file_credhost_proto_rawDescGZIP(), []int{10}
+	return file_credhost_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RefreshRequest) GetCredential() *Credential {
@@ -629,7 +821,7 @@ type RefreshResponse struct {
 
 func (x *RefreshResponse) Reset() {
 	*x = RefreshResponse{}
-	mi := &file_credhost_proto_msgTypes[11]
+	mi := &file_credhost_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +833,7 @@ func (x *RefreshResponse) String() string {
 func (*RefreshResponse) ProtoMessage() {}
 
 func (x *RefreshResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credhost_proto_msgTypes[11]
+	mi := &file_credhost_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +846,7 @@ func (x *RefreshResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshResponse.ProtoReflect.Descriptor instead.
 func (*RefreshResponse) Descriptor() ([]byte, []int) {
-	return file_credhost_proto_rawDescGZIP(), []int{11}
+	return file_credhost_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RefreshResponse) GetCredential() *Credential {
@@ -672,7 +864,7 @@ type CheckRequest struct {
 
 func (x *CheckRequest) Reset() {
 	*x = CheckRequest{}
-	mi := &file_credhost_proto_msgTypes[12]
+	mi := &file_credhost_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +876,7 @@ func (x *CheckRequest) String() string {
 func (*CheckRequest) ProtoMessage() {}
 
 func (x *CheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credhost_proto_msgTypes[12]
+	mi := &file_credhost_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +889,7 @@ func (x *CheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
 func (*CheckRequest) Descriptor() ([]byte, []int) {
-	return file_credhost_proto_rawDescGZIP(), []int{12}
+	return file_credhost_proto_rawDescGZIP(), []int{13}
 }
 
 type Finding struct {
@@ -714,7 +906,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_credhost_proto_msgTypes[13]
+	mi := &file_credhost_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +918,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_credhost_proto_msgTypes[13]
+	mi := &file_credhost_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +931,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_credhost_proto_rawDescGZIP(), []int{13}
+	return file_credhost_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Finding) GetSeverity() string {
@@ -772,7 +964,7 @@ type CheckResponse struct {
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_credhost_proto_msgTypes[14]
+	mi := &file_credhost_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +976,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credhost_proto_msgTypes[14]
+	mi := &file_credhost_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +989,7 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_credhost_proto_rawDescGZIP(), []int{14}
+	return file_credhost_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CheckResponse) GetFindings() []*Finding {
@@ -832,14 +1024,20 @@ const file_credhost_proto_rawDesc = "" +
 	"\x06scopes\x18\x05 \x03(\tR\x06scopes\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\r\n" +
-	"\vInfoRequest\"\x95\x01\n" +
+	"\vInfoRequest\"\xbe\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x19\n" +
 	"\bcan_save\x18\x03 \x01(\bR\acanSave\x12\x1f\n" +
 	"\vcan_refresh\x18\x04 \x01(\bR\n" +
 	"canRefresh\x12\x1b\n" +
-	"\tlock_path\x18\x05 \x01(\tR\blockPath\"w\n" +
+	"\tlock_path\x18\x05 \x01(\tR\blockPath\x12'\n" +
+	"\x05locks\x18\x06 \x03(\v2\x11.credhost.v1.LockR\x05locks\"\x8e\x01\n" +
+	"\x04Lock\x12)\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x15.credhost.v1.LockKindR\x04kind\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x19\n" +
+	"\bstale_ms\x18\x03 \x01(\x03R\astaleMs\x12,\n" +
+	"\x05scope\x18\x04 \x01(\x0e2\x16.credhost.v1.LockScopeR\x05scope\"w\n" +
 	"\x10ConfigureRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vconfig_json\x18\x02 \x01(\fR\n" +
@@ -870,7 +1068,15 @@ const file_credhost_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x10\n" +
 	"\x03fix\x18\x03 \x01(\tR\x03fix\"A\n" +
 	"\rCheckResponse\x120\n" +
-	"\bfindings\x18\x01 \x03(\v2\x14.credhost.v1.FindingR\bfindings2\x93\x03\n" +
+	"\bfindings\x18\x01 \x03(\v2\x14.credhost.v1.FindingR\bfindings*e\n" +
+	"\bLockKind\x12\x19\n" +
+	"\x15LOCK_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fLOCK_KIND_FLOCK\x10\x01\x12\x11\n" +
+	"\rLOCK_KIND_DIR\x10\x02\x12\x16\n" +
+	"\x12LOCK_KIND_PROVIDER\x10\x03*8\n" +
+	"\tLockScope\x12\x16\n" +
+	"\x12LOCK_SCOPE_REFRESH\x10\x00\x12\x13\n" +
+	"\x0fLOCK_SCOPE_SAVE\x10\x012\x93\x03\n" +
 	"\bProvider\x12;\n" +
 	"\x04Info\x12\x18.credhost.v1.InfoRequest\x1a\x19.credhost.v1.InfoResponse\x12J\n" +
 	"\tConfigure\x12\x1d.credhost.v1.ConfigureRequest\x1a\x1e.credhost.v1.ConfigureResponse\x12;\n" +
@@ -891,52 +1097,59 @@ func file_credhost_proto_rawDescGZIP() []byte {
 	return file_credhost_proto_rawDescData
 }
 
-var file_credhost_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_credhost_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_credhost_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_credhost_proto_goTypes = []any{
-	(*Credential)(nil),            // 0: credhost.v1.Credential
-	(*OAuthConfig)(nil),           // 1: credhost.v1.OAuthConfig
-	(*InfoRequest)(nil),           // 2: credhost.v1.InfoRequest
-	(*InfoResponse)(nil),          // 3: credhost.v1.InfoResponse
-	(*ConfigureRequest)(nil),      // 4: credhost.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),     // 5: credhost.v1.ConfigureResponse
-	(*ReadRequest)(nil),           // 6: credhost.v1.ReadRequest
-	(*ReadResponse)(nil),          // 7: credhost.v1.ReadResponse
-	(*SaveRequest)(nil),           // 8: credhost.v1.SaveRequest
-	(*SaveResponse)(nil),          // 9: credhost.v1.SaveResponse
-	(*RefreshRequest)(nil),        // 10: credhost.v1.RefreshRequest
-	(*RefreshResponse)(nil),       // 11: credhost.v1.RefreshResponse
-	(*CheckRequest)(nil),          // 12: credhost.v1.CheckRequest
-	(*Finding)(nil),               // 13: credhost.v1.Finding
-	(*CheckResponse)(nil),         // 14: credhost.v1.CheckResponse
-	nil,                           // 15: credhost.v1.Credential.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(LockKind)(0),                 // 0: credhost.v1.LockKind
+	(LockScope)(0),                // 1: credhost.v1.LockScope
+	(*Credential)(nil),            // 2: credhost.v1.Credential
+	(*OAuthConfig)(nil),           // 3: credhost.v1.OAuthConfig
+	(*InfoRequest)(nil),           // 4: credhost.v1.InfoRequest
+	(*InfoResponse)(nil),          // 5: credhost.v1.InfoResponse
+	(*Lock)(nil),                  // 6: credhost.v1.Lock
+	(*ConfigureRequest)(nil),      // 7: credhost.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),     // 8: credhost.v1.ConfigureResponse
+	(*ReadRequest)(nil),           // 9: credhost.v1.ReadRequest
+	(*ReadResponse)(nil),          // 10: credhost.v1.ReadResponse
+	(*SaveRequest)(nil),           // 11: credhost.v1.SaveRequest
+	(*SaveResponse)(nil),          // 12: credhost.v1.SaveResponse
+	(*RefreshRequest)(nil),        // 13: credhost.v1.RefreshRequest
+	(*RefreshResponse)(nil),       // 14: credhost.v1.RefreshResponse
+	(*CheckRequest)(nil),          // 15: credhost.v1.CheckRequest
+	(*Finding)(nil),               // 16: credhost.v1.Finding
+	(*CheckResponse)(nil),         // 17: credhost.v1.CheckResponse
+	nil,                           // 18: credhost.v1.Credential.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 }
 var file_credhost_proto_depIdxs = []int32{
-	16, // 0: credhost.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 1: credhost.v1.Credential.metadata:type_name -> credhost.v1.Credential.MetadataEntry
-	1,  // 2: credhost.v1.ConfigureRequest.oauth:type_name -> credhost.v1.OAuthConfig
-	0,  // 3: credhost.v1.ReadResponse.credential:type_name -> credhost.v1.Credential
-	0,  // 4: credhost.v1.SaveRequest.credential:type_name -> credhost.v1.Credential
-	0,  // 5: credhost.v1.RefreshRequest.credential:type_name -> credhost.v1.Credential
-	0,  // 6: credhost.v1.RefreshResponse.credential:type_name -> credhost.v1.Credential
-	13, // 7: credhost.v1.CheckResponse.findings:type_name -> credhost.v1.Finding
-	2,  // 8: credhost.v1.Provider.Info:input_type -> credhost.v1.InfoRequest
-	4,  // 9: credhost.v1.Provider.Configure:input_type -> credhost.v1.ConfigureRequest
-	6,  // 10: credhost.v1.Provider.Read:input_type -> credhost.v1.ReadRequest
-	8,  // 11: credhost.v1.Provider.Save:input_type -> credhost.v1.SaveRequest
-	10, // 12: credhost.v1.Provider.Refresh:input_type -> credhost.v1.RefreshRequest
-	12, // 13: credhost.v1.Provider.Check:input_type -> credhost.v1.CheckRequest
-	3,  // 14: credhost.v1.Provider.Info:output_type -> credhost.v1.InfoResponse
-	5,  // 15: credhost.v1.Provider.Configure:output_type -> credhost.v1.ConfigureResponse
-	7,  // 16: credhost.v1.Provider.Read:output_type -> credhost.v1.ReadResponse
-	9,  // 17: credhost.v1.Provider.Save:output_type -> credhost.v1.SaveResponse
-	11, // 18: credhost.v1.Provider.Refresh:output_type -> credhost.v1.RefreshResponse
-	14, // 19: credhost.v1.Provider.Check:output_type -> credhost.v1.CheckResponse
-	14, // [14:20] is the sub-list for method output_type
-	8,  // [8:14] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	19, // 0: credhost.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
+	18, // 1: credhost.v1.Credential.metadata:type_name -> credhost.v1.Credential.MetadataEntry
+	6,  // 2: credhost.v1.InfoResponse.locks:type_name -> credhost.v1.Lock
+	0,  // 3: credhost.v1.Lock.kind:type_name -> credhost.v1.LockKind
+	1,  // 4: credhost.v1.Lock.scope:type_name -> credhost.v1.LockScope
+	3,  // 5: credhost.v1.ConfigureRequest.oauth:type_name -> credhost.v1.OAuthConfig
+	2,  // 6: credhost.v1.ReadResponse.credential:type_name -> credhost.v1.Credential
+	2,  // 7: credhost.v1.SaveRequest.credential:type_name -> credhost.v1.Credential
+	2,  // 8: credhost.v1.RefreshRequest.credential:type_name -> credhost.v1.Credential
+	2,  // 9: credhost.v1.RefreshResponse.credential:type_name -> credhost.v1.Credential
+	16, // 10: credhost.v1.CheckResponse.findings:type_name -> credhost.v1.Finding
+	4,  // 11: credhost.v1.Provider.Info:input_type -> credhost.v1.InfoRequest
+	7,  // 12: credhost.v1.Provider.Configure:input_type -> credhost.v1.ConfigureRequest
+	9,  // 13: credhost.v1.Provider.Read:input_type -> credhost.v1.ReadRequest
+	11, // 14: credhost.v1.Provider.Save:input_type -> credhost.v1.SaveRequest
+	13, // 15: credhost.v1.Provider.Refresh:input_type -> credhost.v1.RefreshRequest
+	15, // 16: credhost.v1.Provider.Check:input_type -> credhost.v1.CheckRequest
+	5,  // 17: credhost.v1.Provider.Info:output_type -> credhost.v1.InfoResponse
+	8,  // 18: credhost.v1.Provider.Configure:output_type -> credhost.v1.ConfigureResponse
+	10, // 19: credhost.v1.Provider.Read:output_type -> credhost.v1.ReadResponse
+	12, // 20: credhost.v1.Provider.Save:output_type -> credhost.v1.SaveResponse
+	14, // 21: credhost.v1.Provider.Refresh:output_type -> credhost.v1.RefreshResponse
+	17, // 22: credhost.v1.Provider.Check:output_type -> credhost.v1.CheckResponse
+	17, // [17:23] is the sub-list for method output_type
+	11, // [11:17] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_credhost_proto_init() }
@@ -949,13 +1162,14 @@ func file_credhost_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credhost_proto_rawDesc), len(file_credhost_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   16,
+			NumEnums:      2,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_credhost_proto_goTypes,
 		DependencyIndexes: file_credhost_proto_depIdxs,
+		EnumInfos:         file_credhost_proto_enumTypes,
 		MessageInfos:      file_credhost_proto_msgTypes,
 	}.Build()
 	File_credhost_proto = out.File

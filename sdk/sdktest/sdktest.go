@@ -8,7 +8,8 @@
 //		})
 //	}
 //
-// It checks the contract the host relies on: Read on an empty store is
+// It checks the contract the host relies on: Info names the plugin and
+// declares only locks a host can take; Read on an empty store is
 // sdk.ErrNotFound; a seeded store reads back its token; Save then Read
 // round-trips every field and the metadata (for providers that can save);
 // operations a provider cannot do return sdk.ErrUnsupported; concurrent Reads
@@ -19,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -46,6 +48,7 @@ func Run(t *testing.T, newProvider Factory) {
 		if info.Name == "" {
 			t.Errorf("Info().Name is empty; want the plugin's name")
 		}
+		checkLocks(t, info)
 	})
 
 	t.Run("ReadEmptyIsNotFound", func(t *testing.T) {
@@ -139,6 +142,31 @@ func Run(t *testing.T, newProvider Factory) {
 			}
 		}
 	})
+}
+
+// checkLocks checks the locks Info declares: a kind a host can take, an
+// absolute path, a known scope, and no stale time below proper-lockfile's
+// 2 s floor for a directory lock.
+func checkLocks(t *testing.T, info sdk.Info) {
+	t.Helper()
+	for _, l := range info.Locks {
+		switch l.Kind {
+		case sdk.LockFlock, sdk.LockDir:
+		case sdk.LockProvider:
+			t.Errorf("Info declares a %s: that kind is reserved, and no host refreshes a store declaring it", l)
+		default:
+			t.Errorf("Info declares a lock of unknown kind %q: no host refreshes a store declaring it", l.Kind)
+		}
+		if !filepath.IsAbs(l.Path) {
+			t.Errorf("Info declares a %s whose path is not absolute", l)
+		}
+		if l.Scope != "" && l.Scope != sdk.LockScopeRefresh && l.Scope != sdk.LockScopeSave {
+			t.Errorf("Info declares a %s of unknown scope %q", l, l.Scope)
+		}
+		if l.Kind == sdk.LockDir && l.Stale != 0 && l.Stale < 2*time.Second {
+			t.Errorf("Info declares a %s with stale %s: proper-lockfile takes at least 2s", l, l.Stale)
+		}
+	}
 }
 
 // sampleCredential returns a credential with every field set; the expiry is

@@ -3,9 +3,11 @@
 // API): the secret holds either Claude Code's credentials JSON document
 // (sdk/credjson, read-modify-write) or a raw token; reads that cannot reach
 // the store are not-found with a reason and a hint rather than faults; every
-// call is bounded by a timeout (a store waiting on an unlock prompt never
-// returns); a size limit is checked before anything is written; refresh is
-// the OAuth refresh_token grant (sdk/oauth).
+// read is bounded by a timeout (a store waiting on an unlock prompt never
+// returns), while a write, once started, is waited for (one abandoned could
+// land after the host released the store's locks); a size limit is checked
+// before anything is written; refresh is the OAuth refresh_token grant
+// (sdk/oauth). The cross-process lock is a flock file in LockDir.
 //
 // A provider supplies a Backend for its item and embeds Options in its
 // config struct, so the shared keys (format, key, token_prefix, timeout)
@@ -62,7 +64,7 @@ type Options struct {
 	Key string `json:"key"`
 	// TokenPrefix is an opt-in format check, e.g. "sk-ant-oat01-".
 	TokenPrefix string `json:"token_prefix"`
-	// Timeout bounds one store call, e.g. "1s" (the default).
+	// Timeout bounds one store read, e.g. "1s" (the default).
 	Timeout string `json:"timeout"`
 }
 
@@ -132,15 +134,48 @@ func NewItem(spec Spec, o Options, oauthCfg sdk.OAuthConfig) (*Item, error) {
 	return it, nil
 }
 
-// Info fills in what the item can do and its lock file (in the user's cache
-// directory, keyed by plugin and LockKey).
-func (it *Item) Info(name string) sdk.Info {
+// Info fills in what the item can do and its lock: a flock file keyed by
+// plugin and LockKey in the user's lock directory (see LockDir), so every
+// process of this user serialises its refreshes of the item, whatever its
+// environment. It fails when that directory is not safe to use: the host
+// then refuses to refresh rather than refresh without the lock.
+func (it *Item) Info(name string) (sdk.Info, error) {
 	info := sdk.Info{Name: name, Version: "1", CanSave: true, CanRefresh: it.oauth != nil}
-	if dir, err := os.UserCacheDir(); err == nil {
-		sum := sha256.Sum256([]byte(it.spec.LockKey))
-		info.LockPath = filepath.Join(dir, "credhost", "locks", name+"-"+hex.EncodeToString(sum[:8])+".lock")
+	dir, err := LockDir()
+	if err != nil {
+		return info, err
 	}
-	return info
+	sum := sha256.Sum256([]byte(it.spec.LockKey))
+	info.Locks = []sdk.Lock{{Kind: sdk.LockFlock, Path: filepath.Join(dir, name+"-"+hex.EncodeToString(sum[:8])+".lock"), Scope: sdk.LockScopeRefresh}}
+	return info, nil
+}
+
+// LockDir is the directory for this user's secret-store locks, the same for
+// every process of the user: $XDG_RUNTIME_DIR/credhost/locks when
+// $XDG_RUNTIME_DIR is set to a directory this user owns, else a directory
+// named after the uid under os.TempDir() (credhost-UID), created 0700 and
+// refused unless it is a real directory (not a link) owned by this user
+// with mode 0700. Not the cache directory: $XDG_CACHE_HOME differs
+// between environments (a service, an IDE, a shell) of one user, and two
+// processes locking different files serialise nothing.
+func LockDir() (string, error) {
+	if rt := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(rt) {
+		if st, err := os.Lstat(rt); err == nil && st.IsDir() && ownedByMe(st) {
+			return filepath.Join(rt, "credhost", "locks"), nil
+		}
+	}
+	dir := filepath.Join(os.TempDir(), userDirName())
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("lock directory %s: %w", dir, err)
+	}
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return "", fmt.Errorf("lock directory %s: %w", dir, err)
+	}
+	if !st.IsDir() || !ownedByMe(st) || (privateModes && st.Mode().Perm() != 0o700) {
+		return "", fmt.Errorf("lock directory %s is not a directory of this user's with mode 0700 (%s); refusing to use it (remove it)", dir, st.Mode())
+	}
+	return dir, nil
 }
 
 // Read returns the credential in the item, or sdk.ErrNotFound when there is
@@ -241,7 +276,12 @@ func (it *Item) Save(ctx context.Context, cred sdk.Credential) error {
 	if it.spec.Limit > 0 && len(secret) > it.spec.Limit {
 		return fmt.Errorf("%s: the secret is %d bytes; %s (nothing was written)", it.spec.Describe, len(secret), it.spec.LimitWhy)
 	}
-	if err := it.call(ctx, func() error { return it.spec.Backend.Set(secret) }); err != nil {
+	// The write is waited for, however long it takes: abandoned at a
+	// timeout, it could land after the host released the store's locks,
+	// over a token another process saved since (or after that process
+	// read the spent one). The read above, bounded by the timeout, showed
+	// the store answers.
+	if err := it.spec.Backend.Set(secret); err != nil {
 		return fmt.Errorf("%s: save: %w", it.spec.Describe, err)
 	}
 	return nil
@@ -310,7 +350,7 @@ func (p *Provider) Info(context.Context) (sdk.Info, error) {
 	if err != nil {
 		return sdk.Info{Name: p.Name, Version: "1", CanSave: true}, nil
 	}
-	return it.Info(p.Name), nil
+	return it.Info(p.Name)
 }
 
 // Read returns the item's credential, or sdk.ErrNotFound when there is none

@@ -4,8 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/credhost/credhost/sdk"
 	"github.com/credhost/credhost/sdk/sdktest"
@@ -43,7 +49,7 @@ func newItem(t *testing.T, b secretstore.Backend, o secretstore.Options, limit i
 // itemProvider adapts an Item to sdk.Provider for the conformance suite.
 type itemProvider struct{ *secretstore.Item }
 
-func (p itemProvider) Info(context.Context) (sdk.Info, error)                { return p.Item.Info("test"), nil }
+func (p itemProvider) Info(context.Context) (sdk.Info, error)                { return p.Item.Info("test") }
 func (p itemProvider) Configure(context.Context, sdk.ConfigureRequest) error { return nil }
 
 // TestConformance: a json item keeps every field (a raw one keeps only the
@@ -85,5 +91,131 @@ func TestRawAndLimit(t *testing.T) {
 	}
 	if _, err := it.Refresh(context.Background(), sdk.Credential{}); !errors.Is(err, sdk.ErrUnsupported) {
 		t.Errorf("raw refresh: %v; want ErrUnsupported", err)
+	}
+}
+
+// slowBackend is a fake backend whose Set takes longer than the item's
+// timeout (a keyring busy writing): the fault cannot be made on demand
+// with a real keyring.
+type slowBackend struct {
+	memBackend
+	delay time.Duration
+	done  atomic.Bool
+}
+
+func (s *slowBackend) Set(v string) error {
+	time.Sleep(s.delay)
+	err := s.memBackend.Set(v)
+	s.done.Store(true)
+	return err
+}
+
+// TestSaveWaitsForTheWriteItStarted: a Save whose write outlasts the
+// timeout must not return (and let the host release the store's locks)
+// while the write can still land: it returns once the write is done, and
+// reports what happened to it.
+func TestSaveWaitsForTheWriteItStarted(t *testing.T) {
+	t.Parallel()
+	b := &slowBackend{delay: 300 * time.Millisecond}
+	it := newItem(t, b, secretstore.Options{Timeout: "20ms"}, 0)
+	err := it.Save(context.Background(), sdk.Credential{AccessToken: "new-access", RefreshToken: "new-refresh"})
+	if !b.done.Load() {
+		t.Fatalf("Save returned (%v) while its write was still running", err)
+	}
+	if err != nil {
+		t.Errorf("Save: %v; want the completed write reported as saved", err)
+	}
+	if got, rerr := it.Read(context.Background()); rerr != nil || got.AccessToken != "new-access" {
+		t.Errorf("read back: %v", rerr)
+	}
+}
+
+// lockPathEnv makes this test binary, run again, print the lock path an
+// item computes in its environment and exit.
+const lockPathEnv = "CREDHOST_TEST_PRINT_LOCK_PATH"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(lockPathEnv) != "" {
+		it, err := secretstore.NewItem(secretstore.Spec{Provider: "p", LockKey: "svc\x00acct", Backend: &memBackend{}}, secretstore.Options{}, sdk.OAuthConfig{})
+		if err == nil {
+			var info sdk.Info
+			if info, err = it.Info("keychain"); err == nil && len(info.Locks) == 1 {
+				fmt.Print(info.Locks[0].Path)
+				os.Exit(0)
+			}
+		}
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// TestLockPathIgnoresCacheDir: two processes of one user whose
+// XDG_CACHE_HOME differ (a service, an IDE, a shell) must lock the same
+// file, or they serialise nothing.
+func TestLockPathIgnoresCacheDir(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "windows" {
+		t.Skip("no XDG directories")
+	}
+	tmp := t.TempDir()
+	paths := map[string]bool{}
+	for _, cache := range []string{"a", "b"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = []string{lockPathEnv + "=1", "HOME=" + tmp, "TMPDIR=" + tmp, "XDG_CACHE_HOME=" + filepath.Join(tmp, cache)}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("XDG_CACHE_HOME=%s: %v", cache, err)
+		}
+		paths[string(out)] = true
+	}
+	if len(paths) != 1 {
+		t.Errorf("lock paths %v; want one path for both cache directories", paths)
+	}
+}
+
+// TestLockDirRefusesUnsafeDirectory: the per-user lock directory under the
+// temporary directory is refused when it is not a private directory of
+// this user's: another user (or a link, or mode 0755) could swap the lock
+// file and let two processes refresh at once.
+func TestLockDirRefusesUnsafeDirectory(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix modes")
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	good, err := secretstore.LockDir()
+	if err != nil {
+		t.Fatalf("LockDir: %v", err)
+	}
+	if st, err := os.Lstat(good); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("lock directory %s: %v; want it created 0700", good, err)
+	}
+	if err := os.Chmod(good, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secretstore.LockDir(); err == nil || !strings.Contains(err.Error(), good) {
+		t.Errorf("mode 0755: %v; want a refusal naming %s", err, good)
+	}
+	if os.Geteuid() == 0 {
+		os.Chmod(good, 0o700)
+		if err := os.Lchown(good, 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := secretstore.LockDir(); err == nil || !strings.Contains(err.Error(), good) {
+			t.Errorf("owned by uid 12345: %v; want a refusal naming %s", err, good)
+		}
+	}
+	os.Remove(good)
+	if err := os.Symlink(t.TempDir(), good); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secretstore.LockDir(); err == nil || !strings.Contains(err.Error(), good) {
+		t.Errorf("a link: %v; want a refusal naming %s", err, good)
+	}
+	it := newItem(t, &memBackend{}, secretstore.Options{}, 0)
+	if _, err := it.Info("keychain"); err == nil {
+		t.Errorf("Info with an unsafe lock directory: no error; want one (the host then refuses to refresh)")
 	}
 }

@@ -1,0 +1,409 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/credhost/credhost/sdk"
+)
+
+// claudeLikeLocks are the locks a store shared with Claude Code declares,
+// under dir: credhost's flock, two proper-lockfile refresh locks, and a
+// write lock around the save.
+func claudeLikeLocks(dir string) []sdk.Lock {
+	return []sdk.Lock{
+		{Kind: sdk.LockFlock, Path: filepath.Join(dir, "store.lock")},
+		{Kind: sdk.LockDir, Path: filepath.Join(dir, ".oauth_refresh.lock"), Stale: 10 * time.Second},
+		{Kind: sdk.LockDir, Path: dir + ".lock", Stale: 10 * time.Second},
+		{Kind: sdk.LockDir, Path: filepath.Join(dir, ".storage-write"), Stale: 15 * time.Second, Scope: sdk.LockScopeSave},
+	}
+}
+
+// victim is a file an attacker would like credhost to create, truncate or
+// touch through a link planted at a lock path.
+type victim struct {
+	path  string
+	mtime time.Time
+}
+
+func newVictim(t *testing.T) victim {
+	t.Helper()
+	v := victim{path: filepath.Join(t.TempDir(), "victim"), mtime: time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)}
+	if err := os.WriteFile(v.path, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(v.path, v.mtime, v.mtime); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func (v victim) assertUntouched(t *testing.T) {
+	t.Helper()
+	data, err := os.ReadFile(v.path)
+	st, serr := os.Stat(v.path)
+	if err != nil || serr != nil || string(data) != "precious" || !st.ModTime().Equal(v.mtime) {
+		t.Errorf("the victim behind the link was touched (%v, %v)", err, serr)
+	}
+}
+
+// TestLockPathsRefuseSymlinks plants a symlink to a victim file at each
+// lock path, and at the Retry-After record: the refresh is refused (or,
+// for the save's lock, the save), with a message naming the path, and the
+// victim is untouched.
+func TestLockPathsRefuseSymlinks(t *testing.T) {
+	t.Parallel()
+	for i, name := range []string{"flock", "dir lock", "legacy dir lock", "save lock", "retry-after record"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			locks := claudeLikeLocks(filepath.Join(dir, "cfg"))
+			os.MkdirAll(filepath.Join(dir, "cfg"), 0o700)
+			planted := locks[0].Path + ".retry-after"
+			if i < len(locks) {
+				planted = locks[i].Path
+			}
+			v := newVictim(t)
+			if err := os.Symlink(v.path, planted); err != nil {
+				t.Fatal(err)
+			}
+			r := newRig(t, rigOptions{})
+			r.store.locks = locks
+			seeded := r.seed(testNow.Add(-time.Minute))
+			res, err := r.host.Token(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name == "save lock" {
+				// The token endpoint has answered: the new token is used,
+				// but not saved through the planted link.
+				if !res.Refreshed || r.store.get().AccessToken != seeded.AccessToken || !strings.Contains(r.logs.String(), planted) {
+					t.Errorf("refreshed %v, saved %v; want a refresh whose save is refused naming %s\n%s", res.Refreshed, r.store.get().AccessToken != seeded.AccessToken, planted, r.logs)
+				}
+			} else if !res.Degraded || !strings.Contains(res.DegradedReason.Error(), planted) || r.srv.Requests() != 0 {
+				t.Errorf("degraded %v (%v), %d requests; want a refused refresh naming %s", res.Degraded, res.DegradedReason, r.srv.Requests(), planted)
+			}
+			v.assertUntouched(t)
+			if st, err := os.Lstat(planted); err != nil || st.Mode()&os.ModeSymlink == 0 {
+				t.Errorf("the planted link was replaced or removed: %v", err)
+			}
+		})
+	}
+}
+
+// TestLockOwnedByAnotherUserIsRefused: a lock file, lock directory or
+// record another user owns (they could swap or hold it at will) is
+// refused, naming it. Needs root to chown.
+func TestLockOwnedByAnotherUserIsRefused(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "windows" || os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another uid")
+	}
+	for i, name := range []string{"flock", "dir lock", "retry-after record"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "cfg")
+			os.MkdirAll(dir, 0o700)
+			locks := claudeLikeLocks(dir)
+			planted := []string{locks[0].Path, locks[1].Path, locks[0].Path + ".retry-after"}[i]
+			var err error
+			if name == "dir lock" {
+				err = os.Mkdir(planted, 0o700)
+			} else {
+				err = os.WriteFile(planted, nil, 0o600)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(planted, 12345, 12345); err != nil {
+				t.Fatal(err)
+			}
+			r := newRig(t, rigOptions{})
+			r.store.locks = locks
+			r.seed(testNow.Add(-time.Minute))
+			res, err := r.host.Token(context.Background())
+			if err != nil || !res.Degraded || !strings.Contains(res.DegradedReason.Error(), planted) || !strings.Contains(res.DegradedReason.Error(), "uid 12345") || r.srv.Requests() != 0 {
+				t.Errorf("degraded %v (%v), %d requests; want a refused refresh naming %s and its owner", res.Degraded, res.DegradedReason, r.srv.Requests(), planted)
+			}
+		})
+	}
+}
+
+// TestFarFutureRetryAfterRecordIsIgnored: a record far beyond the 24 h cap
+// (9999-12-31) is not one credhost wrote; it must not stop refreshing for
+// good. It is ignored and removed, and the refresh goes ahead.
+func TestFarFutureRetryAfterRecordIsIgnored(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	locks := []sdk.Lock{{Kind: sdk.LockFlock, Path: filepath.Join(dir, "store.lock")}}
+	record := locks[0].Path + ".retry-after"
+	if err := os.WriteFile(record, []byte("9999-12-31T00:00:00Z\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, rigOptions{})
+	r.store.locks = locks
+	r.seed(testNow.Add(-time.Minute))
+	res, err := r.host.Token(context.Background())
+	if err != nil || res.Degraded || !res.Refreshed || r.srv.Requests() != 1 {
+		t.Fatalf("Token: %v, degraded %v (%v), %d requests; want one refresh despite the record", err, res.Degraded, res.DegradedReason, r.srv.Requests())
+	}
+	if _, err := os.Lstat(record); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the far-future record is still there: %v", err)
+	}
+}
+
+// TestRetryAfterRecordWithinADayHoldsOff: a record inside the cap is still
+// honoured by the next process (the record's purpose).
+func TestRetryAfterRecordWithinADayHoldsOff(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	locks := []sdk.Lock{{Kind: sdk.LockFlock, Path: filepath.Join(dir, "store.lock")}}
+	if err := os.WriteFile(locks[0].Path+".retry-after", []byte(testNow.Add(time.Hour).Format(time.RFC3339Nano)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, rigOptions{})
+	r.store.locks = locks
+	r.seed(testNow.Add(-time.Minute))
+	res, _ := r.host.Token(context.Background())
+	if !res.Degraded || !strings.Contains(res.DegradedReason.Error(), "asked to wait") || r.srv.Requests() != 0 {
+		t.Errorf("degraded %v (%v), %d requests; want the record honoured", res.Degraded, res.DegradedReason, r.srv.Requests())
+	}
+}
+
+// TestInfoFailureRefusesRefresh: a store whose Info failed has unknown
+// locks; refreshing it (here as an env token's refresh_with store, which
+// the chain reaches without Info) would run without them. It is refused.
+func TestInfoFailureRefusesRefresh(t *testing.T) {
+	t.Parallel()
+	for name, o := range map[string]rigOptions{
+		"refresh_with store": {envToken: "SEEDED", refreshWith: true},
+		"the store itself":   {},
+	} {
+		r := newRig(t, o)
+		r.store.infoErr = errors.New("info timed out")
+		r.seed(testNow.Add(-time.Minute))
+		res, err := r.host.Token(context.Background())
+		if err != nil || !res.Degraded || !strings.Contains(res.DegradedReason.Error(), "Info failed") || r.srv.Requests() != 0 {
+			t.Errorf("%s: Token: %v, degraded %v (%v), %d requests; want a refused refresh saying Info failed", name, err, res.Degraded, res.DegradedReason, r.srv.Requests())
+		}
+	}
+}
+
+// TestRootSharesTheStoreOwnersLocks: root refreshing a user's store uses
+// the lock files that user's processes use (owned by the owner of their
+// directory), or root and the user would not exclude each other.
+func TestRootSharesTheStoreOwnersLocks(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "windows" || os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "cfg")
+	os.MkdirAll(dir, 0o700)
+	locks := claudeLikeLocks(dir)
+	os.WriteFile(locks[0].Path, nil, 0o600)
+	for _, p := range []string{dir, locks[0].Path} {
+		if err := os.Lchown(p, 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := newRig(t, rigOptions{})
+	r.store.locks = locks
+	r.seed(testNow.Add(-time.Minute))
+	res, err := r.host.Token(context.Background())
+	if err != nil || res.Degraded || !res.Refreshed {
+		t.Errorf("Token: %v, degraded %v (%v); want a refresh under the user's lock", err, res.Degraded, res.DegradedReason)
+	}
+}
+
+// TestUnknownLockKindRefusesRefresh: a lock this host cannot take (the
+// reserved provider kind, or one from a newer SDK) stops the refresh.
+func TestUnknownLockKindRefusesRefresh(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []sdk.LockKind{sdk.LockProvider, "lease-v9"} {
+		r := newRig(t, rigOptions{})
+		r.store.locks = []sdk.Lock{{Kind: kind, Path: "/fleet/claude"}}
+		r.seed(testNow.Add(-time.Minute))
+		res, _ := r.host.Token(context.Background())
+		if !res.Degraded || !strings.Contains(res.DegradedReason.Error(), "not refreshing without it") || r.srv.Requests() != 0 {
+			t.Errorf("kind %s: degraded %v (%v), %d requests; want a refused refresh", kind, res.Degraded, res.DegradedReason, r.srv.Requests())
+		}
+	}
+}
+
+// TestLocksHeldInOrderAroundTheirScope: while the token request is in
+// flight the refresh locks are held and the save lock is not; afterwards
+// every lock directory is gone and the flock file stays.
+func TestLocksHeldInOrderAroundTheirScope(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "cfg")
+	locks := claudeLikeLocks(dir)
+	r := newRig(t, rigOptions{})
+	r.store.locks = locks
+	var during []bool
+	r.store.beforeRPC = func() {
+		for _, l := range locks {
+			_, err := os.Lstat(l.Path)
+			during = append(during, err == nil)
+		}
+	}
+	r.seed(testNow.Add(-time.Minute))
+	res, err := r.host.Token(context.Background())
+	if err != nil || !res.Refreshed {
+		t.Fatalf("Token: %v, %+v", err, res)
+	}
+	if want := []bool{true, true, true, false}; !equalBools(during, want) {
+		t.Errorf("held during the token request: %v; want %v (refresh locks, not the save lock)", during, want)
+	}
+	for _, l := range locks[1:] {
+		if _, err := os.Lstat(l.Path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there after the refresh: %v", l, err)
+		}
+	}
+	if _, err := os.Lstat(locks[0].Path); err != nil {
+		t.Errorf("the flock file was removed: %v", err)
+	}
+}
+
+func equalBools(a, b []bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestDirLockAsProperLockfile: a held lock (fresh mtime) is waited for
+// until the context ends; a stale one (mtime older than stale) is taken
+// over; a held lock's mtime is refreshed; release removes it.
+func TestDirLockAsProperLockfile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), ".oauth_refresh.lock")
+	l := sdk.Lock{Kind: sdk.LockDir, Path: path, Stale: 2 * time.Second}
+	log := hclog.NewNullLogger()
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err := takeDirLock(ctx, l, nil, log)
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "another process has held the dir lock "+path) {
+		t.Fatalf("held lock: %v; want a wait that gives up naming it", err)
+	}
+	old := time.Now().Add(-3 * time.Second)
+	os.Chtimes(path, old, old)
+	release, err := takeDirLock(context.Background(), l, nil, log)
+	if err != nil {
+		t.Fatalf("stale lock: %v; want it taken over", err)
+	}
+	st, _ := os.Lstat(path)
+	taken := st.ModTime()
+	time.Sleep(1500 * time.Millisecond) // one heartbeat (stale/2 = 1 s)
+	if st, _ := os.Lstat(path); !st.ModTime().After(taken) {
+		t.Errorf("mtime not refreshed while held")
+	}
+	release()
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("release left the directory: %v", err)
+	}
+}
+
+// slowSaveStore is a fake store, run as a plugin process, whose Save
+// outlasts the host's call timeout and then writes: a keyring busy writing,
+// a fault a real store cannot be made to have on demand. Its write is the
+// marker file; it declares a lock beside it.
+type slowSaveStore struct{ marker string }
+
+func (s *slowSaveStore) Info(context.Context) (sdk.Info, error) {
+	return sdk.Info{Name: "slowsave", CanSave: true, CanRefresh: true, Locks: []sdk.Lock{{Kind: sdk.LockFlock, Path: s.marker + ".lock"}}}, nil
+}
+func (s *slowSaveStore) Configure(context.Context, sdk.ConfigureRequest) error { return nil }
+func (s *slowSaveStore) Read(context.Context) (sdk.Credential, error) {
+	return sdk.Credential{AccessToken: "old-access", RefreshToken: "old-refresh", ExpiresAt: time.Now().Add(-time.Minute)}, nil
+}
+func (s *slowSaveStore) Refresh(context.Context, sdk.Credential) (sdk.Credential, error) {
+	return sdk.Credential{AccessToken: "new-access", RefreshToken: "new-refresh", ExpiresAt: time.Now().Add(time.Hour)}, nil
+}
+func (s *slowSaveStore) Save(context.Context, sdk.Credential) error {
+	time.Sleep(1500 * time.Millisecond) // ignores its context, as a stuck backend does
+	return os.WriteFile(s.marker, []byte("written"), 0o600)
+}
+
+// TestPluginSaveCannotLandAfterLocksReleased: a plugin's Save that does not
+// answer within the call timeout must not go on to write after the host
+// released the store's locks (another process would then refresh from the
+// spent token, or have its newer token overwritten). The host ends the
+// plugin before releasing them.
+func TestPluginSaveCannotLandAfterLocksReleased(t *testing.T) {
+	t.Parallel()
+	marker := filepath.Join(t.TempDir(), "store")
+	cfg := testConfig(true, "slowsave:"+marker)
+	cfg.Plugins.CallTimeout = Duration(300 * time.Millisecond)
+	h, logs := newTestHost(t, cfg)
+	res, err := h.Token(context.Background())
+	if err != nil || !res.Refreshed {
+		t.Fatalf("Token: %v, %+v", err, res)
+	}
+	// The locks are released now; the plugin's write, had it gone on,
+	// lands at 1.5 s.
+	time.Sleep(2500 * time.Millisecond)
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the plugin's save landed after the host released the store's locks\n%s", logs)
+	}
+}
+
+// TestJournalTakesOverOnlyWhatAKilledCredhostLeft: the next holder of the
+// flock takes over at once a dir lock exactly as the previous (killed)
+// holder recorded it, and never one that differs: a lock another program
+// took since (after judging ours stale) is waited for.
+func TestJournalTakesOverOnlyWhatAKilledCredhostLeft(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	flock := sdk.Lock{Kind: sdk.LockFlock, Path: filepath.Join(dir, "store.lock")}
+	dl := sdk.Lock{Kind: sdk.LockDir, Path: filepath.Join(dir, ".oauth_refresh.lock")}
+	log := hclog.NewNullLogger()
+
+	// A holder takes both, then "dies": its flock goes, its dir lock stays.
+	release, j, err := takeLocks(context.Background(), []sdk.Lock{flock, dl}, nil, log)
+	if err != nil || j == nil {
+		t.Fatalf("takeLocks: %v (journal %v)", err, j)
+	}
+	j.mu.Lock()
+	j.f.Close() // the process is gone: nothing more is written, nothing released
+	j.mu.Unlock()
+	_ = release // never called
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	release2, _, err := takeLocks(ctx, []sdk.Lock{flock, dl}, nil, log)
+	if err != nil {
+		t.Fatalf("the lock the killed holder left was not taken over: %v", err)
+	}
+	release2()
+
+	// The same record, but the directory is another program's now.
+	release3, j3, err := takeLocks(context.Background(), []sdk.Lock{flock, dl}, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j3.f.Close()
+	_ = release3
+	os.Remove(dl.Path)
+	os.Mkdir(dl.Path, 0o700) // taken over by someone else: new directory
+	ctx, cancel = context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, _, err := takeLocks(ctx, []sdk.Lock{flock, dl}, nil, log); err == nil || !strings.Contains(err.Error(), "another process has held the dir lock") {
+		t.Errorf("a lock someone else holds was taken: %v; want a wait that gives up", err)
+	}
+}

@@ -1,0 +1,46 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// infoProvider answers Info with info; its other calls are errProvider's.
+type infoProvider struct {
+	errProvider
+	info Info
+}
+
+func (p infoProvider) Info(context.Context) (Info, error) { return p.info, nil }
+
+// TestLocksCrossTheWire: every lock a plugin declares reaches the host
+// intact, in order; a host built before Locks still finds the store's
+// flock in lock_path; and a lock kind the wire does not know arrives as
+// a kind the host refuses, never as no lock.
+func TestLocksCrossTheWire(t *testing.T) {
+	t.Parallel()
+	locks := []Lock{
+		{Kind: LockFlock, Path: "/c/.credentials.json.lock", Scope: LockScopeRefresh},
+		{Kind: LockDir, Path: "/c/.oauth_refresh.lock", Stale: 10 * time.Second, Scope: LockScopeRefresh},
+		{Kind: LockDir, Path: "/c.lock", Stale: 10 * time.Second, Scope: LockScopeRefresh},
+		{Kind: LockDir, Path: "/c/.storage-write", Stale: 15 * time.Second, Scope: LockScopeSave},
+		{Kind: LockProvider, Path: "fleet/claude", Scope: LockScopeRefresh},
+	}
+	got, err := dialInMemory(t, infoProvider{info: Info{Name: "f", Locks: locks}}).Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got.Locks) != fmt.Sprint(locks) {
+		t.Errorf("locks crossed as %+v; want %+v", got.Locks, locks)
+	}
+	if got.LockPath != locks[0].Path {
+		t.Errorf("lock_path %q; want the first flock, for hosts built before Locks", got.LockPath)
+	}
+
+	got, _ = dialInMemory(t, infoProvider{info: Info{Name: "f", Locks: []Lock{{Kind: "lease-v9", Path: "/x"}}}}).Info(context.Background())
+	if len(got.Locks) != 1 || got.Locks[0].Kind == LockFlock || got.Locks[0].Kind == LockDir || got.Locks[0].Kind == "" {
+		t.Errorf("an unknown kind crossed as %+v; want a kind no host takes", got.Locks)
+	}
+}
