@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/credhost/credhost/sdk"
@@ -22,9 +23,15 @@ import (
 // (the next refresh is a reuse, and the server revokes the login). So a
 // Refresh whose deadline passes gets refreshGrace more to hand over an
 // answer already on its way; Ctrl-C ends it at once.
+//
+// A Save that outlives its deadline is not forgotten: saves counts the
+// writes still running, and the host waits for them (waitSaves) before it
+// releases the store's locks, so a late write can never land over a token
+// another process saved after the locks were released.
 type bounded struct {
 	p            sdk.Provider
 	refreshGrace time.Duration
+	saves        *sync.WaitGroup
 }
 
 var (
@@ -92,9 +99,16 @@ func (b bounded) Read(ctx context.Context) (sdk.Credential, error) {
 }
 
 func (b bounded) Save(ctx context.Context, cred sdk.Credential) error {
-	_, err := boundCall(ctx, 0, func() (struct{}, error) { return struct{}{}, b.p.Save(ctx, cred) })
+	b.saves.Add(1)
+	_, err := boundCall(ctx, 0, func() (struct{}, error) {
+		defer b.saves.Done()
+		return struct{}{}, b.p.Save(ctx, cred)
+	})
 	return err
 }
+
+// waitSaves returns once every Save started through b has returned.
+func (b bounded) waitSaves() { b.saves.Wait() }
 
 func (b bounded) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Credential, error) {
 	return boundCall(ctx, b.refreshGrace, func() (sdk.Credential, error) { return b.p.Refresh(ctx, cred) })

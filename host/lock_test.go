@@ -363,6 +363,37 @@ func TestPluginSaveCannotLandAfterLocksReleased(t *testing.T) {
 	}
 }
 
+// TestInProcessSaveFinishesBeforeLocksReleased: an in-process Save past
+// the call timeout still runs (a goroutine cannot be stopped); the host
+// holds the store's locks until it has returned, so its write cannot land
+// after another process took them.
+func TestInProcessSaveFinishesBeforeLocksReleased(t *testing.T) {
+	t.Parallel()
+	marker := filepath.Join(t.TempDir(), "store")
+	cfg := testConfig(false, "slowsave")
+	cfg.Plugins.CallTimeout = Duration(300 * time.Millisecond)
+	h, err := New(cfg, WithBuiltins(map[string]Builtin{
+		"slowsave": {New: func() sdk.Provider { return &slowSaveStore{marker: marker} }},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	res, err := h.Token(context.Background())
+	if err != nil || !res.Refreshed {
+		t.Fatalf("Token: %v, %+v", err, res)
+	}
+	// The refresh has released the store's locks: the write must be done.
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the store's locks were released while its save was still running: %v", err)
+	}
+	release, _, err := takeLocks(context.Background(), []sdk.Lock{{Kind: sdk.LockFlock, Path: marker + ".lock"}}, nil, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatalf("the lock is still held after the refresh: %v", err)
+	}
+	release()
+}
+
 // TestJournalTakesOverOnlyWhatAKilledCredhostLeft: the next holder of the
 // flock takes over at once a dir lock exactly as the previous (killed)
 // holder recorded it, and never one that differs: a lock another program

@@ -138,7 +138,7 @@ func (m *member) close() {
 // past its deadline gets refreshGrace more; see bounded).
 func startInProcess(b Builtin, refreshGrace time.Duration) func() (sdk.Provider, *plugin.Client, error) {
 	return func() (sdk.Provider, *plugin.Client, error) {
-		return bounded{p: b.New(), refreshGrace: refreshGrace}, nil, nil
+		return bounded{p: b.New(), refreshGrace: refreshGrace, saves: new(sync.WaitGroup)}, nil, nil
 	}
 }
 

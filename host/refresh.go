@@ -227,9 +227,14 @@ func (h *Host) save(ctx context.Context, m *member, p sdk.Provider, cred sdk.Cre
 	sctx, cancel := h.callContext(ctx)
 	defer cancel()
 	err = p.Save(sctx, cred)
-	if err != nil && len(locks) > 0 && errors.Is(sctx.Err(), context.DeadlineExceeded) && m.isProcess() {
-		h.logger.Warn("the plugin's save did not answer within the call timeout; ending the plugin so its write cannot land after the store's locks are released", "provider", m.cfg.Name)
-		m.close()
+	if err != nil && len(locks) > 0 && errors.Is(sctx.Err(), context.DeadlineExceeded) {
+		if m.isProcess() {
+			h.logger.Warn("the plugin's save did not answer within the call timeout; ending the plugin so its write cannot land after the store's locks are released", "provider", m.cfg.Name)
+			m.close()
+		} else if w, ok := p.(interface{ waitSaves() }); ok {
+			h.logger.Warn("the save did not finish within the call timeout; holding the store's locks until it does", "provider", m.cfg.Name)
+			w.waitSaves()
+		}
 	}
 	return err
 }
