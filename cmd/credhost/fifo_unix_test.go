@@ -55,8 +55,8 @@ func TestInterruptEndsATokenBlockedOnAFIFO(t *testing.T) {
 	for i := range runs {
 		cmd := exec.Command(credhostBin, "token", "--config", cfg)
 		cmd.Env, cmd.Dir = s.env, s.home
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -71,8 +71,11 @@ func TestInterruptEndsATokenBlockedOnAFIFO(t *testing.T) {
 		cmd.Process.Signal(os.Interrupt)
 		select {
 		case err := <-done:
-			if err == nil {
-				t.Errorf("run %d: exit 0 after Ctrl-C; want a non-zero exit", i)
+			// A run that was only slow (a loaded machine) may finish
+			// its token just as Ctrl-C arrives: that is exit 0 with the
+			// token printed. Exit 0 without one is a swallowed Ctrl-C.
+			if err == nil && stdout.Len() == 0 {
+				t.Errorf("run %d: exit 0 after Ctrl-C without a token; want a non-zero exit", i)
 			}
 		case <-time.After(2 * time.Second):
 			cmd.Process.Kill()
