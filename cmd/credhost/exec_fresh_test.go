@@ -240,3 +240,45 @@ func assertNoTokens(t *testing.T, stderr string, seen []observation) {
 		}
 	}
 }
+
+// TestExecFinishesARefreshInFlight: when the command exits while a refresh
+// is under way, exec saves its answer before it exits. Abandoning it would
+// leave the spent refresh token in the store, and the next refresh would be
+// a reuse that revokes the login.
+func TestExecFinishesARefreshInFlight(t *testing.T) {
+	t.Parallel()
+	s, srv := newShortLivedSandbox(t, "in-process")
+	_, oldRefresh := s.loginFile(srv, time.Now().Add(3*time.Second))
+	srv.SetDelay(2 * time.Second) // the refresh starts at 1s and answers at 3s
+	r := s.run("exec", "--", "sh", "-c", "sleep 1.5; exit 3")
+	if r.code != 3 {
+		t.Fatalf("exit %d; want 3, the command's\n%s", r.code, r.stderr)
+	}
+	st := s.readCredentials()
+	if srv.Requests() != 1 || st.Refresh == oldRefresh || srv.Revoked(st.Refresh) {
+		t.Errorf("%d answered refreshes; the store holds the old refresh token: %v; want the refresh finished and saved", srv.Requests(), st.Refresh == oldRefresh)
+	}
+}
+
+// TestWakeAt: exec refreshes as the token enters the buffer, or, when the
+// endpoint grants tokens shorter than the buffer, half way to the expiry
+// rather than over and over.
+func TestWakeAt(t *testing.T) {
+	t.Parallel()
+	f := &freshener{buffer: 10 * time.Minute}
+	now := time.Now()
+	tests := map[string]struct {
+		expires time.Time
+		want    time.Duration // from now
+	}{
+		"ahead of the buffer":        {now.Add(8 * time.Hour), 8*time.Hour - 10*time.Minute},
+		"shorter than the buffer":    {now.Add(4 * time.Minute), 2 * time.Minute},
+		"already expired: right now": {now.Add(-time.Minute), 0},
+	}
+	for name, tc := range tests {
+		got := f.wakeAt(tc.expires).Sub(now)
+		if d := got - tc.want; d < -time.Second || d > time.Second {
+			t.Errorf("%s: wake in %s; want %s", name, got.Round(time.Second), tc.want)
+		}
+	}
+}

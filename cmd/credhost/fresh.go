@@ -87,12 +87,13 @@ func (f *freshener) run(ctx context.Context, first host.Result) {
 func (f *freshener) wakeAt(expires time.Time) time.Time {
 	at := expires.Add(-f.buffer)
 	now := time.Now()
-	if !at.After(now) {
-		if half := now.Add(expires.Sub(now) / 2); half.After(at) {
-			return half
-		}
+	if at.After(now) {
+		return at
 	}
-	return at
+	if left := expires.Sub(now); left > 0 {
+		return now.Add(left / 2)
+	}
+	return now
 }
 
 // once gets a token through a host of its own. It is not cancelled with
