@@ -122,20 +122,30 @@ func (g *globals) logger() (hclog.Logger, error) {
 
 // openHost loads the config and builds the host. The caller closes it.
 func (g *globals) openHost() (*host.Host, error) {
-	logger, err := g.logger()
+	cfg, opts, _, err := g.setup()
 	if err != nil {
 		return nil, err
 	}
+	return host.New(cfg, opts...)
+}
+
+// setup loads the config and the logger and wires the built-ins: what
+// host.New needs, for a command that builds more than one host.
+func (g *globals) setup() (*host.Config, []host.Option, hclog.Logger, error) {
+	logger, err := g.logger()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	cfg, err := host.LoadConfig(host.LoadOptions{Path: g.config})
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	logger.Debug("config loaded", "source", cfg.Source, "providers", len(cfg.Providers))
 	b, err := builtins()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return host.New(cfg, host.WithLogger(logger), host.WithBuiltins(b))
+	return cfg, []host.Option{host.WithLogger(logger), host.WithBuiltins(b)}, logger, nil
 }
 
 // withHost wraps a command body: it loads the config, builds the host, runs

@@ -3,54 +3,168 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// TestExecSignals: a SIGINT sent to credhost alone is not passed on (the
-// terminal delivers Ctrl-C to the command itself; passing it on would make
-// it two), and does not end credhost; a SIGTERM is passed on.
-func TestExecSignals(t *testing.T) {
-	t.Parallel()
-	s := newSandbox(t)
-	s.writeCredentials(validCredentials(time.Now().Add(time.Hour)))
-	log, ready := filepath.Join(s.home, "log"), filepath.Join(s.home, "ready")
-	script := `trap 'echo int >> "$1"' INT; trap 'echo term >> "$1"; exit 0' TERM; : > "$2"; while :; do sleep 0.02; done`
-	cmd := exec.Command(credhostBin, "exec", "--", "sh", "-c", script, "sh", log, ready)
+// trapScript records every forwarded signal it receives, one name a line,
+// in $1; touches $2 when its traps are set; writes its pid to $2 too; and
+// runs until $3 exists.
+const trapScript = `log=$1
+for s in HUP INT TERM QUIT USR1 USR2 WINCH; do trap "echo $s >> '$log'" $s; done
+echo $$ > "$2"
+while [ ! -e "$3" ]; do sleep 0.02; done`
+
+// startExec starts `credhost exec -- sh -c script sh ARGS...` in a session
+// of its own (no controlling terminal: a signal it gets was sent to it
+// alone, as a supervisor does) and waits for the script's ready file.
+func startExec(t *testing.T, s *sandbox, script string, args ...string) (*exec.Cmd, *waiter, int) {
+	t.Helper()
+	ready := filepath.Join(s.home, "ready")
+	argv := append([]string{"exec", "--", "sh", "-c", script, "sh"}, args...)
+	cmd := exec.Command(credhostBin, argv...)
 	cmd.Env = s.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	w := wait(t, cmd)
+	var pid int
+	waitFor(t, "the command to start", func() bool {
+		data, err := os.ReadFile(ready)
+		if err != nil || !strings.HasSuffix(string(data), "\n") {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(data)))
+		return err == nil
+	})
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	return cmd, w, pid
+}
+
+// waiter is a started command's end.
+type waiter struct {
+	done chan struct{}
+	err  error
+}
+
+// wait waits for cmd in the background; the test's end kills it.
+func wait(t *testing.T, cmd *exec.Cmd) *waiter {
+	w := &waiter{done: make(chan struct{})}
+	go func() {
+		w.err = cmd.Wait()
+		close(w.done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-w.done
+	})
+	return w
+}
+
+// exited waits (generously) for the command's end and returns its error.
+func (w *waiter) exited(t *testing.T, what string) error {
+	t.Helper()
+	select {
+	case <-w.done:
+		return w.err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("credhost did not exit %s", what)
+		return nil
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(ready); err == nil {
-			break
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cmd.Process.Signal(syscall.SIGINT)
-	time.Sleep(300 * time.Millisecond)
-	if data, _ := os.ReadFile(log); strings.Contains(string(data), "int") {
-		t.Errorf("the command got a SIGINT that was sent to credhost alone")
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("credhost exec: %v; want exit 0 (the command exited 0 on TERM)", err)
+}
+
+func countLines(path, line string) int {
+	data, _ := os.ReadFile(path)
+	n := 0
+	for _, l := range strings.Split(string(data), "\n") {
+		if l == line {
+			n++
 		}
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("SIGTERM was not passed on: the command is still running")
 	}
-	if data, _ := os.ReadFile(log); !strings.Contains(string(data), "term") {
-		t.Errorf("the command did not see the SIGTERM")
+	return n
+}
+
+// TestExecForwardsEachSignalOnce: every signal a terminal or supervisor
+// sends, sent to credhost alone, reaches the command exactly once, and
+// none of them ends credhost.
+func TestExecForwardsEachSignalOnce(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	s.writeCredentials(validCredentials(time.Now().Add(time.Hour)))
+	log, ready, stop := filepath.Join(s.home, "log"), filepath.Join(s.home, "ready"), filepath.Join(s.home, "stop")
+	cmd, done, _ := startExec(t, s, trapScript, log, ready, stop)
+	signals := map[string]syscall.Signal{
+		"HUP": syscall.SIGHUP, "INT": syscall.SIGINT, "TERM": syscall.SIGTERM, "QUIT": syscall.SIGQUIT,
+		"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "WINCH": syscall.SIGWINCH,
+	}
+	for _, name := range []string{"HUP", "INT", "TERM", "QUIT", "USR1", "USR2", "WINCH"} {
+		if err := cmd.Process.Signal(signals[name]); err != nil {
+			t.Fatalf("signal %s to credhost: %v (did an earlier one end it?)", name, err)
+		}
+		waitFor(t, "SIG"+name+" to reach the command", func() bool { return countLines(log, name) > 0 })
+	}
+	time.Sleep(300 * time.Millisecond) // room for a second copy to arrive
+	for name := range signals {
+		if n := countLines(log, name); n != 1 {
+			t.Errorf("the command got SIG%s %d times; want once", name, n)
+		}
+	}
+	os.WriteFile(stop, nil, 0o600)
+	if err := done.exited(t, "after its command"); err != nil {
+		t.Errorf("credhost exec: %v; want exit 0, the command's status", err)
+	}
+}
+
+// TestExecHangupDoesNotOrphanTheCommand: a SIGHUP (the terminal went away)
+// is passed on and credhost stays until the command is gone, instead of
+// dying and leaving it, token and all, under PID 1.
+func TestExecHangupDoesNotOrphanTheCommand(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	s.writeCredentials(validCredentials(time.Now().Add(time.Hour)))
+	ready, stop := filepath.Join(s.home, "ready"), filepath.Join(s.home, "stop")
+	// No trap: a hangup ends the command, as it ends most programs.
+	cmd, done, pid := startExec(t, s, `echo $$ > "$1"; while [ ! -e "$2" ]; do sleep 0.02; done`, ready, stop)
+	cmd.Process.Signal(syscall.SIGHUP)
+	var ee *exec.ExitError
+	if err := done.exited(t, "after SIGHUP"); !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGHUP) {
+		t.Errorf("credhost exec after SIGHUP: %v; want exit 129 (the command died of SIGHUP)", err)
+	}
+	waitFor(t, "the command to be gone", func() bool { return syscall.Kill(pid, 0) != nil })
+}
+
+// TestExecExitsWith128PlusTheCommandsSignal: a command killed by signal N
+// makes credhost exit 128+N, as a shell reports it.
+func TestExecExitsWith128PlusTheCommandsSignal(t *testing.T) {
+	t.Parallel()
+	for name, sig := range map[string]syscall.Signal{"TERM": syscall.SIGTERM, "KILL": syscall.SIGKILL, "INT": syscall.SIGINT} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := newSandbox(t)
+			s.writeCredentials(validCredentials(time.Now().Add(time.Hour)))
+			r := s.run("exec", "--", "sh", "-c", "kill -"+name+" $$; sleep 5")
+			if want := 128 + int(sig); r.code != want {
+				t.Errorf("exit %d; want %d (the command died of SIG%s)\n%s", r.code, want, name, r.stderr)
+			}
+		})
 	}
 }
