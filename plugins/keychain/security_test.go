@@ -22,7 +22,13 @@ import (
 // testdata/fakesecurity: a FAKE of /usr/bin/security that keeps items in a
 // file the way the real tool stores and prints them, and records its argv.
 // A real Keychain exists only on macOS; the fake is the only way to run the
-// command construction and parsing in CI.
+// command construction and parsing in CI. Each call starts a process, which
+// on a loaded CI machine can take longer than the default 1s bound, so the
+// configs here set a generous timeout (fakeTimeout).
+
+// fakeTimeout bounds one call of the fake: generous, since this is not
+// what the tests measure.
+const fakeTimeout = `"timeout":"30s"`
 
 var fakeSecurityBin = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "fakesecurity")
@@ -79,7 +85,7 @@ func TestSecurityConformance(t *testing.T) {
 	t.Parallel()
 	sdktest.Run(t, func(t *testing.T, seed *sdk.Credential) sdk.Provider {
 		p := New(WithStore(newFakeKeychain(t).tool))
-		sdktest.Configure(t, p, "keychain", `{"account":"alice"}`)
+		sdktest.Configure(t, p, "keychain", `{"account":"alice",`+fakeTimeout+`}`)
 		if seed != nil {
 			if err := p.Save(context.Background(), *seed); err != nil {
 				t.Fatal(err)
@@ -98,7 +104,7 @@ func TestSecurityWriteIsPlainJSONTheClientParses(t *testing.T) {
 	t.Parallel()
 	k := newFakeKeychain(t)
 	p := New(WithStore(k.tool), WithLookupEnv(env(map[string]string{"USER": "alice", "CLAUDE_CONFIG_DIR": "/Users/alice/.claude-work"})))
-	sdktest.Configure(t, p, "keychain", `{}`)
+	sdktest.Configure(t, p, "keychain", `{`+fakeTimeout+`}`)
 	cred := sdk.Credential{
 		AccessToken: "sk-ant-oat01-ACCESS-SECRET", RefreshToken: "sk-ant-ort01-REFRESH-SECRET",
 		ExpiresAt: time.UnixMilli(1904281689000), Scopes: []string{"user:inference"},
@@ -162,7 +168,7 @@ func TestSecurityReadsWhatTheClientWrote(t *testing.T) {
 				t.Fatalf("the fake does not print non-ASCII data as hex, as security does: %.40q", out)
 			}
 			p := New(WithStore(k.tool), WithLookupEnv(env(map[string]string{"USER": "alice"})))
-			sdktest.Configure(t, p, "keychain", `{}`)
+			sdktest.Configure(t, p, "keychain", `{`+fakeTimeout+`}`)
 			cred, err := p.Read(context.Background())
 			if err != nil || cred.AccessToken != "sk-ant-oat01-CLIENT" || cred.Metadata["clientId"] != "c-1" || cred.ExpiresAt.UnixMilli() != 1904281689000 {
 				t.Fatalf("Read: %v, %v", cred, err)
@@ -191,7 +197,7 @@ func TestSecurityItemNames(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			p := New(WithStore(&fakeStore{}), WithLookupEnv(env(tc.env)))
-			sdktest.Configure(t, p, "keychain", `{}`)
+			sdktest.Configure(t, p, "keychain", `{`+fakeTimeout+`}`)
 			_, err := p.Read(context.Background())
 			want := `service="` + tc.service + `" account="` + tc.account + `"`
 			if err == nil || !strings.Contains(err.Error(), want) {
@@ -208,7 +214,7 @@ func TestSecurityRefusesALineTooLongAndWritesNothing(t *testing.T) {
 	t.Parallel()
 	k := newFakeKeychain(t)
 	p := New(WithStore(k.tool), WithLookupEnv(env(map[string]string{"USER": "alice"})))
-	sdktest.Configure(t, p, "keychain", `{}`)
+	sdktest.Configure(t, p, "keychain", `{`+fakeTimeout+`}`)
 	limit := maxSecret("Claude Code-credentials", "alice")
 	big := sdk.Credential{AccessToken: "sk-ant-oat01-" + strings.Repeat("A", limit)}
 	err := p.Save(context.Background(), big)
@@ -231,12 +237,12 @@ func TestSecurityRefusesALineTooLongAndWritesNothing(t *testing.T) {
 func TestSecurityNotFoundAndLocked(t *testing.T) {
 	t.Parallel()
 	p := New(WithStore(newFakeKeychain(t).tool))
-	sdktest.Configure(t, p, "keychain", `{"account":"alice"}`)
+	sdktest.Configure(t, p, "keychain", `{"account":"alice",`+fakeTimeout+`}`)
 	if _, err := p.Read(context.Background()); !errors.Is(err, sdk.ErrNotFound) || !strings.Contains(err.Error(), "no keychain item") {
 		t.Errorf("empty keychain: %v; want not-found", err)
 	}
 	locked := New(WithStore(newFakeKeychain(t, "FAKE_SECURITY_LOCKED=1").tool))
-	sdktest.Configure(t, locked, "keychain", `{"account":"alice"}`)
+	sdktest.Configure(t, locked, "keychain", `{"account":"alice",`+fakeTimeout+`}`)
 	if _, err := locked.Read(context.Background()); !errors.Is(err, sdk.ErrNotFound) || !strings.Contains(err.Error(), "locked") || !strings.Contains(err.Error(), "unlock") {
 		t.Errorf("locked keychain: %v; want not-found saying it is locked, with a hint", err)
 	}
