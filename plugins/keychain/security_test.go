@@ -232,6 +232,10 @@ func TestSecurityRefusesALineTooLongAndWritesNothing(t *testing.T) {
 	if err := k.tool.Set("Claude Code-credentials", "alice", strings.Repeat("B", limit)); err != nil {
 		t.Errorf("Set at the line limit: %v", err)
 	}
+	// The fake, like the real tool, cannot take a longer line whole.
+	if _, err := k.client(strings.Repeat("x", maxLine+1)+"\n", "-i"); err == nil {
+		t.Errorf("the fake security took a %d-byte line", maxLine+1)
+	}
 }
 
 func TestSecurityNotFoundAndLocked(t *testing.T) {
