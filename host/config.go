@@ -73,8 +73,16 @@ type OAuthConfig struct {
 	ClientID         string   `yaml:"client_id"`
 	DefaultExpiresIn Duration `yaml:"default_expires_in"`
 	// Body is "form" (RFC 6749, default) or "json".
-	Body   string   `yaml:"body"`
+	Body string `yaml:"body"`
+	// Scopes are requested with every refresh.
 	Scopes []string `yaml:"scopes"`
+	// KeepScopes are stored scopes requested again, after Scopes, when the
+	// credential holds them.
+	KeepScopes []string `yaml:"keep_scopes"`
+	// ClientIDMetadata names a credential metadata key whose non-empty
+	// value is the client id for that credential, which is then refreshed
+	// with its own stored scopes.
+	ClientIDMetadata string `yaml:"client_id_metadata"`
 }
 
 // Builtin modes for PluginsConfig.Builtin.
@@ -117,8 +125,14 @@ type ProviderConfig struct {
 	Env []string `yaml:"env"`
 	// Config is the provider's own block, sent to it as JSON.
 	Config map[string]any `yaml:"config"`
-	// RefreshWith names stores an env token refreshes through (rule 3).
+	// RefreshWith names stores an env token refreshes through (borrow).
+	// A name whose provider is left out on this OS (see OS) is skipped.
 	RefreshWith []string `yaml:"refresh_with"`
+	// OS, when set, lists the operating systems (Go's GOOS names: darwin,
+	// linux, windows, ...) the entry applies to; elsewhere the loader leaves
+	// it out of the chain. One config can so describe every OS, as the
+	// embedded default does.
+	OS []string `yaml:"os"`
 
 	// Line and Column locate the entry in its source, for later errors.
 	Line, Column int `yaml:"-"`

@@ -93,7 +93,7 @@ func (e *ChainError) Unwrap() []error {
 // platform and the variables this config reads.
 func hint(cfg *Config) string {
 	var vars []string
-	var stores []string
+	stores := map[string]bool{}
 	for _, p := range cfg.Providers {
 		switch p.Plugin {
 		case "env":
@@ -103,20 +103,21 @@ func hint(cfg *Config) string {
 				vars = append(vars, v)
 			}
 		case "keychain", "file", "wincred":
-			stores = append(stores, p.Plugin)
+			stores[p.Plugin] = true
 		}
 	}
 	var lines []string
 	if len(stores) > 0 {
 		lines = append(lines, "log in again (for Claude Code: run `claude`, then /login) so a token is stored")
-		switch runtime.GOOS {
-		case "darwin":
-			lines = append(lines, "if you are logged in, unlock the login keychain: security unlock-keychain")
-		case "windows":
-			lines = append(lines, "if you are logged in, check Credential Manager for the stored credential")
-		default:
-			lines = append(lines, "if you use the keychain provider, make sure a Secret Service (e.g. gnome-keyring) runs and is unlocked in this session")
-		}
+	}
+	switch {
+	case stores["keychain"] && runtime.GOOS == "darwin":
+		lines = append(lines, "if you are logged in, unlock the login keychain: security unlock-keychain")
+	case stores["keychain"] && runtime.GOOS != "windows":
+		lines = append(lines, "if you use the keychain provider, make sure a Secret Service (e.g. gnome-keyring) runs and is unlocked in this session")
+	}
+	if stores["wincred"] || (stores["keychain"] && runtime.GOOS == "windows") {
+		lines = append(lines, "if you are logged in, check Credential Manager for the stored credential")
 	}
 	if len(vars) > 0 {
 		lines = append(lines, "or set $"+strings.Join(vars, " or $"))

@@ -74,6 +74,8 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 		DefaultExpiresIn: cfg.OAuth.DefaultExpiresIn.Std(),
 		BodyFormat:       cfg.OAuth.Body,
 		Scopes:           cfg.OAuth.Scopes,
+		KeepScopes:       cfg.OAuth.KeepScopes,
+		ClientIDMetadata: cfg.OAuth.ClientIDMetadata,
 		Timeout:          cfg.Refresh.Timeout.Std(),
 	}
 	level := o.logger.GetLevel()

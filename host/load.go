@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,9 +31,11 @@ const maxConfigSize = 1 << 20
 
 // Defaults applied when a key is absent. Each has its reason.
 const (
-	// defaultBuffer: refresh five minutes ahead, as Claude Code does, so a
-	// request started just before expiry still carries a valid token.
-	defaultBuffer = 5 * time.Minute
+	// defaultBuffer: refresh ten minutes ahead. Claude Code refreshes on its
+	// own five minutes before expiry and caches an apiKeyHelper's answer for
+	// five minutes; a longer buffer lets credhost refresh first, so the
+	// client finds a fresh token and never sends an expired one.
+	defaultBuffer = 10 * time.Minute
 	// defaultRefreshTimeout bounds a whole refresh, token request included.
 	defaultRefreshTimeout = 10 * time.Second
 	// defaultStartTimeout bounds a plugin's start and handshake; go-plugin's
@@ -134,11 +137,19 @@ func unwrapPath(err error) error {
 // in errors (a path, or "embedded default"). ${VAR} and ${VAR:-default} in
 // values are expanded with lookupEnv (nil: nothing is set). Every error is a
 // *ConfigError wrapping ErrConfig, with the key and its line and column.
+//
+// Provider entries whose os: list does not name this operating system
+// (runtime.GOOS) are checked like the others, then left out of the chain.
 func ParseConfig(data []byte, source string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	return parseConfig(data, source, lookupEnv, runtime.GOOS)
+}
+
+// parseConfig is ParseConfig for the operating system goos.
+func parseConfig(data []byte, source string, lookupEnv func(string) (string, bool), goos string) (*Config, error) {
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
-	p := &parser{source: source, lookupEnv: lookupEnv}
+	p := &parser{source: source, lookupEnv: lookupEnv, goos: goos}
 	root, err := p.document(data)
 	if err != nil {
 		return nil, err
@@ -168,6 +179,7 @@ type parser struct {
 	// and what it became; vars, for every variable read, ${NAME} and its
 	// value: errors quote the file, never the environment.
 	expanded, vars []expansion
+	goos           string // the operating system os: entries are matched against
 }
 
 // errAt is the one place a parse error is made: its message is passed
@@ -645,6 +657,14 @@ func (p *parser) finish(root *yaml.Node, cfg *Config) error {
 			}
 			pc.SHA256 = strings.ToLower(pc.SHA256)
 		}
+		for j, goos := range pc.OS {
+			if !knownOS[goos] {
+				return p.errAt(child(n, "os").Content[j], fmt.Sprintf("%s.os[%d]", path, j), fmt.Sprintf("%q is not an operating system; want Go's names: %s", goos, strings.Join(slices.Sorted(maps.Keys(knownOS)), ", ")))
+			}
+		}
+		if pc.OS != nil && len(pc.OS) == 0 {
+			return p.errAt(at("os"), path+".os", "empty list; leave os out to mean every operating system")
+		}
 		if pc.Config != nil {
 			if _, err := json.Marshal(pc.Config); err != nil {
 				return p.errAt(at("config"), path+".config", "cannot be sent to the plugin as JSON: "+err.Error())
@@ -663,6 +683,44 @@ func (p *parser) finish(root *yaml.Node, cfg *Config) error {
 			}
 		}
 	}
+	if err := p.dropOtherOS(cfg); err != nil {
+		return p.errAt(keyNode(root, "providers"), "providers", err.Error())
+	}
+	return nil
+}
+
+// knownOS are the GOOS values an os: list may name.
+var knownOS = map[string]bool{
+	"aix": true, "android": true, "darwin": true, "dragonfly": true, "freebsd": true,
+	"illumos": true, "ios": true, "linux": true, "netbsd": true, "openbsd": true,
+	"plan9": true, "solaris": true, "windows": true,
+}
+
+// dropOtherOS leaves out the providers whose os: list does not name this
+// operating system, and their names from every refresh_with. The whole
+// config was checked first, so a config that loads on one OS loads on all.
+func (p *parser) dropOtherOS(cfg *Config) error {
+	gone := map[string]bool{}
+	kept := cfg.Providers[:0:0]
+	for _, pc := range cfg.Providers {
+		if len(pc.OS) > 0 && !slices.Contains(pc.OS, p.goos) {
+			gone[pc.Name] = true
+			continue
+		}
+		kept = append(kept, pc)
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	if len(kept) == 0 {
+		return fmt.Errorf("every provider is limited by os: to other systems; none applies to %s", p.goos)
+	}
+	for i := range kept {
+		if kept[i].RefreshWith != nil {
+			kept[i].RefreshWith = slices.DeleteFunc(slices.Clone(kept[i].RefreshWith), func(name string) bool { return gone[name] })
+		}
+	}
+	cfg.Providers = kept
 	return nil
 }
 

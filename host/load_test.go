@@ -175,16 +175,17 @@ func TestEmbeddedDefault(t *testing.T) {
 		env        map[string]string
 		wantBuffer time.Duration
 		wantURL    string
+		wantClient string
 		wantPath   string
 		wantErr    string
 	}{
-		"empty environment": {wantBuffer: 5 * time.Minute, wantURL: "https://console.anthropic.com/v1/oauth/token", wantPath: "~/.claude/.credentials.json"},
+		"empty environment": {wantBuffer: 10 * time.Minute, wantURL: "https://platform.claude.com/v1/oauth/token", wantClient: "9d1c250a-e61b-44d9-88ed-5944d1962f5e", wantPath: "~/.claude/.credentials.json"},
 		"overrides": {
-			env:        map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "60", "CLAUDE_OAUTH_TOKEN_URL": "http://127.0.0.1:9/t", "CLAUDE_CONFIG_DIR": "/cfg"},
-			wantBuffer: time.Minute, wantURL: "http://127.0.0.1:9/t", wantPath: "/cfg/.credentials.json",
+			env:        map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "60", "CLAUDE_OAUTH_TOKEN_URL": "http://127.0.0.1:9/t", "CLAUDE_CONFIG_DIR": "/cfg", "CLAUDE_CODE_OAUTH_CLIENT_ID": "my-client"},
+			wantBuffer: time.Minute, wantURL: "http://127.0.0.1:9/t", wantClient: "my-client", wantPath: "/cfg/.credentials.json",
 		},
-		"negative buffer":   {env: map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "-5"}, wantErr: `embedded default:9:11: refresh.buffer: "${CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS:-300}" is negative`},
-		"unparsable buffer": {env: map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "lots"}, wantErr: `"${CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS:-300}" is not a duration`},
+		"negative buffer":   {env: map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "-5"}, wantErr: `embedded default:14:11: refresh.buffer: "${CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS:-600}" is negative`},
+		"unparsable buffer": {env: map[string]string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS": "lots"}, wantErr: `"${CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS:-600}" is not a duration`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -199,16 +200,90 @@ func TestEmbeddedDefault(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			file := cfg.Providers[len(cfg.Providers)-1]
+			if cfg.Refresh.Buffer.Std() != tc.wantBuffer || cfg.OAuth.TokenURL != tc.wantURL || cfg.OAuth.ClientID != tc.wantClient || file.Config["path"] != tc.wantPath ||
+				cfg.OAuth.Body != "json" || cfg.OAuth.DefaultExpiresIn.Std() != 8*time.Hour || cfg.OAuth.ClientIDMetadata != "clientId" ||
+				strings.Join(cfg.OAuth.Scopes, " ") != "user:profile user:inference user:sessions:claude_code user:mcp_servers user:file_upload" ||
+				strings.Join(cfg.OAuth.KeepScopes, " ") != "user:design:read user:design:write user:projects:read user:projects:write" {
+				t.Errorf("default config: %+v", cfg)
+			}
+		})
+	}
+}
+
+// TestEmbeddedDefaultPerOS checks the one embedded default as every OS
+// loads it: each mirrors where Claude Code keeps its login there (the
+// Keychain, then the file, on macOS; the file alone on Linux and Windows),
+// and refresh_with skips the store left out.
+func TestEmbeddedDefaultPerOS(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct{ chain, refreshWith string }{
+		"darwin":  {"enterprise,oauth-env,keychain,file", "keychain,file"},
+		"linux":   {"enterprise,oauth-env,file", "file"},
+		"windows": {"enterprise,oauth-env,file", "file"},
+		"freebsd": {"enterprise,oauth-env,file", "file"},
+	}
+	for goos, tc := range tests {
+		t.Run(goos, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := parseConfig(DefaultConfigYAML(), DefaultSource, env(nil), goos)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var names []string
 			for _, p := range cfg.Providers {
 				names = append(names, p.Name)
 			}
-			if strings.Join(names, ",") != "enterprise,oauth-env,keychain,file" {
-				t.Errorf("providers %v", names)
+			if got := strings.Join(names, ","); got != tc.chain {
+				t.Errorf("chain %s; want %s", got, tc.chain)
 			}
-			if cfg.Refresh.Buffer.Std() != tc.wantBuffer || cfg.OAuth.TokenURL != tc.wantURL || cfg.Providers[3].Config["path"] != tc.wantPath ||
-				cfg.OAuth.Body != "json" || cfg.OAuth.DefaultExpiresIn.Std() != 8*time.Hour || strings.Join(cfg.Providers[1].RefreshWith, ",") != "keychain,file" {
-				t.Errorf("default config: %+v", cfg)
+			if got := strings.Join(cfg.Providers[1].RefreshWith, ","); got != tc.refreshWith {
+				t.Errorf("oauth-env refresh_with %s; want %s", got, tc.refreshWith)
+			}
+		})
+	}
+	if _, err := os.Stat("default_windows.yaml"); err == nil {
+		t.Errorf("default_windows.yaml is back: the one default.yaml carries every OS")
+	}
+}
+
+// TestProviderOSList checks the os: key: entries for other systems are
+// checked, then left out, with their names dropped from refresh_with.
+func TestProviderOSList(t *testing.T) {
+	t.Parallel()
+	const base = "version: 1\nproviders:\n"
+	tests := map[string]struct {
+		yaml, goos, chain, refreshWith, wantErr string
+	}{
+		"kept on its OS":             {yaml: base + "  - {name: a, plugin: env, refresh_with: [k]}\n  - {name: k, plugin: keychain, os: [darwin, linux]}\n", goos: "linux", chain: "a,k", refreshWith: "k"},
+		"left out elsewhere":         {yaml: base + "  - {name: a, plugin: env, refresh_with: [k, f]}\n  - {name: k, plugin: keychain, os: [darwin]}\n  - {name: f, plugin: file}\n", goos: "windows", chain: "a,f", refreshWith: "f"},
+		"unknown OS":                 {yaml: base + "  - {name: k, plugin: keychain, os: [macos]}\n", goos: "darwin", wantErr: `z:3:38: providers[0].os[0]: "macos" is not an operating system; want Go's names: aix, android, darwin`},
+		"checked even when left out": {yaml: base + "  - {name: f, plugin: file}\n  - {name: k, plugin: keychain, os: [darwin], refresh_with: [nope]}\n", goos: "linux", wantErr: `no provider named "nope"`},
+		"empty list":                 {yaml: base + "  - {name: k, plugin: keychain, os: []}\n", goos: "linux", wantErr: "providers[0].os: empty list"},
+		"nothing left":               {yaml: base + "  - {name: k, plugin: keychain, os: [darwin]}\n", goos: "linux", wantErr: "none applies to linux"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := parseConfig([]byte(tc.yaml), "z", env(nil), tc.goos)
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v; want ErrConfig containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, p := range cfg.Providers {
+				names = append(names, p.Name)
+			}
+			if got := strings.Join(names, ","); got != tc.chain {
+				t.Errorf("chain %s; want %s", got, tc.chain)
+			}
+			if got := strings.Join(cfg.Providers[0].RefreshWith, ","); got != tc.refreshWith {
+				t.Errorf("refresh_with %s; want %s", got, tc.refreshWith)
 			}
 		})
 	}
@@ -282,27 +357,6 @@ func TestLoadConfigCapsSize(t *testing.T) {
 	_, err := LoadConfig(LoadOptions{Path: p, LookupEnv: env(nil)})
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("got %v; want a size error", err)
-	}
-}
-
-// TestWindowsDefaultParses checks the Windows default on every system (it is
-// embedded only in Windows builds).
-func TestWindowsDefaultParses(t *testing.T) {
-	t.Parallel()
-	data, err := os.ReadFile("default_windows.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ParseConfig(data, "default_windows.yaml", env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, p := range cfg.Providers {
-		names = append(names, p.Name)
-	}
-	if strings.Join(names, ",") != "enterprise,oauth-env,wincred,file" || strings.Join(cfg.Providers[1].RefreshWith, ",") != "wincred,file" {
-		t.Errorf("Windows default chain: %v", names)
 	}
 }
 

@@ -155,6 +155,8 @@ func oauthToProto(o OAuthConfig) *pb.OAuthConfig {
 		BodyFormat:              o.BodyFormat,
 		Scopes:                  o.Scopes,
 		TimeoutMs:               o.Timeout.Milliseconds(),
+		ClientIdMetadata:        o.ClientIDMetadata,
+		KeepScopes:              o.KeepScopes,
 	}
 }
 
@@ -169,9 +171,14 @@ func oauthFromProto(o *pb.OAuthConfig) OAuthConfig {
 		BodyFormat:       o.GetBodyFormat(),
 		Scopes:           o.GetScopes(),
 		Timeout:          time.Duration(o.GetTimeoutMs()) * time.Millisecond,
+		ClientIDMetadata: o.GetClientIdMetadata(),
+		KeepScopes:       o.GetKeepScopes(),
 	}
 	if len(out.Scopes) == 0 {
 		out.Scopes = nil
+	}
+	if len(out.KeepScopes) == 0 {
+		out.KeepScopes = nil
 	}
 	return out
 }

@@ -161,6 +161,16 @@ type OAuthConfig struct {
 	BodyFormat string
 	// Scopes, when set, are requested with the grant.
 	Scopes []string
+	// ClientIDMetadata names a Credential.Metadata key (e.g. "clientId")
+	// whose non-empty value replaces ClientID for that credential: a login
+	// made by another OAuth client must be refreshed as that client. Such a
+	// credential is refreshed with its own stored scopes (Scopes when it has
+	// none), since the default scopes belong to the default client.
+	ClientIDMetadata string
+	// KeepScopes lists stored scopes that are requested again, after Scopes,
+	// when the credential holds them (scopes a login added that the default
+	// list lacks); the others are dropped.
+	KeepScopes []string
 	// Timeout bounds one token request; zero means the provider's default.
 	Timeout time.Duration
 }

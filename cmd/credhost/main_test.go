@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -209,13 +210,18 @@ func TestNothingFound(t *testing.T) {
 		if r.code != 1 || r.stdout != "" {
 			t.Fatalf("token with nothing anywhere: exit %d, stdout %q; want exit 1 and no stdout", r.code, r.stdout)
 		}
-		for _, want := range []string{
+		wants := []string{
 			"enterprise (empty): $ANTHROPIC_AUTH_TOKEN is not set",
 			"oauth-env (empty): $CLAUDE_CODE_OAUTH_TOKEN is not set",
-			"keychain (empty)",
 			"file (empty)", filepath.Join(s.home, ".claude", ".credentials.json"),
 			"to fix:",
-		} {
+		}
+		if runtime.GOOS == "darwin" {
+			wants = append(wants, "keychain (empty)", "unlock the login keychain")
+		} else if strings.Contains(r.stderr, "keychain") || strings.Contains(r.stderr, "Secret Service") {
+			t.Errorf("the hint names a keychain the default chain on %s does not use:\n%s", runtime.GOOS, r.stderr)
+		}
+		for _, want := range wants {
 			if !strings.Contains(r.stderr, want) {
 				t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 			}
@@ -338,7 +344,15 @@ func TestStatusNeverShowsSecrets(t *testing.T) {
 		}
 		assertNoSecret(t, "status stdout", r.stdout)
 		assertNoSecret(t, "status stderr", r.stderr)
-		for _, want := range []string{"enterprise", "oauth-env", "keychain", "file", "found", "empty", "(needs refresh)"} {
+		// The embedded default has a keychain row on macOS only, where
+		// Claude Code keeps its login there (empty in this sandbox).
+		wants, rows := []string{"enterprise", "oauth-env", "file", "found", "(needs refresh)"}, 3
+		if runtime.GOOS == "darwin" {
+			wants, rows = append(wants, "keychain", "empty"), 4
+		} else if strings.Contains(r.stdout, "keychain") {
+			t.Errorf("status shows a keychain row on %s, where Claude Code keeps no keychain item:\n%s", runtime.GOOS, r.stdout)
+		}
+		for _, want := range wants {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("status lacks %q:\n%s", want, r.stdout)
 			}
@@ -358,10 +372,10 @@ func TestStatusNeverShowsSecrets(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 			t.Fatalf("status --json: %v\n%s", err, r.stdout)
 		}
-		if len(got.Providers) != 4 {
-			t.Fatalf("status --json: %d providers; want 4", len(got.Providers))
+		if len(got.Providers) != rows {
+			t.Fatalf("status --json: %d providers; want %d", len(got.Providers), rows)
 		}
-		file := got.Providers[3]
+		file := got.Providers[rows-1]
 		if file.Name != "file" || file.State != "found" || file.Fingerprint == "" || !file.NeedsRefresh ||
 			file.ExpiresIn == nil || *file.ExpiresIn <= 0 || *file.ExpiresIn > 120 {
 			t.Errorf("status --json file row: %+v; want found, a fingerprint, 0 < expires_in <= 120, needs_refresh\n%s", file, r.stdout)

@@ -196,9 +196,9 @@ func TestBufferFromEnvironment(t *testing.T) {
 		buffer      string
 		wantRefresh bool
 	}{
-		"default 300s: 10 minutes left is fine": {"", false},
-		"900s: 10 minutes left needs a refresh": {"900", true},
-		"0: only an expired token":              {"0", false},
+		"default 600s: 8 minutes left needs a refresh": {"", true},
+		"300s: 8 minutes left is fine":                 {"300", false},
+		"0: only an expired token":                     {"0", false},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -207,7 +207,7 @@ func TestBufferFromEnvironment(t *testing.T) {
 			if tc.buffer != "" {
 				s.setenv("CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS=" + tc.buffer)
 			}
-			s.loginFile(srv, time.Now().Add(10*time.Minute))
+			s.loginFile(srv, time.Now().Add(8*time.Minute))
 			r := s.run("token", "--json")
 			var got tokenJSON
 			json.Unmarshal([]byte(r.stdout), &got)
@@ -280,4 +280,64 @@ func TestRetryAfterAcrossProcesses(t *testing.T) {
 			t.Errorf("the Retry-After record survived a successful refresh")
 		}
 	})
+}
+
+// TestEmbeddedDefaultRefreshesAsClaudeCode refreshes a credentials file
+// through the embedded default against the rotating endpoint, in both
+// modes, and checks the request is the one Claude Code sends (its client
+// id, or the clientId stored with the login, which then asks for its own
+// scopes; its default scopes plus the stored ones it keeps) and that the
+// saved document keeps every field Claude Code reads.
+func TestEmbeddedDefaultRefreshesAsClaudeCode(t *testing.T) {
+	t.Parallel()
+	const defaultScopes = "user:profile user:inference user:sessions:claude_code user:mcp_servers user:file_upload"
+	tests := map[string]struct {
+		extra     string // fields added to claudeAiOauth
+		env       []string
+		wantID    string
+		wantScope string
+	}{
+		"default client": {
+			extra:  `"scopes":["user:inference","user:design:read","org:create_api_key"]`,
+			wantID: "9d1c250a-e61b-44d9-88ed-5944d1962f5e", wantScope: defaultScopes + " user:design:read",
+		},
+		"client id from the environment": {
+			extra: `"scopes":["user:inference"]`, env: []string{"CLAUDE_CODE_OAUTH_CLIENT_ID=env-client"},
+			wantID: "env-client", wantScope: defaultScopes,
+		},
+		"stored clientId wins, with its own scopes": {
+			extra: `"scopes":["user:inference","custom:scope"],"clientId":"stored-client"`, env: []string{"CLAUDE_CODE_OAUTH_CLIENT_ID=env-client"},
+			wantID: "stored-client", wantScope: "user:inference custom:scope",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			inModes(t, func(t *testing.T, mode string) {
+				s, srv := newRefreshSandbox(t, mode)
+				s.setenv(tc.env...)
+				access, refresh := srv.Issue()
+				s.writeCredentials(fmt.Sprintf(`{"claudeAiOauth":{"accessToken":%q,"refreshToken":%q,"expiresAt":%d,%s,"subscriptionType":"max","rateLimitTier":"default_claude_max_20x"},"mcpOAuth":{"x":{"y":1}}}`,
+					access, refresh, time.Now().Add(time.Minute).UnixMilli(), tc.extra))
+				r := s.run("token")
+				if r.code != 0 || r.stdout == access+"\n" {
+					t.Fatalf("token: exit %d, old token served %v\n%s", r.code, r.stdout == access+"\n", r.stderr)
+				}
+				grants := srv.Grants()
+				if len(grants) != 1 || grants[0].ClientID != tc.wantID || grants[0].Scope != tc.wantScope {
+					t.Fatalf("token requests %+v; want one with client_id %q and scope %q", grants, tc.wantID, tc.wantScope)
+				}
+				st := s.readCredentials()
+				o, _ := st.Raw["claudeAiOauth"].(map[string]any)
+				exp, _ := st.ExpiresAt.Int64()
+				if st.Access+"\n" != r.stdout || st.Refresh == refresh || time.UnixMilli(exp).Before(time.Now().Add(50*time.Minute)) {
+					t.Errorf("saved tokens: new access %v, rotated refresh %v, expiresAt %d", st.Access+"\n" == r.stdout, st.Refresh != refresh, exp)
+				}
+				if o["subscriptionType"] != "max" || o["rateLimitTier"] != "default_claude_max_20x" || fmt.Sprint(o["scopes"]) != "[user:inference user:profile]" ||
+					(strings.Contains(tc.extra, "clientId") && o["clientId"] != "stored-client") || st.Raw["mcpOAuth"] == nil {
+					t.Errorf("saved document lost a field Claude Code reads: %v", st.Raw)
+				}
+			})
+		})
+	}
 }

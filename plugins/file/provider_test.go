@@ -118,6 +118,10 @@ func TestRead(t *testing.T) {
 		"scope_not_string.json":     {wantErr: "claudeAiOauth.scopes: element 1: want a string, got null"},
 		"no_key.json":               {wantErr: `no "claudeAiOauth" object`, notFound: true},
 		"empty_access.json":         {wantErr: "claudeAiOauth has no accessToken", notFound: true},
+		// What Claude Code writes when its refresh token is refused
+		// (invalid_grant): its login blanked, to be redone. Not-found, not
+		// a fault, so the chain moves on and credhost writes nothing.
+		"blanked_after_invalid_grant.json": {wantErr: "claudeAiOauth has no accessToken", notFound: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

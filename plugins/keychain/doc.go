@@ -1,13 +1,26 @@
-// Package keychain is the credhost provider for the OS keychain: the macOS
-// Keychain, or a Secret Service (gnome-keyring, KeePassXC) over D-Bus on
-// Linux, through zalando/go-keyring. By default it reads the item Claude Code
-// writes: service "Claude Code-credentials", account the current user,
-// holding the same JSON document as the credentials file (sdk/credjson).
+// Package keychain is the credhost provider for the OS keychain. By default
+// it reads and writes the item Claude Code keeps its login in, holding the
+// same JSON document as the credentials file (sdk/credjson):
+//
+//   - macOS: the login Keychain, through /usr/bin/security exactly as the
+//     client drives it (security.go says how and why): service "Claude
+//     Code-credentials" (with "-" and 8 hex digits of sha256 of the config
+//     directory when $CLAUDE_CONFIG_DIR is set), account $USER, the plain
+//     JSON document as the item's data. The secret is never a process
+//     argument, so a document must fit one `security -i` line: about 1.9 KB.
+//   - Linux and other Unix: a Secret Service (gnome-keyring, KeePassXC) over
+//     D-Bus, through zalando/go-keyring. Claude Code itself never uses one
+//     there (it keeps its login in the file only), so the embedded default
+//     leaves this provider out; configure it for your own items.
+//   - Windows: Credential Manager through go-keyring (the wincred provider
+//     is the fuller one). Claude Code on Windows keeps its login in the file.
 //
 // Config:
 //
-//	service: NAME        default "Claude Code-credentials"
-//	account: NAME        default the current user
+//	service: NAME        default Claude Code's service name (see above)
+//	account: NAME        default Claude Code's account: $USER, else the OS
+//	                     user name, else "claude-code-user" when the name is
+//	                     not [a-zA-Z0-9._-]+
 //	format: json|raw     json (default): the credentials document under key;
 //	                     raw: the secret is the access token alone
 //	key: NAME            default claudeAiOauth (json format)
@@ -15,15 +28,15 @@
 //	timeout: DURATION    bound on one keyring call, default 1s
 //
 // An unavailable keyring is not a fault: with no session bus, no Secret
-// Service, or a locked collection whose unlock prompt nobody answers, Read
+// Service, or a locked keychain whose unlock prompt nobody answers, Read
 // reports sdk.ErrNotFound with a one-line reason and a hint, within the
 // timeout, and the chain moves on. It never starts a D-Bus or keyring daemon:
 // without $DBUS_SESSION_BUS_ADDRESS it does not call D-Bus at all (godbus
 // would otherwise autolaunch one through dbus-launch).
 //
 // Save is read-modify-write in json format (every key it does not own is
-// kept) and checks the platform's size limit (macOS about 3000 bytes,
-// Windows 2560) before anything is written. Refresh is the OAuth
+// kept) and checks the platform's size limit (macOS: one security line,
+// Windows 2560 bytes) before anything is written. Refresh is the OAuth
 // refresh_token grant (sdk/oauth), in json format when a token_url is set.
 // The host serialises refreshes across processes with a flock file keyed
 // by service and account in the user's lock directory

@@ -2,13 +2,18 @@
 
 package keychain
 
-// available: the macOS Keychain is always there (it may be locked).
-func available(func(string) (string, bool)) error { return nil }
+// systemStore is the macOS Keychain through /usr/bin/security, as Claude
+// Code reads and writes it (see securityTool for why not go-keyring, whose
+// items hold "go-keyring-base64:" data the client cannot parse).
+func systemStore(func(string) (string, bool)) Store {
+	return securityTool{path: "/usr/bin/security"}
+}
 
-// sizeLimit is go-keyring's macOS limit on service, account and secret
-// together (the security tool's command line): what is left for the secret.
+// sizeLimit is the largest secret one `security -i` line carries for this
+// service and account: credhost never passes the secret as an argument.
 func sizeLimit(service, account string) (int, string) {
-	return 3000 - len(service) - len(account), "the macOS Keychain takes about 3000 bytes for service, account and secret together"
+	n := maxSecret(service, account)
+	return n, "the macOS Keychain item takes at most " + itoa(n) + " bytes through security's standard input (credhost never passes a secret as a process argument)"
 }
 
 func hint() string {

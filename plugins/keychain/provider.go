@@ -2,16 +2,21 @@ package keychain
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/user"
+	"regexp"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/credhost/credhost/sdk"
 	"github.com/credhost/credhost/sdk/secretstore"
 )
 
 // DefaultService is the keychain service Claude Code stores its credential
-// under.
+// under when no config directory is named (see claudeService).
 const DefaultService = "Claude Code-credentials"
 
 // Errors a Store returns; see sdk/secretstore.
@@ -59,7 +64,7 @@ func New(opts ...Option) *Provider {
 		o(p)
 	}
 	if p.store == nil {
-		p.store = systemStore{lookupEnv: p.lookupEnv}
+		p.store = systemStore(p.lookupEnv)
 	}
 	return p
 }
@@ -86,12 +91,10 @@ func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 		return err
 	}
 	if c.Service == "" {
-		c.Service = DefaultService
+		c.Service = claudeService(p.lookupEnv)
 	}
 	if c.Account == "" {
-		if c.Account = currentUser(p.lookupEnv); c.Account == "" {
-			return fmt.Errorf("%w: provider %q: key \"account\": not set, and the current user is unknown", sdk.ErrInvalidConfig, req.Name)
-		}
+		c.Account = currentUser(p.lookupEnv)
 	}
 	limit, why := p.limit(c.Service, c.Account)
 	item, err := secretstore.NewItem(secretstore.Spec{
@@ -110,15 +113,49 @@ func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 	return nil
 }
 
-// currentUser is the account Claude Code uses: the login name.
+// fallbackAccount is the account Claude Code uses when the user name is
+// unknown or not a plain name.
+const fallbackAccount = "claude-code-user"
+
+// plainName is the account names Claude Code uses as they are.
+var plainName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+// currentUser is the account Claude Code uses: $USER, else the OS user
+// name, and "claude-code-user" when neither is known or the name is not
+// [a-zA-Z0-9._-]+ (a Windows DOMAIN\user, say).
 func currentUser(lookupEnv func(string) (string, bool)) string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	for _, v := range []string{"USER", "USERNAME", "LOGNAME"} {
-		if s, ok := lookupEnv(v); ok && s != "" {
-			return s
+	name, _ := lookupEnv("USER")
+	if name == "" {
+		if u, err := user.Current(); err == nil {
+			name = u.Username
 		}
 	}
-	return ""
+	if !plainName.MatchString(name) {
+		return fallbackAccount
+	}
+	return name
+}
+
+// claudeService is the service name Claude Code keeps its login under:
+// "Claude Code" + "-custom-oauth" when $CLAUDE_CODE_CUSTOM_OAUTH_URL is set
+// + "-credentials" + "-" and the first 8 hex digits of the SHA-256 of the
+// config directory when one is named: $CLAUDE_SECURESTORAGE_CONFIG_DIR when
+// it is set (an empty value: no suffix), else $CLAUDE_CONFIG_DIR when it is
+// not empty. The client hashes the variable's value as written (Unicode
+// NFC), not a resolved path.
+func claudeService(lookupEnv func(string) (string, bool)) string {
+	service := "Claude Code"
+	if v, _ := lookupEnv("CLAUDE_CODE_CUSTOM_OAUTH_URL"); v != "" {
+		service += "-custom-oauth"
+	}
+	service += "-credentials"
+	dir, ok := lookupEnv("CLAUDE_SECURESTORAGE_CONFIG_DIR")
+	if !ok {
+		dir, _ = lookupEnv("CLAUDE_CONFIG_DIR")
+	}
+	if dir != "" {
+		sum := sha256.Sum256([]byte(norm.NFC.String(dir)))
+		service += "-" + hex.EncodeToString(sum[:])[:8]
+	}
+	return service
 }

@@ -36,7 +36,7 @@ func requireSecretService(t *testing.T) {
 	if _, err := exec.LookPath("secret-tool"); err != nil {
 		skip("secret-tool (libsecret-tools) is not installed")
 	}
-	if _, err := (systemStore{lookupEnv: os.LookupEnv}).Get("credhost-probe", "probe"); err != nil && err != ErrNoItem {
+	if _, err := systemStore(os.LookupEnv).Get("credhost-probe", "probe"); err != nil && err != ErrNoItem {
 		skip("no usable Secret Service: %v", err)
 	}
 }

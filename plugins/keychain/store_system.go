@@ -1,3 +1,5 @@
+//go:build !darwin
+
 package keychain
 
 import (
@@ -7,14 +9,22 @@ import (
 	"github.com/zalando/go-keyring"
 )
 
-// systemStore is the OS keyring through go-keyring.
-type systemStore struct {
+// systemStore is the OS keyring: a Secret Service over D-Bus, or Windows
+// Credential Manager, through go-keyring (macOS has its own driver, the
+// security command; see security.go).
+func systemStore(lookupEnv func(string) (string, bool)) Store {
+	return goKeyring{lookupEnv: lookupEnv}
+}
+
+// goKeyring is the OS keyring through go-keyring, which speaks the Secret
+// Service's D-Bus protocol and Credential Manager's API without cgo.
+type goKeyring struct {
 	lookupEnv func(string) (string, bool)
 }
 
 // Get maps go-keyring's answers to ErrNoItem and ErrUnavailable: any failure
 // other than "no such item" means the keyring cannot be used right now.
-func (s systemStore) Get(service, account string) (string, error) {
+func (s goKeyring) Get(service, account string) (string, error) {
 	if err := available(s.lookupEnv); err != nil {
 		return "", err
 	}
@@ -29,7 +39,7 @@ func (s systemStore) Get(service, account string) (string, error) {
 }
 
 // Set stores the secret; the size limit was checked before.
-func (s systemStore) Set(service, account, secret string) error {
+func (s goKeyring) Set(service, account, secret string) error {
 	if err := available(s.lookupEnv); err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -201,7 +202,7 @@ func (c *Client) Refresh(ctx context.Context, old sdk.Credential) (sdk.Credentia
 	if old.RefreshToken == "" {
 		return sdk.Credential{}, &Error{Err: errors.New("no refresh token to refresh with")}
 	}
-	body, contentType, err := c.requestBody(old.RefreshToken)
+	body, contentType, err := c.requestBody(old)
 	if err != nil {
 		return sdk.Credential{}, &Error{Err: err}
 	}
@@ -280,12 +281,13 @@ func (c *Client) Refresh(ctx context.Context, old sdk.Credential) (sdk.Credentia
 	return out, nil
 }
 
-func (c *Client) requestBody(refreshToken string) ([]byte, string, error) {
-	scope := strings.Join(c.cfg.Scopes, " ")
+func (c *Client) requestBody(old sdk.Credential) ([]byte, string, error) {
+	clientID, scopes := c.clientAndScopes(old)
+	scope := strings.Join(scopes, " ")
 	if c.cfg.BodyFormat == BodyJSON {
-		m := map[string]string{"grant_type": "refresh_token", "refresh_token": refreshToken}
-		if c.cfg.ClientID != "" {
-			m["client_id"] = c.cfg.ClientID
+		m := map[string]string{"grant_type": "refresh_token", "refresh_token": old.RefreshToken}
+		if clientID != "" {
+			m["client_id"] = clientID
 		}
 		if scope != "" {
 			m["scope"] = scope
@@ -293,9 +295,9 @@ func (c *Client) requestBody(refreshToken string) ([]byte, string, error) {
 		b, err := json.Marshal(m)
 		return b, "application/json", err
 	}
-	v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
-	if c.cfg.ClientID != "" {
-		v.Set("client_id", c.cfg.ClientID)
+	v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {old.RefreshToken}}
+	if clientID != "" {
+		v.Set("client_id", clientID)
 	}
 	if scope != "" {
 		v.Set("scope", scope)
@@ -325,6 +327,30 @@ func redirectError(resp *http.Response, sent []string) error {
 		return fmt.Errorf("redirect to an unreadable Location; %s", why)
 	}
 	return fmt.Errorf("redirect to %s://%s; %s", scrub(loc.Scheme, sent...), scrub(loc.Host, sent...), why)
+}
+
+// clientAndScopes picks the client id and the scopes to request for old. A
+// client id stored with the credential (under ClientIDMetadata) wins over
+// the configured one, and such a credential asks for its own stored scopes
+// (Scopes when it has none): the default scopes belong to the default
+// client. Otherwise the request carries Scopes, then each stored scope that
+// KeepScopes lists, without repeats.
+func (c *Client) clientAndScopes(old sdk.Credential) (string, []string) {
+	if key := c.cfg.ClientIDMetadata; key != "" {
+		if id := old.Metadata[key]; id != "" {
+			if len(old.Scopes) > 0 {
+				return id, old.Scopes
+			}
+			return id, c.cfg.Scopes
+		}
+	}
+	scopes := slices.Clone(c.cfg.Scopes)
+	for _, s := range old.Scopes {
+		if slices.Contains(c.cfg.KeepScopes, s) && !slices.Contains(scopes, s) {
+			scopes = append(scopes, s)
+		}
+	}
+	return c.cfg.ClientID, scopes
 }
 
 // decodeJSON decodes a token response, refusing what is not JSON (an HTML

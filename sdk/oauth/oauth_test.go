@@ -190,3 +190,47 @@ func TestRetryAfterIsCapped(t *testing.T) {
 		}
 	}
 }
+
+// TestClientIDAndScopesPerCredential checks what a grant asks for, in both
+// body formats: Scopes always, then the stored scopes KeepScopes lists; a
+// client id stored under ClientIDMetadata replaces ClientID and brings the
+// credential's own scopes (Scopes when it has none).
+func TestClientIDAndScopesPerCredential(t *testing.T) {
+	t.Parallel()
+	cfg := sdk.OAuthConfig{ClientID: "default-client", Scopes: []string{"a", "b"}, KeepScopes: []string{"k1", "k2"}, ClientIDMetadata: "clientId", Timeout: 2 * time.Second}
+	tests := map[string]struct {
+		cfg       sdk.OAuthConfig
+		stored    []string
+		meta      map[string]string
+		wantID    string
+		wantScope string
+	}{
+		"default scopes and the kept stored ones": {cfg: cfg, stored: []string{"b", "k2", "other"}, wantID: "default-client", wantScope: "a b k2"},
+		"nothing stored":                     {cfg: cfg, wantID: "default-client", wantScope: "a b"},
+		"stored client id and its scopes":    {cfg: cfg, stored: []string{"x", "y"}, meta: map[string]string{"clientId": "stored"}, wantID: "stored", wantScope: "x y"},
+		"stored client id, no stored scopes": {cfg: cfg, meta: map[string]string{"clientId": "stored"}, wantID: "stored", wantScope: "a b"},
+		"empty stored client id":             {cfg: cfg, stored: []string{"k1"}, meta: map[string]string{"clientId": ""}, wantID: "default-client", wantScope: "a b k1"},
+		"metadata key not configured":        {cfg: sdk.OAuthConfig{ClientID: "default-client", Timeout: time.Second}, meta: map[string]string{"clientId": "stored"}, wantID: "default-client"},
+	}
+	for name, tc := range tests {
+		for _, body := range []string{oauth.BodyForm, oauth.BodyJSON} {
+			t.Run(name+"/"+body, func(t *testing.T) {
+				t.Parallel()
+				srv := oauthtest.NewServer(t)
+				cfg := tc.cfg
+				cfg.TokenURL, cfg.BodyFormat = srv.TokenURL(), body
+				c, err := oauth.New(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				access, refresh := srv.Issue()
+				if _, err := c.Refresh(context.Background(), sdk.Credential{AccessToken: access, RefreshToken: refresh, Scopes: tc.stored, Metadata: tc.meta}); err != nil {
+					t.Fatal(err)
+				}
+				if g := srv.Grants(); len(g) != 1 || g[0].ClientID != tc.wantID || g[0].Scope != tc.wantScope {
+					t.Errorf("grants %+v; want client_id %q scope %q", g, tc.wantID, tc.wantScope)
+				}
+			})
+		}
+	}
+}

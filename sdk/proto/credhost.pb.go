@@ -237,7 +237,12 @@ type OAuthConfig struct {
 	BodyFormat string   `protobuf:"bytes,4,opt,name=body_format,json=bodyFormat,proto3" json:"body_format,omitempty"`
 	Scopes     []string `protobuf:"bytes,5,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// Per-request timeout; 0 means the provider's default.
-	TimeoutMs     int64 `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	TimeoutMs int64 `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// Names a credential metadata key whose non-empty value is the client id
+	// for that credential (a login made by another OAuth client); empty: none.
+	ClientIdMetadata string `protobuf:"bytes,7,opt,name=client_id_metadata,json=clientIdMetadata,proto3" json:"client_id_metadata,omitempty"`
+	// Stored scopes that are sent again with the default scopes.
+	KeepScopes    []string `protobuf:"bytes,8,rep,name=keep_scopes,json=keepScopes,proto3" json:"keep_scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -312,6 +317,20 @@ func (x *OAuthConfig) GetTimeoutMs() int64 {
 		return x.TimeoutMs
 	}
 	return 0
+}
+
+func (x *OAuthConfig) GetClientIdMetadata() string {
+	if x != nil {
+		return x.ClientIdMetadata
+	}
+	return ""
+}
+
+func (x *OAuthConfig) GetKeepScopes() []string {
+	if x != nil {
+		return x.KeepScopes
+	}
+	return nil
 }
 
 type InfoRequest struct {
@@ -1014,7 +1033,7 @@ const file_credhost_proto_rawDesc = "" +
 	"\bmetadata\x18\x05 \x03(\v2%.credhost.v1.Credential.MetadataEntryR\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdc\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xab\x02\n" +
 	"\vOAuthConfig\x12\x1b\n" +
 	"\ttoken_url\x18\x01 \x01(\tR\btokenUrl\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12;\n" +
@@ -1023,7 +1042,10 @@ const file_credhost_proto_rawDesc = "" +
 	"bodyFormat\x12\x16\n" +
 	"\x06scopes\x18\x05 \x03(\tR\x06scopes\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\r\n" +
+	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\x12,\n" +
+	"\x12client_id_metadata\x18\a \x01(\tR\x10clientIdMetadata\x12\x1f\n" +
+	"\vkeep_scopes\x18\b \x03(\tR\n" +
+	"keepScopes\"\r\n" +
 	"\vInfoRequest\"\xbe\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +

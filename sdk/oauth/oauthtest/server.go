@@ -66,6 +66,22 @@ type Server struct {
 	arrived  int                // arrived (before Delay)
 	reuses   int
 	bodies   []string // content types seen
+	grants   []Grant  // client ids and scopes seen
+}
+
+// Grant is what one request asked for, besides its refresh token.
+type Grant struct {
+	// ClientID is the request's client_id ("" when absent).
+	ClientID string
+	// Scope is the request's scope parameter ("" when absent).
+	Scope string
+}
+
+// Grants lists the client id and scope of each request, in order.
+func (s *Server) Grants() []Grant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Grant(nil), s.grants...)
 }
 
 type family struct {
@@ -182,12 +198,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	grant, token, clientID, err := parseGrant(r)
+	grant, token, clientID, scope, err := parseGrant(r)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests++
 	s.bodies = append(s.bodies, r.Header.Get("Content-Type"))
+	s.grants = append(s.grants, Grant{ClientID: clientID, Scope: scope})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
@@ -251,7 +268,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // parseGrant reads a form or JSON body.
-func parseGrant(r *http.Request) (grant, token, clientID string, err error) {
+func parseGrant(r *http.Request) (grant, token, clientID, scope string, err error) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case "application/json":
@@ -259,18 +276,19 @@ func parseGrant(r *http.Request) (grant, token, clientID string, err error) {
 			GrantType    string `json:"grant_type"`
 			RefreshToken string `json:"refresh_token"`
 			ClientID     string `json:"client_id"`
+			Scope        string `json:"scope"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			return "", "", "", fmt.Errorf("bad JSON body: %v", err)
+			return "", "", "", "", fmt.Errorf("bad JSON body: %v", err)
 		}
-		return body.GrantType, body.RefreshToken, body.ClientID, nil
+		return body.GrantType, body.RefreshToken, body.ClientID, body.Scope, nil
 	case "application/x-www-form-urlencoded":
 		if err := r.ParseForm(); err != nil {
-			return "", "", "", err
+			return "", "", "", "", err
 		}
-		return r.PostForm.Get("grant_type"), r.PostForm.Get("refresh_token"), r.PostForm.Get("client_id"), nil
+		return r.PostForm.Get("grant_type"), r.PostForm.Get("refresh_token"), r.PostForm.Get("client_id"), r.PostForm.Get("scope"), nil
 	}
-	return "", "", "", fmt.Errorf("unsupported content type %q", strings.TrimSpace(mt))
+	return "", "", "", "", fmt.Errorf("unsupported content type %q", strings.TrimSpace(mt))
 }
 
 func writeError(w http.ResponseWriter, status int, code, desc string) {
