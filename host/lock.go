@@ -189,11 +189,39 @@ func openSafe(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	if err == nil {
 		err = checkOwned(path, st, false)
 	}
+	if err == nil && flag&os.O_CREATE != 0 {
+		err = giveToDirOwner(f, path, st)
+	}
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
+}
+
+// giveToDirOwner hands a file root just created beside a user's store to
+// the owner of its directory: otherwise that user's own credhost (and
+// Claude Code) would meet a lock file it may not use, and every later
+// refresh of theirs would fail.
+func giveToDirOwner(f *os.File, path string, st fs.FileInfo) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	if uid, ok := fileOwner(st); !ok || uid != 0 {
+		return nil
+	}
+	dst, err := os.Lstat(filepath.Dir(path))
+	if err != nil {
+		return nil
+	}
+	uid, gid, ok := fileOwnerGroup(dst)
+	if !ok || uid == 0 {
+		return nil
+	}
+	if err := f.Chown(uid, gid); err != nil {
+		return fmt.Errorf("%s: give it to the directory's owner (uid %d): %w", path, uid, err)
+	}
+	return nil
 }
 
 // checkOwned accepts a regular file (dir false) or a directory (dir true)

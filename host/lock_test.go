@@ -223,6 +223,35 @@ func TestRootSharesTheStoreOwnersLocks(t *testing.T) {
 	}
 }
 
+// TestLockFileRootCreatesBelongsToTheStoreOwner: root refreshing a user's
+// store for the first time creates the lock file beside it; the file must
+// be the user's, or the user's own later refreshes refuse a lock owned by
+// root and fail for good.
+func TestLockFileRootCreatesBelongsToTheStoreOwner(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "windows" || os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "cfg")
+	os.MkdirAll(dir, 0o700)
+	if err := os.Lchown(dir, 12345, 12346); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "store.lock")
+	release, _, err := takeLocks(context.Background(), []sdk.Lock{{Kind: sdk.LockFlock, Path: path}}, nil, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	st, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, gid, _ := fileOwnerGroup(st); uid != 12345 || gid != 12346 {
+		t.Errorf("root created %s as %d:%d; want the store owner's 12345:12346", path, uid, gid)
+	}
+}
+
 // TestUnknownLockKindRefusesRefresh: a lock this host cannot take (the
 // reserved provider kind, or one from a newer SDK) stops the refresh.
 func TestUnknownLockKindRefusesRefresh(t *testing.T) {

@@ -44,6 +44,14 @@ func fileOwner(st fs.FileInfo) (int, bool) {
 	return int(s.Uid), true
 }
 
+func fileOwnerGroup(st fs.FileInfo) (uid, gid int, ok bool) {
+	s, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(s.Uid), int(s.Gid), true
+}
+
 func fileLinks(st fs.FileInfo) (uint64, bool) {
 	s, ok := st.Sys().(*syscall.Stat_t)
 	if !ok {

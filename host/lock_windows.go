@@ -42,6 +42,8 @@ func unlockFile(f *os.File) error {
 // private to the user by their ACLs.
 func fileOwner(fs.FileInfo) (int, bool) { return 0, false }
 
+func fileOwnerGroup(fs.FileInfo) (uid, gid int, ok bool) { return 0, 0, false }
+
 func fileLinks(fs.FileInfo) (uint64, bool) { return 0, false }
 
 func stampOf(st fs.FileInfo) dirStamp { return dirStamp{mtime: st.ModTime().UnixNano()} }
