@@ -243,8 +243,7 @@ func (c *Client) Refresh(ctx context.Context, old sdk.Credential) (sdk.Credentia
 	if resp.StatusCode != http.StatusOK {
 		e := &Error{StatusCode: resp.StatusCode, RetryAfter: retryAfter}
 		if jsonErr == nil {
-			e.Code = scrub(tr.Error, sent...)
-			e.Description = scrub(tr.ErrorDescription, sent...)
+			e.Code, e.Description = scrubPair(tr.Error, tr.ErrorDescription, sent)
 		}
 		return sdk.Credential{}, e
 	}
@@ -252,7 +251,8 @@ func (c *Client) Refresh(ctx context.Context, old sdk.Credential) (sdk.Credentia
 		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: jsonErr}
 	}
 	if tr.Error != "" {
-		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Code: scrub(tr.Error, sent...), Description: scrub(tr.ErrorDescription, sent...)}
+		code, desc := scrubPair(tr.Error, tr.ErrorDescription, sent)
+		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Code: code, Description: desc}
 	}
 	if tr.AccessToken == "" {
 		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: errors.New("response has no access_token")}
@@ -301,6 +301,13 @@ func (c *Client) requestBody(refreshToken string) ([]byte, string, error) {
 		v.Set("scope", scope)
 	}
 	return []byte(v.Encode()), "application/x-www-form-urlencoded", nil
+}
+
+// scrubPair scrubs an answer's error and error_description together, so
+// a token split between them is caught too.
+func scrubPair(code, desc string, sent []string) (string, string) {
+	out := scrubFields(sent, code, desc)
+	return out[0], out[1]
 }
 
 // scrubbedError is an error whose message was scrubbed of server strings;
