@@ -112,7 +112,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	if path := m.info.LockPath; path != "" {
 		unlock, err := lockStore(ctx, path)
 		if err != nil {
-			return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: err}
+			return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: m.unexpand.applyErr(err)}
 		}
 		defer unlock()
 	}
@@ -136,8 +136,11 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: fmt.Errorf("token endpoint asked to wait; not retrying before %s", at.Format(time.RFC3339))}
 	}
 
-	// ctx already carries the refresh's deadline (see refresh).
+	// ctx already carries the refresh's deadline (see refresh). A
+	// refresh error may quote the config (the token URL): quote it as
+	// the config file says.
 	fresh, err := p.Refresh(ctx, current)
+	err = m.unexpand.applyErr(err)
 	if err != nil {
 		if ra := sdk.RetryDelay(err); ra > 0 {
 			m.setRetryAfter(now.Add(ra))
@@ -182,7 +185,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	// even when the answer used up the refresh's time: a store left holding
 	// the spent token makes the next refresh a reuse.
 	sctx, cancel := h.callContext(context.WithoutCancel(ctx))
-	err = p.Save(sctx, fresh)
+	err = m.unexpand.applyErr(p.Save(sctx, fresh))
 	cancel()
 	if err != nil {
 		h.logger.Warn("refreshed, but saving the new token failed; it is used for now and will be lost when this process ends", "provider", m.cfg.Name, "error", err.Error())

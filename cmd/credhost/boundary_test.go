@@ -216,3 +216,30 @@ func TestConfigValueFromASecretIsQuotedAsWritten(t *testing.T) {
 		}
 	}
 }
+
+// TestRefreshErrorQuotesTheTokenURLAsWritten: a token_url whose query
+// takes a key from ${TOKEN_KEY} (short, so only its quoting can tell it
+// from ordinary text) must be quoted as the config file says when the
+// refresh fails and the error names the URL, in token's warning and
+// refresh's error alike.
+func TestRefreshErrorQuotesTheTokenURLAsWritten(t *testing.T) {
+	t.Parallel()
+	const key = "hunter2pw"
+	inModes(t, func(t *testing.T, mode string) {
+		// Nothing listens on port 1: the refresh fails to connect, and
+		// net/http's message quotes the URL.
+		s := newSandbox(t)
+		s.setenv("TOKEN_KEY=" + key)
+		s.writeCredentials(validCredentials(time.Now().Add(time.Minute)))
+		cfg := s.writeConfig(fmt.Sprintf("version: 1\nplugins: {builtin: %s}\noauth:\n  token_url: https://127.0.0.1:1/v1/oauth/token?key=${TOKEN_KEY}\nproviders:\n  - {name: f, plugin: file}\n", mode))
+		for _, args := range [][]string{{"token"}, {"refresh"}} {
+			r := s.run(append(args, "--config", cfg)...)
+			if strings.Contains(r.stderr, key) {
+				t.Errorf("%v prints the key from the environment:\n%s", args, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "key=${TOKEN_KEY}") {
+				t.Errorf("%v does not quote the URL as the config says:\n%s", args, r.stderr)
+			}
+		}
+	})
+}
