@@ -244,3 +244,25 @@ func TestRefreshErrorQuotesTheTokenURLAsWritten(t *testing.T) {
 		}
 	})
 }
+
+// TestCommandFromASecretIsShownAsWritten: status, status --json and doctor
+// name an external plugin by its command; a command built from ${VAR}
+// holding a secret (a token pasted into the wrong variable) must be shown
+// as the config file spells it, as the start error already quotes it.
+func TestCommandFromASecretIsShownAsWritten(t *testing.T) {
+	t.Parallel()
+	const secret = "sk-ant-oat01-pasted-into-PLUGIN_DIR"
+	s := newSandbox(t)
+	s.setenv("PLUGIN_DIR=" + secret)
+	cfg := s.writeConfig("version: 1\nproviders:\n  - {name: ext, command: '/nonexistent/${PLUGIN_DIR}/plugin'}\n")
+	for _, args := range [][]string{{"status"}, {"status", "--json"}, {"doctor"}, {"token"}} {
+		r := s.run(append(args, "--config", cfg)...)
+		out := r.stdout + r.stderr
+		if strings.Contains(out, secret) {
+			t.Errorf("%v prints the secret:\n%s", args, out)
+		}
+		if !strings.Contains(out, "${PLUGIN_DIR}") {
+			t.Errorf("%v does not show the command as written:\n%s", args, out)
+		}
+	}
+}
