@@ -234,3 +234,15 @@ func TestTokenSplitBetweenErrorAndDescriptionIsScrubbed(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenURLPasswordIsNotQuoted: a token URL refused for plain http is
+// quoted in the error, but a password in it (client credentials in the
+// userinfo) is not.
+func TestTokenURLPasswordIsNotQuoted(t *testing.T) {
+	t.Parallel()
+	const password = "s3cr3t-client-pw"
+	_, err := oauth.New(sdk.OAuthConfig{TokenURL: "http://client:" + password + "@auth.example.com/token"})
+	if err == nil || strings.Contains(err.Error(), password) || !strings.Contains(err.Error(), "auth.example.com") {
+		t.Errorf("got %v; want the URL refused and quoted without its password", err)
+	}
+}

@@ -117,7 +117,13 @@ func CheckTokenURL(raw string) error {
 		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
 	}
 	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		return fmt.Errorf("%q: plain http is allowed only to a loopback host (127.0.0.1, ::1, localhost); use https", raw)
+		// Quoted as given (so the host can quote it as the config file
+		// says), but never with a password in it.
+		shown := raw
+		if _, ok := u.User.Password(); ok {
+			shown = u.Redacted()
+		}
+		return fmt.Errorf("%q: plain http is allowed only to a loopback host (127.0.0.1, ::1, localhost); use https", shown)
 	}
 	return nil
 }
