@@ -36,7 +36,8 @@ func (h *Host) Doctor(ctx context.Context) []Report {
 	for _, m := range h.members {
 		r := Report{Provider: m.cfg.Name, Plugin: m.cfg.Plugin}
 		if r.Plugin == "" {
-			r.Plugin = m.cfg.Command
+			// As the config file spells it, like the errors that quote it.
+			r.Plugin = m.unexpand.apply(m.cfg.Command)
 		}
 		if m.cfg.Command != "" && m.cfg.SHA256 != "" {
 			if f, ok := checkPin(m.cfg.Command, m.cfg.SHA256); !ok {

@@ -431,13 +431,19 @@ func TestUnexpandKeepsPathsAndWords(t *testing.T) {
 		{raw: "${CREDHOST_BUILTIN:-in-process}", value: "in-process"},
 		{raw: "${CLAUDE_CONFIG_DIR}", value: "/home/alice/.claude-work"},
 		{raw: "${SECRET}", value: "sk_ant_secret_value"},
+		{raw: "FOO_${SHORT}", value: "FOO_hunter2"},
+		{raw: "${SHORT}", value: "hunter2"},
+		{raw: "${CREDHOST_BUILTIN}", value: "process"},
 	})
 	tests := map[string]string{
 		`no credentials file at /tmp/TestX-in-process/.credentials.json`: `no credentials file at /tmp/TestX-in-process/.credentials.json`,
 		`/home/alice/.claude-work/.credentials.json is mode 0644`:        `/home/alice/.claude-work/.credentials.json is mode 0644`,
 		`builtin "in-process": bad`:                                      `builtin "${CREDHOST_BUILTIN:-in-process}": bad`,
 		`path "/home/alice/.claude-work": not a directory`:               `path "${CLAUDE_CONFIG_DIR}": not a directory`,
-		`$sk_ant_secret_value is not set`:                                `$${SECRET} is not set`,
+		`$sk_ant_secret_value is not set`:                                `${SECRET} is not set`,
+		`$hunter2 is not set`:                                            `${SHORT} is not set`,
+		`$FOO_hunter2 is not set`:                                        `$FOO_${SHORT} is not set`,
+		`hunter2 and process`:                                            `hunter2 and process`,
 	}
 	for in, want := range tests {
 		if got := u.apply(in); got != want {

@@ -116,14 +116,14 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	}
 	locks, err := storeLocks(m.info)
 	if err != nil {
-		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: err}
+		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: m.unexpand.applyErr(err)}
 	}
 	// Across processes: hold the store's refresh locks over re-read,
 	// refresh and save, so a second process finds the new token in the
 	// store.
 	unlock, journal, err := takeLocks(ctx, inScope(locks, sdk.LockScopeRefresh), nil, h.logger)
 	if err != nil {
-		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: err}
+		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: m.unexpand.applyErr(err)}
 	}
 	defer unlock()
 	now := h.now()
@@ -150,8 +150,11 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: fmt.Errorf("token endpoint asked to wait; not retrying before %s", at.Format(time.RFC3339))}
 	}
 
-	// ctx already carries the refresh's deadline (see refresh).
+	// ctx already carries the refresh's deadline (see refresh). A
+	// refresh error may quote the config (the token URL): quote it as
+	// the config file says.
 	fresh, err := p.Refresh(ctx, current)
+	err = m.unexpand.applyErr(err)
 	if err != nil {
 		if ra := sdk.RetryDelay(err); ra > 0 {
 			m.setRetryAfter(now, now.Add(ra))
@@ -201,7 +204,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	// The save-scope locks (another program's lock around its writes) are
 	// taken right before the save, inside the refresh locks, with a
 	// refresh.timeout of their own for the same reason.
-	err = h.save(context.WithoutCancel(ctx), m, p, fresh, locks, journal)
+	err = m.unexpand.applyErr(h.save(context.WithoutCancel(ctx), m, p, fresh, locks, journal))
 	if err != nil {
 		h.logger.Warn("refreshed, but saving the new token failed; it is used for now and will be lost when this process ends", "provider", m.cfg.Name, "error", err.Error())
 	} else {

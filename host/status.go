@@ -65,7 +65,8 @@ func (h *Host) Status(ctx context.Context) []ProviderStatus {
 func (h *Host) status(ctx context.Context, m *member, now time.Time) ProviderStatus {
 	st := ProviderStatus{Name: m.cfg.Name, Plugin: m.cfg.Plugin}
 	if st.Plugin == "" {
-		st.Plugin = m.cfg.Command
+		// As the config file spells it, like the errors that quote it.
+		st.Plugin = m.unexpand.apply(m.cfg.Command)
 	}
 	cred, err := h.read(ctx, m)
 	if err != nil {

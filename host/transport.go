@@ -39,7 +39,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// scheme (https to http included) goes on without the token, and a 401
 	// there forces no refresh.
 	if !sameOrigin(firstRequest(req).URL, req.URL) {
-		return t.base.RoundTrip(req)
+		return t.send(req, req)
 	}
 	ctx := req.Context()
 	res, err := t.h.Token(ctx)
@@ -47,7 +47,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, fmt.Errorf("credhost: %w", err)
 	}
-	resp, err := t.base.RoundTrip(withBearer(req, res.Credential.AccessToken))
+	resp, err := t.send(req, withBearer(req, res.Credential.AccessToken))
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
@@ -69,7 +69,20 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return t.base.RoundTrip(withBearer(replay, fresh.Credential.AccessToken))
+	return t.send(req, withBearer(replay, fresh.Credential.AccessToken))
+}
+
+// send sends out, made from req, through the base transport. The next
+// redirect hop finds the original request through Response.Request, so
+// it is set to req when the base left it unset (a caching or mocking
+// layer may): without it a hop would look like a request of its own and
+// get the token, wherever it points.
+func (t *transport) send(req, out *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(out)
+	if resp != nil && resp.Request == nil {
+		resp.Request = req
+	}
+	return resp, err
 }
 
 // firstRequest walks a redirect hop back to the request the caller made:

@@ -255,3 +255,56 @@ func TestSameOrigin(t *testing.T) {
 		}
 	}
 }
+
+// responseWithoutRequest is a fake base transport: it forwards to
+// http.DefaultTransport but hands back responses without Response.Request,
+// as a caching, recording or mocking layer may build them.
+type responseWithoutRequest struct{}
+
+func (responseWithoutRequest) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if resp != nil {
+		resp.Request = nil
+	}
+	return resp, err
+}
+
+// TestTransportKeepsTheOriginWhateverTheBase: the token must stay with the
+// original host even when the base transport does not say which request a
+// redirect answered; the hop to another host (and a 401 there) gets no
+// token and refreshes nothing.
+func TestTransportKeepsTheOriginWhateverTheBase(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{http.StatusOK, http.StatusUnauthorized} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, rigOptions{})
+			r.seed(testNow.Add(time.Hour))
+			var mu sync.Mutex
+			var seen []string
+			other := listenOn(t, "127.0.0.2:0", false, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				mu.Lock()
+				seen = append(seen, req.Header.Get("Authorization"))
+				mu.Unlock()
+				w.WriteHeader(status)
+			}))
+			api := listenOn(t, "127.0.0.1:0", false, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				http.Redirect(w, req, other.URL+"/elsewhere", http.StatusFound)
+			}))
+			client := &http.Client{Transport: r.host.Transport(responseWithoutRequest{})}
+			resp, err := client.Get(api.URL + "/v1/messages")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) != 1 || seen[0] != "" {
+				t.Errorf("the other host got Authorization %q; want one request without it", seen)
+			}
+			if n := r.srv.Requests(); n != 0 {
+				t.Errorf("%d token requests; want none", n)
+			}
+		})
+	}
+}

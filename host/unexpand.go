@@ -31,8 +31,9 @@ type unexpander struct {
 }
 
 // newUnexpander builds the rewrite for pairs: each value, as Go's %q and
-// JSON quote it and, when it may be a secret (at least minPlainUnexpand
-// long and not a path), plain, becomes its raw text; a longer value wins,
+// JSON quote it, as $NAME when it is a variable name, and, when it may be
+// a secret (at least minPlainUnexpand long and not a path), plain, becomes
+// its raw text; a longer value wins,
 // then the earlier pair, in one pass, so a replacement is never rewritten
 // again. A path is left plain so that messages keep naming the real file.
 func newUnexpander(pairs []expansion) unexpander {
@@ -54,6 +55,11 @@ func newUnexpander(pairs []expansion) unexpander {
 		v, _ := json.Marshal(e.value)
 		r, _ := json.Marshal(e.raw)
 		add(string(v), string(r))
+		if envName.MatchString(e.value) {
+			// A variable name is quoted as $NAME ("$NAME is not set"),
+			// unambiguous however short.
+			add("$"+e.value, "$"+strings.TrimPrefix(e.raw, "$"))
+		}
 		if len(e.value) >= minPlainUnexpand && !strings.ContainsAny(e.value, `/\`) {
 			add(inner(strconv.Quote(e.value)), inner(strconv.Quote(e.raw)))
 			add(e.value, e.raw)

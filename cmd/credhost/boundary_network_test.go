@@ -192,10 +192,11 @@ func assertScrubbed(t *testing.T, where, out string, tokens ...string) {
 // secret that is no variable name makes the env provider refuse its
 // config, and one that could be a name makes it report the variable unset;
 // either message must quote ${SECRET}, as the config file says, and never
-// the secret, in token, status and doctor alike.
+// the secret, in token, status and doctor alike; a short secret too, which
+// the env provider names unquoted, as $NAME.
 func TestConfigValueFromASecretIsQuotedAsWritten(t *testing.T) {
 	t.Parallel()
-	for name, secret := range map[string]string{"not a name": "sk-ant-secret-value", "a name": "sk_ant_secret_value"} {
+	for name, secret := range map[string]string{"not a name": "sk-ant-secret-value", "a name": "sk_ant_secret_value", "a short name": "hunter2pw"} {
 		for _, mode := range modes {
 			t.Run(name+"/"+mode, func(t *testing.T) {
 				t.Parallel()
@@ -205,7 +206,7 @@ func TestConfigValueFromASecretIsQuotedAsWritten(t *testing.T) {
 				for _, args := range [][]string{{"token"}, {"status"}, {"doctor"}, {"status", "--json"}} {
 					r := s.run(append(args, "--config", cfg)...)
 					out := r.stdout + r.stderr
-					if strings.Contains(out, "secret-value") || strings.Contains(out, "secret_value") {
+					if strings.Contains(out, secret) {
 						t.Errorf("%v prints the secret:\n%s", args, out)
 					}
 					if !strings.Contains(out, "${SECRET}") {
@@ -213,6 +214,55 @@ func TestConfigValueFromASecretIsQuotedAsWritten(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestRefreshErrorQuotesTheTokenURLAsWritten: a token_url whose query
+// takes a key from ${TOKEN_KEY} (short, so only its quoting can tell it
+// from ordinary text) must be quoted as the config file says when the
+// refresh fails and the error names the URL, in token's warning and
+// refresh's error alike.
+func TestRefreshErrorQuotesTheTokenURLAsWritten(t *testing.T) {
+	t.Parallel()
+	const key = "hunter2pw"
+	inModes(t, func(t *testing.T, mode string) {
+		// Nothing listens on port 1: the refresh fails to connect, and
+		// net/http's message quotes the URL.
+		s := newSandbox(t)
+		s.setenv("TOKEN_KEY=" + key)
+		s.writeCredentials(validCredentials(time.Now().Add(time.Minute)))
+		cfg := s.writeConfig(fmt.Sprintf("version: 1\nplugins: {builtin: %s}\noauth:\n  token_url: https://127.0.0.1:1/v1/oauth/token?key=${TOKEN_KEY}\nproviders:\n  - {name: f, plugin: file}\n", mode))
+		for _, args := range [][]string{{"token"}, {"refresh"}} {
+			r := s.run(append(args, "--config", cfg)...)
+			if strings.Contains(r.stderr, key) {
+				t.Errorf("%v prints the key from the environment:\n%s", args, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "key=${TOKEN_KEY}") {
+				t.Errorf("%v does not quote the URL as the config says:\n%s", args, r.stderr)
+			}
+		}
+	})
+}
+
+// TestCommandFromASecretIsShownAsWritten: status, status --json and doctor
+// name an external plugin by its command; a command built from ${VAR}
+// holding a secret (a token pasted into the wrong variable) must be shown
+// as the config file spells it, as the start error already quotes it.
+func TestCommandFromASecretIsShownAsWritten(t *testing.T) {
+	t.Parallel()
+	const secret = "sk-ant-oat01-pasted-into-PLUGIN_DIR"
+	s := newSandbox(t)
+	s.setenv("PLUGIN_DIR=" + secret)
+	cfg := s.writeConfig("version: 1\nproviders:\n  - {name: ext, command: '/nonexistent/${PLUGIN_DIR}/plugin'}\n")
+	for _, args := range [][]string{{"status"}, {"status", "--json"}, {"doctor"}, {"token"}} {
+		r := s.run(append(args, "--config", cfg)...)
+		out := r.stdout + r.stderr
+		if strings.Contains(out, secret) {
+			t.Errorf("%v prints the secret:\n%s", args, out)
+		}
+		if !strings.Contains(out, "${PLUGIN_DIR}") {
+			t.Errorf("%v does not show the command as written:\n%s", args, out)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -183,6 +184,9 @@ func (p *Provider) Read(context.Context) (sdk.Credential, error) {
 		return sdk.Credential{}, err
 	}
 	target, err := resolve(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return sdk.Credential{}, fmt.Errorf("%w: %v", sdk.ErrNotFound, err)
+	}
 	if err != nil {
 		return sdk.Credential{}, err
 	}
@@ -348,7 +352,9 @@ const maxLinks = 40
 // steps back from a resolved directory, not from the text. Unlike
 // filepath.EvalSymlinks it does not need the file to exist: from the first
 // missing component on (a dangling link's target, a file not yet written)
-// the rest of the path is taken as it reads. Read and Save both use it, so
+// the rest of the path is taken as it reads; a ".." there is an error
+// matching fs.ErrNotExist, as the kernel cannot step out of a directory
+// that does not exist. Read and Save both use it, so
 // a save replaces the file a read reads and leaves every link a link.
 func resolve(path string) (string, error) {
 	vol := filepath.VolumeName(path)
@@ -369,7 +375,12 @@ func resolve(path string) (string, error) {
 		st, err := os.Lstat(next)
 		if err != nil {
 			// Nothing exists from here on, so nothing is a link: the rest
-			// reads as it is written, and Save creates exactly that.
+			// reads as it is written, and Save creates exactly that. But
+			// the kernel cannot step back out of a missing directory, so
+			// a ".." after it opens nothing, and nothing may be created.
+			if slices.Contains(todo, "..") {
+				return "", fmt.Errorf("%s: %w: %s is missing and the path steps out of it with ..", path, fs.ErrNotExist, next)
+			}
 			return filepath.Join(append([]string{next}, todo...)...), nil
 		}
 		if st.Mode()&fs.ModeSymlink == 0 {

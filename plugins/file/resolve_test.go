@@ -2,6 +2,7 @@ package file_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -133,3 +134,36 @@ func mustSymlink(t *testing.T, target, link string) {
 }
 
 func contains(data []byte, s string) bool { return strings.Contains(string(data), s) }
+
+// TestSaveCreatesNothingThroughAMissingDirectoryAndDotDot: a link to
+// missing/../creds.json opens nothing (the kernel cannot step out of a
+// directory that does not exist), so the store is empty; a save must not
+// create creds.json beside the link, a file Read would then read and
+// Claude Code never would.
+func TestSaveCreatesNothingThroughAMissingDirectoryAndDotDot(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("symlinks need privileges on Windows")
+	}
+	t.Parallel()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, ".credentials.json")
+	mustSymlink(t, "missing/../creds.json", link)
+	if _, err := os.ReadFile(link); err == nil {
+		t.Fatal("the kernel opened the link; the test needs it not to")
+	}
+	p := configured(t, link)
+	if _, err := p.Read(context.Background()); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("Read: %v; want sdk.ErrNotFound, as the kernel finds nothing", err)
+	}
+	if err := p.Save(context.Background(), sdk.Credential{AccessToken: "at-saved"}); err == nil {
+		t.Errorf("Save succeeded; want an error, as the kernel can open nothing there")
+	}
+	for _, name := range []string{"creds.json", "missing"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("the save created %s", name)
+		}
+	}
+}

@@ -190,3 +190,59 @@ func jsonBody(m map[string]string) string {
 	b, _ := json.Marshal(m)
 	return string(b)
 }
+
+// TestTokenSplitBetweenErrorAndDescriptionIsScrubbed: an endpoint that
+// echoes the refresh token with its start in `error` and the rest in
+// `error_description` (in either order) must not leave both halves side by
+// side in the message, where a reader joins them again; the halves of a
+// short token are each under the length a lone piece is redacted at.
+func TestTokenSplitBetweenErrorAndDescriptionIsScrubbed(t *testing.T) {
+	t.Parallel()
+	for _, refresh := range []string{"test-refresh-f1-2", "rt-SPLIT-secret-abcdefghijklmnopqrstuvwxyz0123456789"} {
+		for _, at := range []int{1, 5, len(refresh) / 2, len(refresh) - 3} {
+			for _, swap := range []bool{false, true} {
+				head, tail := refresh[:at], refresh[at:]
+				code, desc := "bad "+head, tail+" rejected"
+				if swap {
+					code, desc = tail+" x", "y "+head
+				}
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusBadRequest)
+					io.WriteString(w, jsonBody(map[string]string{"error": code, "error_description": desc}))
+				}))
+				c, err := oauth.New(sdk.OAuthConfig{TokenURL: srv.URL})
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = c.Refresh(context.Background(), sdk.Credential{RefreshToken: refresh})
+				srv.Close()
+				var oe *oauth.Error
+				if !errors.As(err, &oe) {
+					t.Fatalf("got %v; want an *oauth.Error", err)
+				}
+				// The two fields as the message joins them, in the order
+				// that puts the halves together.
+				joined := oe.Code + oe.Description
+				if swap {
+					joined = oe.Description + oe.Code
+				}
+				if strings.Contains(strings.ReplaceAll(joined, " ", ""), refresh) || (strings.Contains(oe.Code+oe.Description, head) && strings.Contains(oe.Code+oe.Description, tail)) {
+					t.Errorf("token split at %d (swapped %v): error %q, description %q still hold both halves", at, swap, oe.Code, oe.Description)
+				}
+			}
+		}
+	}
+}
+
+// TestTokenURLPasswordIsNotQuoted: a token URL refused for plain http is
+// quoted in the error, but a password in it (client credentials in the
+// userinfo) is not.
+func TestTokenURLPasswordIsNotQuoted(t *testing.T) {
+	t.Parallel()
+	const password = "s3cr3t-client-pw"
+	_, err := oauth.New(sdk.OAuthConfig{TokenURL: "http://client:" + password + "@auth.example.com/token"})
+	if err == nil || strings.Contains(err.Error(), password) || !strings.Contains(err.Error(), "auth.example.com") {
+		t.Errorf("got %v; want the URL refused and quoted without its password", err)
+	}
+}

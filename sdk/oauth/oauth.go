@@ -118,7 +118,13 @@ func CheckTokenURL(raw string) error {
 		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
 	}
 	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		return fmt.Errorf("%q: plain http is allowed only to a loopback host (127.0.0.1, ::1, localhost); use https", raw)
+		// Quoted as given (so the host can quote it as the config file
+		// says), but never with a password in it.
+		shown := raw
+		if _, ok := u.User.Password(); ok {
+			shown = u.Redacted()
+		}
+		return fmt.Errorf("%q: plain http is allowed only to a loopback host (127.0.0.1, ::1, localhost); use https", shown)
 	}
 	return nil
 }
@@ -244,8 +250,7 @@ func (c *Client) Refresh(ctx context.Context, old sdk.Credential) (sdk.Credentia
 	if resp.StatusCode != http.StatusOK {
 		e := &Error{StatusCode: resp.StatusCode, RetryAfter: retryAfter}
 		if jsonErr == nil {
-			e.Code = scrub(tr.Error, sent...)
-			e.Description = scrub(tr.ErrorDescription, sent...)
+			e.Code, e.Description = scrubPair(tr.Error, tr.ErrorDescription, sent)
 		}
 		return sdk.Credential{}, e
 	}
@@ -253,7 +258,8 @@ func (c *Client) Refresh(ctx context.Context, old sdk.Credential) (sdk.Credentia
 		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: jsonErr}
 	}
 	if tr.Error != "" {
-		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Code: scrub(tr.Error, sent...), Description: scrub(tr.ErrorDescription, sent...)}
+		code, desc := scrubPair(tr.Error, tr.ErrorDescription, sent)
+		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Code: code, Description: desc}
 	}
 	if tr.AccessToken == "" {
 		return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: errors.New("response has no access_token")}
@@ -303,6 +309,13 @@ func (c *Client) requestBody(old sdk.Credential) ([]byte, string, error) {
 		v.Set("scope", scope)
 	}
 	return []byte(v.Encode()), "application/x-www-form-urlencoded", nil
+}
+
+// scrubPair scrubs an answer's error and error_description together, so
+// a token split between them is caught too.
+func scrubPair(code, desc string, sent []string) (string, string) {
+	out := scrubFields(sent, code, desc)
+	return out[0], out[1]
 }
 
 // scrubbedError is an error whose message was scrubbed of server strings;
