@@ -107,7 +107,7 @@ func TestPlainHTTPTokenURLIsAConfigError(t *testing.T) {
 		},
 		"from the environment, in the embedded default": {
 			env:  []string{"CLAUDE_OAUTH_TOKEN_URL=http://auth.example.com/v1/oauth/token"},
-			want: []string{"embedded default:13:14: oauth.token_url", "use https"},
+			want: []string{"embedded default:20:14: oauth.token_url", "use https"},
 		},
 	}
 	for name, tc := range tests {

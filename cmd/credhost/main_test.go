@@ -278,7 +278,7 @@ func TestConfigErrorsExit2(t *testing.T) {
 		},
 		"negative buffer from the environment": {
 			env:  []string{"CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS=-5"},
-			want: []string{"embedded default", "refresh.buffer", `"${CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS:-300}" is negative`},
+			want: []string{"embedded default", "refresh.buffer", `"${CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS:-600}" is negative`},
 		},
 		"unparsable buffer": {
 			config: "version: 1\nrefresh: {buffer: soon}\nproviders:\n  - {name: f, plugin: file}\n",
