@@ -140,10 +140,11 @@ type Result struct {
 
 // Token returns a usable credential. A cached one is served without any
 // provider call until it enters the expiry buffer; otherwise the chain is
-// walked (rule 1), an env token borrows its store's expiry when it is the
-// same token (rule 3), and a credential inside the buffer is refreshed
-// through its store, once for all concurrent callers, and saved (rules 4-9).
-// A failed refresh returns the old credential with Degraded set.
+// walked, an env token borrows its store's expiry when it is the same
+// token, and a credential inside the buffer is refreshed through its
+// store, once for all concurrent callers, and saved. A failed refresh
+// returns the old credential with Degraded set. The package documentation
+// names each rule and where it is applied.
 //
 // When no provider yields a credential, the error is a *ChainError
 // (errors.Is ErrNoCredential) that lists every provider's reason.
@@ -208,7 +209,7 @@ func (h *Host) forget(token string) {
 }
 
 // refreshOrDegrade refreshes res's credential through src, or returns res
-// marked degraded with the reason, logged as a warning (rule 7).
+// marked degraded with the reason, logged as a warning (degrade).
 func (h *Host) refreshOrDegrade(ctx context.Context, res Result, src *source, force bool) Result {
 	var reason error
 	switch {

@@ -9,14 +9,14 @@ import (
 	"github.com/credhost/credhost/sdk"
 )
 
-// needsRefresh is rule 4: a credential needs a refresh when it has an expiry
+// needsRefresh is the buffer rule: a credential needs a refresh when it has an expiry
 // and now + buffer >= expiry. An unknown expiry means "assume valid".
 func needsRefresh(c sdk.Credential, now time.Time, buffer time.Duration) bool {
 	return !c.ExpiresAt.IsZero() && !now.Add(buffer).Before(c.ExpiresAt)
 }
 
 // source is where a winning credential is refreshed and saved: the provider
-// it came from, or for an env token the store it borrowed from (rule 3).
+// it came from, or for an env token the store it borrowed from (the borrow rule).
 type source struct {
 	m    *member
 	cred sdk.Credential // the credential as that store holds it
@@ -78,7 +78,7 @@ type refreshResult struct {
 
 // refresh obtains a fresh credential through src, given stale (the token the
 // caller saw). Concurrent callers for the same store share one refresh
-// (rule 9). Inside it, the store is re-read first: if it already holds a
+// (the one-refresh rule). Inside it, the store is re-read first: if it already holds a
 // different, usable token (another process refreshed), that token wins and
 // nothing is sent. With force, a usable stored token is refreshed anyway
 // unless it differs from stale (a 401 on stale says nothing about it).
@@ -172,7 +172,8 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 		}
 		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: callError(ctx, err)}
 	}
-	// Rule 6, enforced here for every provider, private ones included.
+	// Keep the refresh token, enforced here for every provider, private ones
+	// included.
 	if fresh.AccessToken == "" {
 		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: errors.New("refresh returned an empty access token")}
 	}
@@ -197,7 +198,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 		h.logger.Warn("the new token expires within the refresh buffer, so every use will refresh it; lower refresh.buffer",
 			"provider", m.cfg.Name, "expires_in", left.Round(time.Second).String(), "buffer", h.buffer().String())
 	}
-	// Rule 8: a failed save still returns the new token. The endpoint has
+	// Save failure: a failed save still returns the new token. The endpoint has
 	// spent the old refresh token, so the save gets its own call timeout
 	// even when the answer used up the refresh's time: a store left holding
 	// the spent token makes the next refresh a reuse.

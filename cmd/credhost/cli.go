@@ -19,7 +19,7 @@ import (
 	"github.com/credhost/credhost/sdk"
 )
 
-// Exit codes (contract: DESIGN.md "Command line").
+// Exit codes, part of the command-line contract (README: "Commands").
 const (
 	exitOK            = 0
 	exitNoCredential  = 1

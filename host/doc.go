@@ -1,0 +1,91 @@
+// Package host walks a configured chain of credential providers and applies
+// the rules every provider shares, so a provider (sdk.Provider) only reads,
+// saves and refreshes its own store. It is what the credhost command runs,
+// and what a Go program embeds to get a token without a subprocess:
+//
+//	cfg, err := host.LoadConfig(host.LoadOptions{})
+//	h, err := host.New(cfg, host.WithBuiltins(builtins))
+//	defer h.Close()
+//	res, err := h.Token(ctx) // res.Credential.AccessToken
+//
+// # The rules
+//
+// Each rule is named here by what it does; code, tests and messages use the
+// same names.
+//
+//   - Chain. Providers are tried in config order; the first with a usable
+//     credential wins. A provider that holds nothing (sdk.ErrNotFound) is
+//     passed over quietly; one that fails (crash, timeout, bad data) is a
+//     warning naming it, and the walk goes on. When none yields a
+//     credential, the error is a *ChainError listing every provider with its
+//     reason and what to do. (Host.walk)
+//   - Never refresh an enterprise token. A provider that cannot refresh (an
+//     environment variable) is used as it is, whatever its expiry.
+//     (Host.refreshSource: no source, no refresh)
+//   - Borrow. An environment token with refresh_with borrows the expiry and
+//     refresh token of the first listed store holding the same access
+//     token, and is refreshed through that store; a store holding a
+//     different token lends nothing, so the user's chosen token is never
+//     replaced by a needless refresh. (Host.refreshSource)
+//   - Buffer. A credential needs a refresh when it has an expiry and
+//     now + refresh.buffer >= expiry; an unknown expiry means "assume
+//     valid". Config loading refuses a negative or unparsable buffer.
+//     (needsRefresh)
+//   - Expiry formats. Stores may write epoch milliseconds or seconds (above
+//     1e12 is milliseconds) or RFC 3339; providers parse all three with
+//     sdk.ParseExpiry and sdk.ExpiryFromEpoch.
+//   - Keep the refresh token. A refresh must yield a non-empty access token;
+//     a response without a refresh token keeps the old one; a missing
+//     expiry takes oauth.default_expires_in. The result is saved to the
+//     store it came from. (Host.refreshLocked)
+//   - Degrade. A refresh that fails (network, HTTP error, 429, bad JSON, a
+//     rejected refresh token) returns the old credential marked
+//     Result.Degraded, with a warning: it may still work for a while. A
+//     rejected refresh token first re-reads the store, since another
+//     process may have rotated it; only if the store still holds the
+//     rejected one is the user told to log in again. A Retry-After is
+//     honoured across processes (a record beside the store's lock). Nothing
+//     the host does after a failed refresh writes to the store.
+//     (Host.refreshOrDegrade, Host.refreshLocked, member.retryAfter)
+//   - Save failure. A refresh whose save fails still returns, and caches,
+//     the new token, with a warning that it was not persisted.
+//     (Host.refreshLocked)
+//   - One refresh. Concurrent callers in one process share one refresh of a
+//     store (singleflight); processes on one machine take the locks the
+//     store declares (sdk.Info.Locks: credhost's flock, and the directory
+//     locks Claude Code takes), re-read the store under them and use a
+//     token another process saved. With refresh-token rotation a second
+//     refresh of the same token revokes the whole family. (Host.refresh,
+//     takeLocks)
+//   - Reactive refresh. A 401 from the API forces one refresh of the token
+//     that was rejected, unless the chain already yields a different one.
+//     Transport replays the request once, deciding by status code alone.
+//     (Host.RefreshAfterUnauthorized, Host.Transport)
+//
+// A good result is served from memory, without any provider call, until it
+// enters the buffer.
+//
+// # Plugins
+//
+// A provider runs in the host's process (a built-in handed in with
+// WithBuiltins) or as a hashicorp/go-plugin subprocess (a built-in in
+// process mode, or any `command:`). Either way every call is bounded by
+// plugins.call_timeout. A plugin process gets a minimal environment, its
+// own process group (ended with the host), a cap on what it may send, and,
+// when its config pins a sha256, runs exactly the bytes that were hashed.
+// Nothing a plugin prints reaches the host's output verbatim.
+//
+// # Concurrency
+//
+// A Host is safe for concurrent use. Close ends its plugin processes; a
+// Host is not usable after Close.
+//
+// # Errors
+//
+// Token returns a *ChainError (errors.Is ErrNoCredential) when no provider
+// yields a credential; Refresh wraps ErrRefreshFailed when a forced refresh
+// is impossible or fails; configuration problems are *ConfigError
+// (errors.Is ErrConfig) with the file, line, column and key. Every
+// provider's failure is a *ProviderError naming the provider and the
+// operation. No error carries a secret.
+package host
