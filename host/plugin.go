@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -235,6 +236,10 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 				// Plugins log at the host's level; their stderr comes back
 				// through the host logger, named after the provider.
 				env = append(env, sdk.LogLevelEnv+"="+logLevel.String())
+				// Its process group is its own (see setProcessGroup).
+				if runtime.GOOS != "windows" {
+					env = append(env, sdk.OwnGroupEnv+"=1")
+				}
 				var err error
 				proc, err = newPluginProcess(name, c, env, exe, l)
 				if proc != nil {

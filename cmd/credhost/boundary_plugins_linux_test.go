@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	attackOnce sync.Once
+	attackBin  string
+	attackErr  error
+)
+
+// attackPlugin builds testdata/attackplugin (once per test binary) and
+// copies it to dir, so each test owns its file.
+func attackPlugin(t *testing.T, dir string) string {
+	t.Helper()
+	attackOnce.Do(func() {
+		attackBin = filepath.Join(filepath.Dir(credhostBin), "attackplugin")
+		out, err := exec.Command("go", "build", "-o", attackBin, "./testdata/attackplugin").CombinedOutput()
+		if err != nil {
+			attackErr = fmt.Errorf("build testdata/attackplugin: %v\n%s", err, out)
+		}
+	})
+	if attackErr != nil {
+		t.Fatal(attackErr)
+	}
+	data, err := os.ReadFile(attackBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "attackplugin")
+	if err := os.WriteFile(path, data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestKilledCredhostLeavesNoPluginBehindAWrapperScript: a plugin started
+// through a shell script that does not exec it (so the script, not the
+// plugin, is credhost's child) goes with a credhost killed outright, and
+// so do the script and the command the plugin was running.
+func TestKilledCredhostLeavesNoPluginBehindAWrapperScript(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	bin := attackPlugin(t, s.home)
+	wrapper := filepath.Join(s.home, "wrapper")
+	os.WriteFile(wrapper, []byte(fmt.Sprintf("#!/bin/sh\n%q \"$@\"\n", bin)), 0o700)
+	pids := filepath.Join(s.home, "pids")
+	for _, sub := range [][]string{{"token"}, {"status"}, {"doctor"}, {"exec", "--", "true"}} {
+		os.Remove(pids)
+		config := s.writeConfig(fmt.Sprintf("version: 1\nplugins: {call_timeout: 5m}\nproviders:\n  - {name: corp, command: %s, args: [\"spawn:%s\"]}\n", wrapper, pids))
+		cmd := exec.Command(credhostBin, append([]string{sub[0], "--config", config}, sub[1:]...)...)
+		cmd.Env = s.env
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		var plugin, child int
+		for {
+			if data, err := os.ReadFile(pids); err == nil {
+				if _, err := fmt.Sscan(string(data), &plugin, &child); err == nil {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("credhost %s: the plugin never started its command", sub[0])
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		script := parentOf(plugin)
+		cmd.Process.Kill()
+		cmd.Wait()
+		deadline = time.Now().Add(2 * time.Second)
+		for _, p := range []struct {
+			what string
+			pid  int
+		}{{"wrapper script", script}, {"plugin", plugin}, {"plugin's command", child}} {
+			for syscall.Kill(p.pid, 0) == nil && !zombie(p.pid) {
+				if time.Now().After(deadline) {
+					t.Errorf("credhost %s: the %s (pid %d) still runs 2s after credhost was killed", sub[0], p.what, p.pid)
+					syscall.Kill(p.pid, syscall.SIGKILL)
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+}
+
+// parentOf is pid's parent process ID, 0 if unknown.
+func parentOf(pid int) int {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) STATE PPID ...: comm may hold spaces and parentheses.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
