@@ -113,7 +113,7 @@ func (c *grpcClient) Info(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, statusToErr(err)
 	}
-	return Info{Name: resp.GetName(), Version: resp.GetVersion(), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh(), LockPath: resp.GetLockPath()}, nil
+	return Info{Name: pluginText(resp.GetName()), Version: pluginText(resp.GetVersion()), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh(), LockPath: resp.GetLockPath()}, nil
 }
 
 func (c *grpcClient) Configure(ctx context.Context, req ConfigureRequest) error {
@@ -155,7 +155,7 @@ func (c *grpcClient) Check(ctx context.Context) ([]Finding, error) {
 	}
 	var out []Finding
 	for _, f := range resp.GetFindings() {
-		out = append(out, Finding{Severity: f.GetSeverity(), Message: f.GetMessage(), Fix: f.GetFix()})
+		out = append(out, Finding{Severity: pluginText(f.GetSeverity()), Message: pluginText(f.GetMessage()), Fix: pluginText(f.GetFix())})
 	}
 	return out, nil
 }

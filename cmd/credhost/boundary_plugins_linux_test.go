@@ -112,3 +112,27 @@ func parentOf(pid int) int {
 	ppid, _ := strconv.Atoi(f[1])
 	return ppid
 }
+
+// TestPluginErrorTextIsCappedAndPrintable: an error a plugin returns (here
+// 100 KB with a terminal escape in it) reaches token's stderr, status,
+// status --json and doctor cut to a few hundred bytes, with no control
+// character that could rewrite the user's terminal.
+func TestPluginErrorTextIsCappedAndPrintable(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	bin := attackPlugin(t, s.home)
+	config := s.writeConfig(fmt.Sprintf("version: 1\nproviders:\n  - {name: corp, command: %s, args: [\"bigerr:100000\"]}\n", bin))
+	for _, args := range [][]string{{"token"}, {"token", "--log-level", "trace"}, {"status"}, {"status", "--json"}, {"doctor"}, {"doctor", "--json"}} {
+		r := s.run(append(args, "--config", config)...)
+		out := r.stdout + r.stderr
+		if !strings.Contains(out, "tok-secret-in-error") {
+			t.Errorf("credhost %s does not show the plugin's error at all:\n%.500s", strings.Join(args, " "), out)
+		}
+		if strings.Count(out, "x") > 8<<10 {
+			t.Errorf("credhost %s printed %d bytes of the plugin's 100 KB error; want it cut", strings.Join(args, " "), strings.Count(out, "x"))
+		}
+		if strings.ContainsRune(out, '\x1b') {
+			t.Errorf("credhost %s passes the plugin's escape character to the terminal", strings.Join(args, " "))
+		}
+	}
+}
