@@ -220,7 +220,7 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			HandshakeConfig:  sdk.Handshake,
 			VersionedPlugins: sdk.PluginSets(nil),
 			AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-			Logger:           logger,
+			Logger:           pluginLogger{logger},
 			StartTimeout:     cfg.Plugins.StartTimeout.Std(),
 			AutoMTLS:         true,
 			SkipHostEnv:      true,

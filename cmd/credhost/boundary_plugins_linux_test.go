@@ -136,3 +136,27 @@ func TestPluginErrorTextIsCappedAndPrintable(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginLogLinesAreCappedAndPrintable: what a plugin logs on stderr is
+// re-logged by credhost (that is what its stderr is for), but never with a
+// terminal escape in it and never a 60 KB line whole.
+func TestPluginLogLinesAreCappedAndPrintable(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	bin := attackPlugin(t, s.home)
+	config := s.writeConfig(fmt.Sprintf("version: 1\nproviders:\n  - {name: corp, command: %s, args: [stderr]}\n", bin))
+	for _, args := range [][]string{{"token"}, {"token", "--log-level", "trace"}, {"token", "--log-format", "json"}} {
+		r := s.run(append(args, "--config", config)...)
+		if !strings.Contains(r.stderr, "tok-secret-on-stderr json") {
+			t.Errorf("credhost %s does not re-log the plugin's error line:\n%.500s", strings.Join(args, " "), r.stderr)
+		}
+		if strings.ContainsRune(r.stderr, '\x1b') {
+			t.Errorf("credhost %s passes the plugin's escape character to the terminal", strings.Join(args, " "))
+		}
+		for _, c := range []string{"y", "z"} {
+			if n := strings.Count(r.stderr, c); n > 8<<10 {
+				t.Errorf("credhost %s re-logged %d bytes of a 30 KB field; want it cut", strings.Join(args, " "), n)
+			}
+		}
+	}
+}

@@ -6,7 +6,8 @@
 //	bigerr:N     Read fails with an error message of N bytes holding the
 //	             token text "tok-secret-in-error"
 //	stderr       logs "tok-secret-on-stderr" to stderr, as plain text and as
-//	             a JSON log line at error level, then serves a token
+//	             a JSON log line at error level with a terminal escape,
+//	             then a 60 KB JSON log line, then serves a token
 //	stdout       prints "tok-secret-on-stdout" after the handshake, then
 //	             serves a token
 //	meta:N       Read returns a token with N metadata entries of 1 KiB
@@ -35,6 +36,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "tok-secret-on-stderr plain")
 		fmt.Fprintln(os.Stderr, "panic: tok-secret-on-stderr panic")
 		fmt.Fprintln(os.Stderr, `{"@level":"error","@message":"tok-secret-on-stderr json \u001b[31mred"}`)
+		fmt.Fprintf(os.Stderr, `{"@level":"error","@message":"long %s","field":"%s"}`+"\n", strings.Repeat("y", 30000), strings.Repeat("z", 30000))
 	}
 	sdk.Serve(&provider{mode: mode})
 }
