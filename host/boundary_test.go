@@ -24,7 +24,7 @@ import (
 )
 
 // TestPluginProcessGetsOnlyTheEnvironmentItIsGiven: a plugin process sees
-// the base set (PATH, HOME, LC_*, ...), go-plugin's own variables and the
+// the base set (PATH, HOME, LC_TIME, ...), go-plugin's own variables and the
 // log level, plus what its provider's env: and its built-in's wiring name;
 // never a token variable nobody named for it.
 func TestPluginProcessGetsOnlyTheEnvironmentItIsGiven(t *testing.T) {

@@ -160,3 +160,42 @@ func TestPluginLogLinesAreCappedAndPrintable(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginSeesNoHostSecretUnlessNamed: a third-party plugin started by
+// credhost sees none of the host's secrets or loader and shell hooks, nor a
+// variable that merely starts like a locale or XDG one; what its env: names
+// it does see.
+func TestPluginSeesNoHostSecretUnlessNamed(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	bin := attackPlugin(t, s.home)
+	envFile := filepath.Join(s.home, "plugin-env")
+	s.setenv("ANTHROPIC_AUTH_TOKEN=tok-secret-1", "CLAUDE_CODE_OAUTH_TOKEN=tok-secret-2",
+		"AWS_SECRET_ACCESS_KEY=tok-secret-3", "GITHUB_TOKEN=tok-secret-4", "LD_PRELOAD=", "LD_LIBRARY_PATH=/nonexistent",
+		"GODEBUG=madvdontneed=1", "BASH_ENV=/nonexistent", "ENV=/nonexistent", "LC_SECRET=tok-secret-5",
+		"XDG_SESSION_TOKEN=tok-secret-6", "LC_TIME=C", "XDG_CONFIG_HOME="+s.home, "AWS_PROFILE=corp")
+	config := s.writeConfig(fmt.Sprintf("version: 1\nproviders:\n  - {name: corp, command: %s, args: [\"env:%s\"], env: [AWS_PROFILE]}\n", bin, envFile))
+	if r := s.run("token", "--config", config); r.code != 0 {
+		t.Fatalf("token: exit %d\n%s", r.code, r.stderr)
+	}
+	data, err := os.ReadFile(envFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, kv := range strings.Split(string(data), "\n") {
+		name, _, _ := strings.Cut(kv, "=")
+		got[name] = true
+	}
+	for _, name := range []string{"ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN",
+		"LD_PRELOAD", "LD_LIBRARY_PATH", "GODEBUG", "BASH_ENV", "ENV", "LC_SECRET", "XDG_SESSION_TOKEN"} {
+		if got[name] {
+			t.Errorf("the plugin sees $%s", name)
+		}
+	}
+	for _, name := range []string{"PATH", "HOME", "LC_TIME", "XDG_CONFIG_HOME", "AWS_PROFILE"} {
+		if !got[name] {
+			t.Errorf("the plugin lacks $%s", name)
+		}
+	}
+}
