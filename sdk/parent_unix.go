@@ -22,14 +22,14 @@ var (
 // host starts a plugin with a parent-death signal of SIGKILL, which also
 // reaches a wrapper script that did not exec the plugin; but it would end
 // the plugin before it could end its helpers. So a plugin of a credhost
-// host (OwnGroupEnv) trades it for SIGTERM, caught by watchParent. The
-// signal is kept by the thread that set it, so it must be the main one.
+// host (OwnGroupEnv) trades it for SIGTERM, caught by watchParent once
+// Serve runs (until then, and in a program that never serves, SIGTERM
+// simply ends the process). The signal is kept by the thread that set it,
+// so it must be the main one.
 func init() {
-	if os.Getenv(OwnGroupEnv) != "1" {
-		return
+	if os.Getenv(OwnGroupEnv) == "1" {
+		parentDeathSignal(syscall.SIGTERM)
 	}
-	signal.Notify(hostGone, syscall.SIGTERM)
-	parentDeathSignal(syscall.SIGTERM)
 }
 
 // watchParent ends the plugin when the process that started it is gone:
@@ -43,6 +43,7 @@ func init() {
 // group is the plugin's own (OwnGroupEnv: a wrapper script leads it),
 // taking with it any helper it spawned; otherwise only itself.
 func watchParent(interval time.Duration) {
+	signal.Notify(hostGone, syscall.SIGTERM)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 wait:
