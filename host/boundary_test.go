@@ -24,7 +24,7 @@ import (
 )
 
 // TestPluginProcessGetsOnlyTheEnvironmentItIsGiven: a plugin process sees
-// the base set (PATH, HOME, LC_*, ...), go-plugin's own variables and the
+// the base set (PATH, HOME, LC_TIME, ...), go-plugin's own variables and the
 // log level, plus what its provider's env: and its built-in's wiring name;
 // never a token variable nobody named for it.
 func TestPluginProcessGetsOnlyTheEnvironmentItIsGiven(t *testing.T) {
@@ -365,6 +365,65 @@ func TestOversizedRefreshedTokenIsRejected(t *testing.T) {
 			}
 			if out := logs.String(); strings.Contains(out, "Save was called") || !strings.Contains(out, "degraded") {
 				t.Errorf("logs: want the degraded refresh and no save:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestPinnedPluginThatWouldRunAsSomeoneElseIsRefused: a pinned plugin that
+// is set-user-ID or set-group-ID (it would run as another user, whom the
+// host cannot end), or a pinned script whose #! interpreter lies in a
+// directory anyone may write (the pin covers the script, not what runs
+// it), does not start; token and doctor name the file.
+func TestPinnedPluginThatWouldRunAsSomeoneElseIsRefused(t *testing.T) {
+	t.Parallel()
+	sh, err := os.ReadFile("/bin/sh")
+	if err != nil {
+		t.Skip("no /bin/sh")
+	}
+	tests := map[string]struct {
+		mode    os.FileMode
+		interp  bool // the #! line names a copy of sh in a world-writable directory
+		wantErr string
+	}{
+		"set-user-ID":                    {mode: 0o700 | os.ModeSetuid, wantErr: "is set-user-ID or set-group-ID"},
+		"set-group-ID":                   {mode: 0o700 | os.ModeSetgid, wantErr: "is set-user-ID or set-group-ID"},
+		"interpreter in a public folder": {mode: 0o700, interp: true, wantErr: "is writable by group or others"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			interp := "/bin/sh"
+			if tc.interp {
+				public := filepath.Join(dir, "public")
+				os.Mkdir(public, 0o700)
+				interp = filepath.Join(public, "sh")
+				if err := os.WriteFile(interp, sh, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				os.Chmod(public, 0o777)
+			}
+			path := filepath.Join(dir, "plugin")
+			script := fmt.Sprintf("#!%s\nexec %q %s found:A\n", interp, os.Args[0], helperArg)
+			if err := os.WriteFile(path, []byte(script), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256([]byte(script))
+			cfg := testConfig(true, "notfound")
+			cfg.Providers[0].Command, cfg.Providers[0].Args, cfg.Providers[0].SHA256 = path, nil, hex.EncodeToString(sum[:])
+			h, _ := newTestHost(t, cfg)
+			_, err := h.Token(context.Background())
+			var ce *ChainError
+			if !errors.As(err, &ce) || !strings.Contains(ce.Attempts[0].Error(), tc.wantErr) || !strings.Contains(ce.Attempts[0].Error(), path) {
+				t.Fatalf("Token: %v; want the start refused naming %s: %q", err, path, tc.wantErr)
+			}
+			reports := h.Doctor(context.Background())
+			if len(reports) == 0 || len(reports[0].Findings) == 0 || !strings.Contains(reports[0].Findings[0].Message, tc.wantErr) {
+				t.Errorf("doctor: %+v; want a finding %q", reports, tc.wantErr)
 			}
 		})
 	}

@@ -74,3 +74,16 @@ func TestProviderEnvNamesAreVariableNames(t *testing.T) {
 		t.Errorf("env %v; want [AWS_PROFILE HTTPS_PROXY]", got)
 	}
 }
+
+// TestCommandWithTildeUserIsAConfigError: `~user/x` names another user's
+// home, which credhost does not look up; it is a config error at the
+// command, not a directory named "~user" beside the config file.
+func TestCommandWithTildeUserIsAConfigError(t *testing.T) {
+	source := filepath.Join(t.TempDir(), "config.yaml")
+	yaml := "version: 1\nproviders:\n  - name: corp\n    command: ~root/bin/plugin\n"
+	_, err := ParseConfig([]byte(yaml), source, env(map[string]string{"HOME": t.TempDir()}))
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Key != "providers[0].command" || ce.Line != 4 || !strings.Contains(ce.Msg, "~root") {
+		t.Fatalf("got %v; want a config error at line 4 on providers[0].command naming ~root", err)
+	}
+}

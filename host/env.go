@@ -6,10 +6,18 @@ import (
 )
 
 // baseEnv are the variables every plugin process gets from the host, when
-// set: what any program needs to find its tools, home, locale, time zone
-// and temporary directory. Names ending in * are prefixes (LC_ALL,
-// LC_CTYPE, ...; XDG_CONFIG_HOME, XDG_RUNTIME_DIR, ...).
-var baseEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_*", "TZ", "TMPDIR", "XDG_*"}
+// set: what any program needs to find its tools, home, locale, time zone,
+// temporary directory and XDG base directories. Each is named in full: a
+// prefix (LC_*, XDG_*) would pass on whatever someone put behind it
+// (an LC_ variable forwarded by ssh, an XDG_SESSION_ cookie).
+var baseEnv = []string{
+	"PATH", "HOME", "USER", "LOGNAME", "TZ", "TMPDIR",
+	"LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "LC_TIME", "LC_COLLATE",
+	"LC_MONETARY", "LC_MESSAGES", "LC_PAPER", "LC_NAME", "LC_ADDRESS",
+	"LC_TELEPHONE", "LC_MEASUREMENT", "LC_IDENTIFICATION",
+	"XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME",
+	"XDG_RUNTIME_DIR", "XDG_CONFIG_DIRS", "XDG_DATA_DIRS",
+}
 
 // baseEnvWindows are what a Windows program needs besides: without
 // SystemRoot, for one, a Go program cannot even seed its random numbers.
@@ -45,14 +53,11 @@ func pluginEnv(environ []string, named []string) []string {
 	return out
 }
 
-// envMatch reports whether name is pattern (or starts with it, for a
-// pattern ending in *); case-blind on Windows, as its environment is.
+// envMatch reports whether name is pattern; case-blind on Windows, as its
+// environment is.
 func envMatch(pattern, name string) bool {
 	if runtime.GOOS == "windows" {
-		pattern, name = strings.ToUpper(pattern), strings.ToUpper(name)
-	}
-	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
-		return strings.HasPrefix(name, prefix)
+		return strings.EqualFold(pattern, name)
 	}
 	return pattern == name
 }

@@ -736,6 +736,9 @@ func (p *parser) commandPath(cmd string) (string, error) {
 			return "", fmt.Errorf("cannot expand ~ in %q: no home directory", cmd)
 		}
 		cmd = filepath.Join(home, cmd[1:])
+	} else if strings.HasPrefix(cmd, "~") {
+		user, _, _ := strings.Cut(cmd, "/")
+		return "", fmt.Errorf("%q: %s names another user's home, which credhost does not look up; give the path in full", cmd, user)
 	}
 	if filepath.IsAbs(cmd) {
 		return filepath.Clean(cmd), nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"runtime"
 	"sync"
 	"time"
 
@@ -184,7 +185,7 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			HandshakeConfig:  sdk.Handshake,
 			VersionedPlugins: sdk.PluginSets(nil),
 			AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-			Logger:           logger,
+			Logger:           pluginLogger{logger},
 			StartTimeout:     cfg.Plugins.StartTimeout.Std(),
 			AutoMTLS:         true,
 			SkipHostEnv:      true,
@@ -200,6 +201,10 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 				// Plugins log at the host's level; their stderr comes back
 				// through the host logger, named after the provider.
 				env = append(env, sdk.LogLevelEnv+"="+logLevel.String())
+				// Its process group is its own (see setProcessGroup).
+				if runtime.GOOS != "windows" {
+					env = append(env, sdk.OwnGroupEnv+"=1")
+				}
 				var err error
 				proc, err = newPluginProcess(name, c, env, exe, l)
 				if proc != nil {

@@ -49,6 +49,8 @@ type pluginProcess struct {
 	junk      atomic.Int64 // bytes printed on stdout that were not a handshake
 	rejected  atomic.Bool  // the first line was not a handshake
 
+	exited chan struct{} // closed once the process is reaped
+
 	mu     sync.Mutex
 	pid    int
 	reaped bool
@@ -60,7 +62,7 @@ var _ runner.Runner = (*pluginProcess)(nil)
 // newPluginProcess prepares cmd (not started) to run as a plugin, with env
 // as its whole environment and exe, when set, as the verified executable.
 func newPluginProcess(name string, cmd *exec.Cmd, env []string, exe *executable, logger hclog.Logger) (*pluginProcess, error) {
-	p := &pluginProcess{name: name, cmd: cmd, logger: logger, exe: exe}
+	p := &pluginProcess{name: name, cmd: cmd, logger: logger, exe: exe, exited: make(chan struct{})}
 	cmd.Env = env
 	cmd.Stdin = nil // the null device: a plugin must not read the user's terminal
 	setProcessGroup(cmd)
@@ -84,7 +86,7 @@ func newPluginProcess(name string, cmd *exec.Cmd, env []string, exe *executable,
 
 // Start starts the process and the stdout filter.
 func (p *pluginProcess) Start(context.Context) error {
-	err := p.cmd.Start()
+	err := startTiedToHost(p.cmd, p.exited)
 	// The child has its copies; the parent's write ends must go, or the
 	// readers never see EOF.
 	p.cmd.Stdout.(*os.File).Close()
@@ -162,6 +164,7 @@ func (p *pluginProcess) Wait(context.Context) error {
 		p.reaped = true
 		p.mu.Unlock()
 	}
+	close(p.exited)
 	p.cleanup()
 	return err
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -77,7 +80,7 @@ func statusToErr(err error) error {
 	if !ok {
 		return err
 	}
-	re := &remoteError{msg: st.Message()}
+	re := &remoteError{msg: pluginText(st.Message())}
 	for _, d := range st.Details() {
 		if ri, ok := d.(*errdetails.RetryInfo); ok {
 			re.retryDelay = ri.GetRetryDelay().AsDuration()
@@ -94,7 +97,7 @@ func statusToErr(err error) error {
 	case codes.Canceled:
 		re.sentinel = context.Canceled
 	case codes.Unavailable:
-		re.msg = fmt.Sprintf("plugin unavailable (exited or crashed?): %s", st.Message())
+		re.msg = fmt.Sprintf("plugin unavailable (exited or crashed?): %s", pluginText(st.Message()))
 	}
 	return re
 }
@@ -181,4 +184,33 @@ func oauthFromProto(o *pb.OAuthConfig) OAuthConfig {
 		out.KeepScopes = nil
 	}
 	return out
+}
+
+// maxPluginText caps a string a plugin sends for a message (an error, a
+// finding): enough for a real explanation with a path or two, short
+// enough that a plugin cannot flood the user's terminal or log.
+const maxPluginText = 1 << 10
+
+// pluginText makes a string from a plugin process safe for a message:
+// characters that are not printable (a terminal escape, a newline that
+// forges a log line) become spaces, and it is cut to maxPluginText bytes.
+func pluginText(s string) string {
+	cut := len(s) > maxPluginText
+	if cut {
+		n := maxPluginText
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n]
+	}
+	s = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	if cut {
+		s += "…"
+	}
+	return s
 }

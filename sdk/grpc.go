@@ -114,7 +114,7 @@ func (c *grpcClient) Info(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, statusToErr(err)
 	}
-	return Info{Name: resp.GetName(), Version: resp.GetVersion(), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh(), LockPath: resp.GetLockPath(), Locks: locksFromProto(resp.GetLocks())}, nil
+	return Info{Name: pluginText(resp.GetName()), Version: pluginText(resp.GetVersion()), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh(), LockPath: resp.GetLockPath(), Locks: locksFromProto(resp.GetLocks())}, nil
 }
 
 // legacyLockPath is what a host built before Info.Locks reads: the first
@@ -213,7 +213,7 @@ func (c *grpcClient) Check(ctx context.Context) ([]Finding, error) {
 	}
 	var out []Finding
 	for _, f := range resp.GetFindings() {
-		out = append(out, Finding{Severity: f.GetSeverity(), Message: f.GetMessage(), Fix: f.GetFix()})
+		out = append(out, Finding{Severity: pluginText(f.GetSeverity()), Message: pluginText(f.GetMessage()), Fix: pluginText(f.GetFix())})
 	}
 	return out, nil
 }

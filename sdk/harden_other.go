@@ -2,5 +2,10 @@
 
 package sdk
 
+import "syscall"
+
 // notDumpable has no equivalent here beyond RLIMIT_CORE.
 func notDumpable() {}
+
+// parentDeathSignal: no such signal here; watchParent polls instead.
+func parentDeathSignal(syscall.Signal) {}

@@ -48,5 +48,11 @@ func Logger() hclog.Logger {
 // LogLevelEnv carries the host's log level to plugin processes.
 const LogLevelEnv = "CREDHOST_LOG_LEVEL"
 
+// OwnGroupEnv is set to "1" by a host that starts each plugin process in
+// a process group of its own: a plugin started through a wrapper script
+// (not its group's leader) may then end the whole group when the host
+// goes, and a wrapper's other children go with it.
+const OwnGroupEnv = "CREDHOST_PLUGIN_GROUP"
+
 // parentPollInterval is how often a plugin checks that its host lives.
 const parentPollInterval = 150 * time.Millisecond
