@@ -81,8 +81,8 @@ func TestSaveWritesTheFileReadReads(t *testing.T) {
 				}
 			}
 			info, _ := p.Info(context.Background())
-			if info.LockPath != real+".lock" {
-				t.Errorf("lock path %s; want %s.lock, beside the real file", info.LockPath, real)
+			if len(info.Locks) == 0 || info.Locks[0].Path != real+".lock" {
+				t.Errorf("locks %v; want the flock %s.lock first, beside the real file", info.Locks, real)
 			}
 		})
 	}
