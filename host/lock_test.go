@@ -23,7 +23,7 @@ func claudeLikeLocks(dir string) []sdk.Lock {
 		{Kind: sdk.LockFlock, Path: filepath.Join(dir, "store.lock")},
 		{Kind: sdk.LockDir, Path: filepath.Join(dir, ".oauth_refresh.lock"), Stale: 10 * time.Second},
 		{Kind: sdk.LockDir, Path: dir + ".lock", Stale: 10 * time.Second},
-		{Kind: sdk.LockDir, Path: filepath.Join(dir, ".storage-write"), Stale: 15 * time.Second, Scope: sdk.LockScopeSave},
+		{Kind: sdk.LockDir, Path: filepath.Join(dir, ".storage-write.lock"), Stale: 15 * time.Second, Scope: sdk.LockScopeSave},
 	}
 }
 

@@ -63,7 +63,14 @@ type nodeHolder struct {
 
 func holdInNode(t *testing.T, dir string) *nodeHolder {
 	t.Helper()
-	cmd := nodeLocks(t, "hold", dir)
+	return holdLocksInNode(t, "hold", dir)
+}
+
+// holdLocksInNode starts claudelocks.js in a hold mode ("hold": the
+// refresh locks; "holdwrite": the write lock) and waits until it holds.
+func holdLocksInNode(t *testing.T, mode, dir string) *nodeHolder {
+	t.Helper()
+	cmd := nodeLocks(t, mode, dir)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +141,44 @@ func TestCredhostWaitsForClaudeCodesLock(t *testing.T) {
 	json.Unmarshal(stdout.Bytes(), &got)
 	if !got.Refreshed || srv.Requests() != 1 || srv.Reuses() != 0 {
 		t.Errorf("refreshed %v, %d requests, %d reuses; want one refresh after the release\n%s", got.Refreshed, srv.Requests(), srv.Reuses(), stderr.String())
+	}
+}
+
+// TestCredhostSavesOnlyOutsideClaudeCodesWriteLock: while a Node process
+// holds Claude Code's write lock (proper-lockfile on
+// <dir>/.storage-write, whose directory is <dir>/.storage-write.lock),
+// credhost may refresh but does not write the file; once the lock is
+// released, it saves.
+func TestCredhostSavesOnlyOutsideClaudeCodesWriteLock(t *testing.T) {
+	t.Parallel()
+	s, srv := newRefreshSandbox(t, "in-process")
+	old, _ := s.loginFile(srv, time.Now().Add(-time.Minute))
+	dir := filepath.Join(s.home, ".claude")
+	h := holdLocksInNode(t, "holdwrite", dir)
+
+	cmd := exec.Command(credhostBin, "token", "--json")
+	cmd.Env = s.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(8 * time.Second)
+	for srv.Requests() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	if got := s.readCredentials().Access; got != old {
+		t.Errorf("credhost wrote the credentials file while Claude Code held its write lock")
+	}
+	h.release(t)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("credhost token: %v\n%s", err, stderr.String())
+	}
+	var got tokenJSON
+	json.Unmarshal(stdout.Bytes(), &got)
+	if !got.Refreshed || s.readCredentials().Access != got.AccessToken {
+		t.Errorf("refreshed %v, saved %v; want the refreshed token saved after the release\n%s", got.Refreshed, s.readCredentials().Access == got.AccessToken, stderr.String())
 	}
 }
 
