@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -283,17 +284,49 @@ func TestStormWithClaudeCodeClients(t *testing.T) {
 			old, _ := s.loginFile(srv, time.Now().Add(-time.Minute))
 			dir := filepath.Join(s.home, ".claude")
 			const n = 4
+			// The Node clients start first and say when they are loaded
+			// (Node takes a second or more on a busy machine); then all
+			// begin at once, so a Node client reads the expiring file
+			// while credhost's first refresh is in flight unless the
+			// locks keep it out.
 			var wg sync.WaitGroup
 			start := make(chan struct{})
 			outs, errs := make([]string, 2*n), make([]string, 2*n)
-			for i := range 2 * n {
-				var cmd *exec.Cmd
-				if i < n {
-					cmd = exec.Command(credhostBin, "token")
-					cmd.Env = s.env
-				} else {
-					cmd = nodeLocks(t, "client", dir, srv.TokenURL(), old)
+			for i := n; i < 2*n; i++ {
+				cmd := nodeLocks(t, "client", dir, srv.TokenURL(), old)
+				stdin, err := cmd.StdinPipe()
+				if err != nil {
+					t.Fatal(err)
 				}
+				stdout, err := cmd.StdoutPipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var stderr bytes.Buffer
+				cmd.Stderr = &stderr
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { cmd.Process.Kill() })
+				out := bufio.NewReader(stdout)
+				if line, err := out.ReadString('\n'); line != "ready\n" {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatalf("node client: %q, %v; want ready\n%s", line, err, stderr.String())
+				}
+				wg.Go(func() {
+					<-start
+					stdin.Close()
+					rest, _ := io.ReadAll(out)
+					if err := cmd.Wait(); err != nil {
+						errs[i] = err.Error() + "\n" + stderr.String()
+					}
+					outs[i] = strings.TrimSpace(string(rest))
+				})
+			}
+			for i := range n {
+				cmd := exec.Command(credhostBin, "token")
+				cmd.Env = s.env
 				wg.Go(func() {
 					var stdout, stderr bytes.Buffer
 					cmd.Stdout, cmd.Stderr = &stdout, &stderr

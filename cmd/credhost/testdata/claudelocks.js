@@ -23,7 +23,8 @@
 //   node claudelocks.js probe DIR     check, then trylock, in one process:
 //                                     print {"refresh":bool,"legacy":bool,"trylock":"…"}
 //   node claudelocks.js client DIR TOKEN_URL EXPIRING_ACCESS
-//                                     one Claude Code-like refresh: lock (with
+//                                     print "ready", wait for stdin to close,
+//                                     then one Claude Code-like refresh: lock (with
 //                                     retries), re-read the credentials file,
 //                                     refresh if it still holds EXPIRING_ACCESS,
 //                                     write under the write lock, unlock; print
@@ -171,6 +172,11 @@ async function main() {
       return;
     }
     case 'client':
+      // Started and loaded: say so, and begin when stdin closes, so a
+      // test can start Node and credhost processes at the same moment.
+      console.log('ready');
+      process.stdin.resume();
+      await new Promise((r) => process.stdin.on('end', r));
       console.log(await client(dir));
       return;
   }
