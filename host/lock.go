@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -495,9 +496,14 @@ type journal struct {
 	prev map[string]dirStamp // what the previous holder left
 }
 
+// maxJournal bounds what is read of a journal: a few records of a few
+// hundred bytes each. A bigger file is not one credhost wrote (or not
+// all of it is); what lies past the bound is ignored, never held in memory.
+const maxJournal = 16 << 10
+
 func (j *journal) load() {
 	j.prev = map[string]dirStamp{}
-	sc := bufio.NewScanner(j.f)
+	sc := bufio.NewScanner(io.LimitReader(j.f, maxJournal))
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) != 5 {

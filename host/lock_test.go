@@ -511,3 +511,25 @@ func TestTakenOverDirLockStopsTheRefresh(t *testing.T) {
 		t.Errorf("the lock the other process took over was removed: %v", err)
 	}
 }
+
+// TestJournalIsReadOnlyUpToItsBound: a flock file grown huge (not by
+// credhost: it writes a few lines) is read only up to its bound, so its
+// size cannot exhaust memory; a record past the bound is not believed.
+func TestJournalIsReadOnlyUpToItsBound(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "store.lock")
+	line := filepath.Join(dir, "x") + " 1 2 3 4\n"
+	junk := strings.Repeat(strings.Repeat("j", 99)+"\n", maxJournal/100+1)
+	if err := os.WriteFile(path, []byte(junk+line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	release, j, err := lockFlockFile(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if _, ok := j.prev[filepath.Join(dir, "x")]; ok {
+		t.Errorf("a record past the journal's bound was read")
+	}
+}
