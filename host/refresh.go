@@ -241,7 +241,10 @@ func (h *Host) save(ctx context.Context, m *member, p sdk.Provider, cred sdk.Cre
 	sctx, cancel := h.callContext(ctx)
 	defer cancel()
 	err = p.Save(sctx, cred)
-	if err != nil && len(locks) > 0 && errors.Is(sctx.Err(), context.DeadlineExceeded) {
+	// By the clock too: the plugin's side of the call has the same
+	// deadline and may end the stream a moment before this side's timer
+	// fires, with its write still to come.
+	if err != nil && len(locks) > 0 && deadlinePassed(sctx) {
 		if m.isProcess() {
 			h.logger.Warn("the plugin's save did not answer within the call timeout; ending the plugin so its write cannot land after the store's locks are released", "provider", m.cfg.Name)
 			m.close()
