@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -37,15 +38,57 @@ import (
 // to a token request (hundreds of ms), long enough not to spin.
 const lockPoll = 10 * time.Millisecond
 
-// lockFunc takes one lock, waiting until ctx ends, and returns its release.
+// lockFunc takes one lock, waiting until ctx ends, and returns the hold.
 // j, when set, is the journal of the flock taken before it (see journal).
-type lockFunc func(ctx context.Context, l sdk.Lock, j *journal, logger hclog.Logger) (release func(), err error)
+type lockFunc func(ctx context.Context, l sdk.Lock, j *journal, logger hclog.Logger) (heldLock, error)
+
+// heldLock is one lock held.
+type heldLock interface {
+	// release lets the lock go (once; later calls do nothing).
+	release()
+	// lost says, naming the lock, that another process has taken it
+	// over; nil while this process still holds it.
+	lost() error
+}
+
+// flockHold is a held flock: the kernel keeps it until released or the
+// process dies, so it is never lost.
+type flockHold struct{ rel func() }
+
+func (f flockHold) release()    { f.rel() }
+func (f flockHold) lost() error { return nil }
+
+// lockSet is the locks one takeLocks took.
+type lockSet struct {
+	held []heldLock
+	// journal is the journal in use after the last lock, for the next set.
+	journal *journal
+}
+
+// release lets the locks go in reverse order.
+func (s *lockSet) release() {
+	for i := len(s.held) - 1; i >= 0; i-- {
+		s.held[i].release()
+	}
+}
+
+// lost returns the first lock of the set another process has taken over
+// (it judged it stale: this process was stopped, or the machine slept),
+// or nil when every lock is still this process's.
+func (s *lockSet) lost() error {
+	for _, h := range s.held {
+		if err := h.lost(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // lockers are the kinds this host can take. sdk.LockProvider is reserved
 // and absent: a store declaring it is not refreshed.
 var lockers = map[sdk.LockKind]lockFunc{
 	sdk.LockFlock: takeFlock,
-	sdk.LockDir:   takeDirLock,
+	sdk.LockDir:   takeDir,
 }
 
 // storeLocks returns the locks info declares, the deprecated LockPath
@@ -88,36 +131,37 @@ func inScope(locks []sdk.Lock, s sdk.LockScope) []sdk.Lock {
 }
 
 // takeLocks takes locks in order, each waiting until ctx ends, and returns
-// one release that lets them go in reverse order. On failure the locks
-// already taken are released. j is the journal to use for the first dir
-// locks when no flock precedes them in this set (the save-scope locks use
-// the refresh-scope flock's journal); takeLocks returns the journal in use
-// after the last lock, for the next set.
-func takeLocks(ctx context.Context, locks []sdk.Lock, j *journal, logger hclog.Logger) (release func(), last *journal, err error) {
-	var releases []func()
-	release = func() {
-		for i := len(releases) - 1; i >= 0; i-- {
-			releases[i]()
-		}
-	}
+// them as a set, released in reverse order. On failure the locks already
+// taken are released. j is the journal to use for the first dir locks
+// when no flock precedes them in this set (the save-scope locks use the
+// refresh-scope flock's journal); the set carries the journal in use after
+// the last lock, for the next set.
+func takeLocks(ctx context.Context, locks []sdk.Lock, j *journal, logger hclog.Logger) (*lockSet, error) {
+	set := &lockSet{}
 	for _, l := range locks {
-		var rel func()
+		var h heldLock
+		var err error
 		if l.Kind == sdk.LockFlock {
+			var rel func()
 			var fj *journal
 			rel, fj, err = lockFlockFile(ctx, l.Path)
-			if err == nil && j == nil {
-				j = fj
+			if err == nil {
+				h = flockHold{rel}
+				if j == nil {
+					j = fj
+				}
 			}
 		} else {
-			rel, err = lockers[l.Kind](ctx, l, j, logger)
+			h, err = lockers[l.Kind](ctx, l, j, logger)
 		}
 		if err != nil {
-			release()
-			return nil, nil, err
+			set.release()
+			return nil, err
 		}
-		releases = append(releases, rel)
+		set.held = append(set.held, h)
 	}
-	return release, j, nil
+	set.journal = j
+	return set, nil
 }
 
 // waitMessage says that a lock is still held after waiting for it.
@@ -129,9 +173,12 @@ func waitMessage(l sdk.Lock, waited time.Duration) error {
 	return fmt.Errorf("another process has held the %s for %s; giving up (%s)", l, waited.Round(time.Millisecond), hint)
 }
 
-func takeFlock(ctx context.Context, l sdk.Lock, _ *journal, _ hclog.Logger) (func(), error) {
+func takeFlock(ctx context.Context, l sdk.Lock, _ *journal, _ hclog.Logger) (heldLock, error) {
 	release, _, err := lockFlockFile(ctx, l.Path)
-	return release, err
+	if err != nil {
+		return nil, err
+	}
+	return flockHold{release}, nil
 }
 
 // lockFlockFile takes the flock on path. The file is created 0600 beside
@@ -283,7 +330,7 @@ func stale(l sdk.Lock) time.Duration {
 // With j set (a flock taken before it), a lock the journal says a credhost
 // holder left when it died (same directory, same mtime and ctime) is taken
 // over at once rather than after the stale time.
-func takeDirLock(ctx context.Context, l sdk.Lock, j *journal, logger hclog.Logger) (func(), error) {
+func takeDirLock(ctx context.Context, l sdk.Lock, j *journal, logger hclog.Logger) (*dirHold, error) {
 	path, staleAfter := l.Path, stale(l)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
@@ -343,7 +390,16 @@ func takeDirLock(ctx context.Context, l sdk.Lock, j *journal, logger hclog.Logge
 		j.set(path, h.stamp)
 	}
 	go h.beat(max(staleAfter/2, time.Second))
-	return h.release, nil
+	return h, nil
+}
+
+// takeDir is takeDirLock as a lockFunc.
+func takeDir(ctx context.Context, l sdk.Lock, j *journal, logger hclog.Logger) (heldLock, error) {
+	h, err := takeDirLock(ctx, l, j, logger)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 // removeDir removes an empty lock directory; gone already is fine.
@@ -390,12 +446,8 @@ func (h *dirHold) beat(every time.Duration) {
 		case <-t.C:
 		}
 		h.mu.Lock()
-		st, err := os.Lstat(h.path)
-		if err != nil || stampOf(st).mtime != h.stamp.mtime || stampOf(st).ino != h.stamp.ino {
-			// Gone or replaced: another process judged it stale.
-			h.compromised = true
+		if !h.oursLocked() {
 			h.mu.Unlock()
-			h.logger.Warn("a lock this process held was taken over by another process (it judged it stale)", "lock", h.path)
 			return
 		}
 		now := time.Now()
@@ -411,6 +463,35 @@ func (h *dirHold) beat(every time.Duration) {
 	}
 }
 
+// oursLocked reports whether the directory at h.path is still the one this
+// process made and last touched: same device, inode, mtime and change
+// time. Gone, made again (a new directory often gets the old inode, but
+// never the old change time), or touched by another process (proper-
+// lockfile's "mtime not ours"): another process took the lock over, having
+// judged it stale, and it is marked compromised for good. h.mu is held.
+func (h *dirHold) oursLocked() bool {
+	if h.compromised {
+		return false
+	}
+	st, err := os.Lstat(h.path)
+	if err == nil && st.IsDir() && stampOf(st) == h.stamp {
+		return true
+	}
+	h.compromised = true
+	h.logger.Warn("a lock this process held was taken over by another process (it judged it stale)", "lock", h.path)
+	return false
+}
+
+// lost says that another process has taken the lock over.
+func (h *dirHold) lost() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.oursLocked() {
+		return nil
+	}
+	return fmt.Errorf("another process took over the dir lock %s while this process held it (it judged it stale: this process was stopped or the machine slept)", h.path)
+}
+
 // release stops the heartbeat and removes the directory unless another
 // process took it over. The journal forgets the lock first: a process
 // killed in between leaves a lock to be judged by its age, never a record
@@ -424,10 +505,7 @@ func (h *dirHold) release() {
 		}
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if h.compromised {
-			return
-		}
-		if st, err := os.Lstat(h.path); err == nil && stampOf(st).ino == h.stamp.ino && st.IsDir() {
+		if h.oursLocked() {
 			_ = removeDir(h.path)
 		}
 	})
@@ -446,9 +524,14 @@ type journal struct {
 	prev map[string]dirStamp // what the previous holder left
 }
 
+// maxJournal bounds what is read of a journal: a few records of a few
+// hundred bytes each. A bigger file is not one credhost wrote (or not
+// all of it is); what lies past the bound is ignored, never held in memory.
+const maxJournal = 16 << 10
+
 func (j *journal) load() {
 	j.prev = map[string]dirStamp{}
-	sc := bufio.NewScanner(j.f)
+	sc := bufio.NewScanner(io.LimitReader(j.f, maxJournal))
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) != 5 {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ func claudeLikeLocks(dir string) []sdk.Lock {
 		{Kind: sdk.LockFlock, Path: filepath.Join(dir, "store.lock")},
 		{Kind: sdk.LockDir, Path: filepath.Join(dir, ".oauth_refresh.lock"), Stale: 10 * time.Second},
 		{Kind: sdk.LockDir, Path: dir + ".lock", Stale: 10 * time.Second},
-		{Kind: sdk.LockDir, Path: filepath.Join(dir, ".storage-write"), Stale: 15 * time.Second, Scope: sdk.LockScopeSave},
+		{Kind: sdk.LockDir, Path: filepath.Join(dir, ".storage-write.lock"), Stale: 15 * time.Second, Scope: sdk.LockScopeSave},
 	}
 }
 
@@ -238,11 +239,11 @@ func TestLockFileRootCreatesBelongsToTheStoreOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "store.lock")
-	release, _, err := takeLocks(context.Background(), []sdk.Lock{{Kind: sdk.LockFlock, Path: path}}, nil, hclog.NewNullLogger())
+	held, err := takeLocks(context.Background(), []sdk.Lock{{Kind: sdk.LockFlock, Path: path}}, nil, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	release()
+	held.release()
 	st, err := os.Lstat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -332,10 +333,11 @@ func TestDirLockAsProperLockfile(t *testing.T) {
 	}
 	old := time.Now().Add(-3 * time.Second)
 	os.Chtimes(path, old, old)
-	release, err := takeDirLock(context.Background(), l, nil, log)
+	h, err := takeDirLock(context.Background(), l, nil, log)
 	if err != nil {
 		t.Fatalf("stale lock: %v; want it taken over", err)
 	}
+	release := h.release
 	st, _ := os.Lstat(path)
 	taken := st.ModTime()
 	time.Sleep(1500 * time.Millisecond) // one heartbeat (stale/2 = 1 s)
@@ -416,11 +418,11 @@ func TestInProcessSaveFinishesBeforeLocksReleased(t *testing.T) {
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("the store's locks were released while its save was still running: %v", err)
 	}
-	release, _, err := takeLocks(context.Background(), []sdk.Lock{{Kind: sdk.LockFlock, Path: marker + ".lock"}}, nil, hclog.NewNullLogger())
+	held, err := takeLocks(context.Background(), []sdk.Lock{{Kind: sdk.LockFlock, Path: marker + ".lock"}}, nil, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatalf("the lock is still held after the refresh: %v", err)
 	}
-	release()
+	held.release()
 }
 
 // TestJournalTakesOverOnlyWhatAKilledCredhostLeft: the next holder of the
@@ -435,35 +437,128 @@ func TestJournalTakesOverOnlyWhatAKilledCredhostLeft(t *testing.T) {
 	log := hclog.NewNullLogger()
 
 	// A holder takes both, then "dies": its flock goes, its dir lock stays.
-	release, j, err := takeLocks(context.Background(), []sdk.Lock{flock, dl}, nil, log)
-	if err != nil || j == nil {
-		t.Fatalf("takeLocks: %v (journal %v)", err, j)
+	held, err := takeLocks(context.Background(), []sdk.Lock{flock, dl}, nil, log)
+	if err != nil || held.journal == nil {
+		t.Fatalf("takeLocks: %v", err)
 	}
+	j := held.journal
 	j.mu.Lock()
 	j.f.Close() // the process is gone: nothing more is written, nothing released
 	j.mu.Unlock()
-	_ = release // never called
+	_ = held // never released
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	release2, _, err := takeLocks(ctx, []sdk.Lock{flock, dl}, nil, log)
+	held2, err := takeLocks(ctx, []sdk.Lock{flock, dl}, nil, log)
 	if err != nil {
 		t.Fatalf("the lock the killed holder left was not taken over: %v", err)
 	}
-	release2()
+	held2.release()
 
 	// The same record, but the directory is another program's now.
-	release3, j3, err := takeLocks(context.Background(), []sdk.Lock{flock, dl}, nil, log)
+	held3, err := takeLocks(context.Background(), []sdk.Lock{flock, dl}, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j3.f.Close()
-	_ = release3
+	held3.journal.f.Close()
 	os.Remove(dl.Path)
 	os.Mkdir(dl.Path, 0o700) // taken over by someone else: new directory
 	ctx, cancel = context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	if _, _, err := takeLocks(ctx, []sdk.Lock{flock, dl}, nil, log); err == nil || !strings.Contains(err.Error(), "another process has held the dir lock") {
+	if _, err := takeLocks(ctx, []sdk.Lock{flock, dl}, nil, log); err == nil || !strings.Contains(err.Error(), "another process has held the dir lock") {
 		t.Errorf("a lock someone else holds was taken: %v; want a wait that gives up", err)
+	}
+}
+
+// takeOver does to the dir lock at path what a Node process does when it
+// judges the lock stale: rmdir, then mkdir its own.
+func takeOver(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReleaseLeavesADirLockTakenOverByAnother: a lock another process took
+// over before the next heartbeat is that process's now, and the release
+// must not remove it: whether it was removed and made again (on ext4 the
+// new directory often gets the old inode) or its mtime is no longer the
+// one this process set (proper-lockfile calls that compromised too).
+func TestReleaseLeavesADirLockTakenOverByAnother(t *testing.T) {
+	t.Parallel()
+	for name, steal := range map[string]func(t *testing.T, path string){
+		"rmdir and mkdir": takeOver,
+		"mtime set by another": func(t *testing.T, path string) {
+			later := time.Now().Add(time.Second)
+			if err := os.Chtimes(path, later, later); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		path := filepath.Join(t.TempDir(), ".oauth_refresh.lock")
+		h, err := takeDirLock(context.Background(), sdk.Lock{Kind: sdk.LockDir, Path: path}, nil, hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		steal(t, path)
+		h.release()
+		if _, err := os.Lstat(path); err != nil {
+			t.Errorf("%s: the release removed the lock another process took over: %v", name, err)
+		}
+	}
+}
+
+// TestTakenOverDirLockStopsTheRefresh: when another process takes over a
+// dir lock while the host holds it (it judged it stale: this process was
+// stopped, the machine slept), the host sends no token request: that
+// process may be refreshing the same token. The message names the lock.
+func TestTakenOverDirLockStopsTheRefresh(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "cfg")
+	locks := claudeLikeLocks(dir)
+	r := newRig(t, rigOptions{})
+	r.store.locks = locks
+	var once sync.Once
+	r.store.afterRead = func() {
+		if _, err := os.Lstat(locks[1].Path); err != nil {
+			return // not the re-read under the locks
+		}
+		once.Do(func() {
+			os.Remove(locks[1].Path)
+			os.Mkdir(locks[1].Path, 0o700)
+		})
+	}
+	r.seed(testNow.Add(-time.Minute))
+	res, err := r.host.Token(context.Background())
+	if err != nil || !res.Degraded || r.srv.Requests() != 0 || !strings.Contains(res.DegradedReason.Error(), locks[1].Path) {
+		t.Errorf("Token: %v, degraded %v (%v), %d requests; want no request and a message naming %s", err, res.Degraded, res.DegradedReason, r.srv.Requests(), locks[1].Path)
+	}
+	if _, err := os.Lstat(locks[1].Path); err != nil {
+		t.Errorf("the lock the other process took over was removed: %v", err)
+	}
+}
+
+// TestJournalIsReadOnlyUpToItsBound: a flock file grown huge (not by
+// credhost: it writes a few lines) is read only up to its bound, so its
+// size cannot exhaust memory; a record past the bound is not believed.
+func TestJournalIsReadOnlyUpToItsBound(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "store.lock")
+	line := filepath.Join(dir, "x") + " 1 2 3 4\n"
+	junk := strings.Repeat(strings.Repeat("j", 99)+"\n", maxJournal/100+1)
+	if err := os.WriteFile(path, []byte(junk+line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	release, j, err := lockFlockFile(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if _, ok := j.prev[filepath.Join(dir, "x")]; ok {
+		t.Errorf("a record past the journal's bound was read")
 	}
 }

@@ -121,11 +121,11 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	// Across processes: hold the store's refresh locks over re-read,
 	// refresh and save, so a second process finds the new token in the
 	// store.
-	unlock, journal, err := takeLocks(ctx, inScope(locks, sdk.LockScopeRefresh), nil, h.logger)
+	held, err := takeLocks(ctx, inScope(locks, sdk.LockScopeRefresh), nil, h.logger)
 	if err != nil {
 		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: m.unexpand.applyErr(err)}
 	}
-	defer unlock()
+	defer held.release()
 	now := h.now()
 	current, err := h.read(ctx, m)
 	switch {
@@ -148,6 +148,13 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	}
 	if now.Before(at) {
 		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: fmt.Errorf("token endpoint asked to wait; not retrying before %s", at.Format(time.RFC3339))}
+	}
+
+	// A lock taken over since it was taken (this process was stopped past
+	// its stale time) may mean another process is refreshing this very
+	// token: sending it too would be the reuse the locks exist to stop.
+	if err := held.lost(); err != nil {
+		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: m.unexpand.applyErr(fmt.Errorf("not refreshing: %w", err))}
 	}
 
 	// ctx already carries the refresh's deadline (see refresh). A
@@ -205,7 +212,14 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	// The save-scope locks (another program's lock around its writes) are
 	// taken right before the save, inside the refresh locks, with a
 	// refresh.timeout of their own for the same reason.
-	err = m.unexpand.applyErr(h.save(context.WithoutCancel(ctx), m, p, fresh, locks, journal))
+	// A lock taken over during the token request does not stop the save:
+	// the old refresh token is spent, and the process that took the lock
+	// over re-reads the store before it refreshes, so the sooner the new
+	// token is there the likelier it finds it rather than reuse the old.
+	if err := held.lost(); err != nil {
+		h.logger.Warn("saving the refreshed token although a lock was taken over during the request", "provider", m.cfg.Name, "error", err.Error())
+	}
+	err = m.unexpand.applyErr(h.save(context.WithoutCancel(ctx), m, p, fresh, locks, held.journal))
 	if err != nil {
 		h.logger.Warn("refreshed, but saving the new token failed; it is used for now and will be lost when this process ends", "provider", m.cfg.Name, "error", err.Error())
 	} else {
@@ -223,15 +237,18 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 func (h *Host) save(ctx context.Context, m *member, p sdk.Provider, cred sdk.Credential, locks []sdk.Lock, j *journal) error {
 	lctx, cancel := h.callContextFor(ctx, h.cfg.Refresh.Timeout.Std())
 	defer cancel()
-	unlock, _, err := takeLocks(lctx, inScope(locks, sdk.LockScopeSave), j, h.logger)
+	held, err := takeLocks(lctx, inScope(locks, sdk.LockScopeSave), j, h.logger)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer held.release()
 	sctx, cancel := h.callContext(ctx)
 	defer cancel()
 	err = p.Save(sctx, cred)
-	if err != nil && len(locks) > 0 && errors.Is(sctx.Err(), context.DeadlineExceeded) {
+	// By the clock too: the plugin's side of the call has the same
+	// deadline and may end the stream a moment before this side's timer
+	// fires, with its write still to come.
+	if err != nil && len(locks) > 0 && deadlinePassed(sctx) {
 		if m.isProcess() {
 			h.logger.Warn("the plugin's save did not answer within the call timeout; ending the plugin so its write cannot land after the store's locks are released", "provider", m.cfg.Name)
 			m.close()

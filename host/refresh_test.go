@@ -30,6 +30,9 @@ type fakeStore struct {
 	client    *oauth.Client
 	oauthCfg  sdk.OAuthConfig
 	beforeRPC func() // runs inside Refresh before the token request
+	// afterRead runs after each Read: another process acting while the
+	// host holds the store's locks, between its re-read and its refresh.
+	afterRead func()
 	// afterRPC runs inside Refresh after the token request, with its
 	// context: a slow answer that uses up the refresh's time.
 	afterRPC func(context.Context)
@@ -56,6 +59,9 @@ func (s *fakeStore) Configure(_ context.Context, req sdk.ConfigureRequest) error
 
 func (s *fakeStore) Read(ctx context.Context) (sdk.Credential, error) {
 	s.reads.Add(1)
+	if s.afterRead != nil {
+		defer s.afterRead()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := ctx.Err(); err != nil {

@@ -25,7 +25,7 @@ func TestLocksCrossTheWire(t *testing.T) {
 		{Kind: LockFlock, Path: "/c/.credentials.json.lock", Scope: LockScopeRefresh},
 		{Kind: LockDir, Path: "/c/.oauth_refresh.lock", Stale: 10 * time.Second, Scope: LockScopeRefresh},
 		{Kind: LockDir, Path: "/c.lock", Stale: 10 * time.Second, Scope: LockScopeRefresh},
-		{Kind: LockDir, Path: "/c/.storage-write", Stale: 15 * time.Second, Scope: LockScopeSave},
+		{Kind: LockDir, Path: "/c/.storage-write.lock", Stale: 15 * time.Second, Scope: LockScopeSave},
 		{Kind: LockProvider, Path: "fleet/claude", Scope: LockScopeRefresh},
 	}
 	got, err := dialInMemory(t, infoProvider{info: Info{Name: "f", Locks: locks}}).Info(context.Background())

@@ -85,7 +85,7 @@ const (
 	// token request, save. It is the default (the empty scope).
 	LockScopeRefresh LockScope = "refresh"
 	// LockScopeSave holds the lock around the save only, inside the
-	// refresh locks (Claude Code's .storage-write, which it takes around
+	// refresh locks (Claude Code's .storage-write.lock, which it takes around
 	// every write of its credentials).
 	LockScopeSave LockScope = "save"
 )

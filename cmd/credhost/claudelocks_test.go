@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +64,14 @@ type nodeHolder struct {
 
 func holdInNode(t *testing.T, dir string) *nodeHolder {
 	t.Helper()
-	cmd := nodeLocks(t, "hold", dir)
+	return holdLocksInNode(t, "hold", dir)
+}
+
+// holdLocksInNode starts claudelocks.js in a hold mode ("hold": the
+// refresh locks; "holdwrite": the write lock) and waits until it holds.
+func holdLocksInNode(t *testing.T, mode, dir string) *nodeHolder {
+	t.Helper()
+	cmd := nodeLocks(t, mode, dir)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +142,44 @@ func TestCredhostWaitsForClaudeCodesLock(t *testing.T) {
 	json.Unmarshal(stdout.Bytes(), &got)
 	if !got.Refreshed || srv.Requests() != 1 || srv.Reuses() != 0 {
 		t.Errorf("refreshed %v, %d requests, %d reuses; want one refresh after the release\n%s", got.Refreshed, srv.Requests(), srv.Reuses(), stderr.String())
+	}
+}
+
+// TestCredhostSavesOnlyOutsideClaudeCodesWriteLock: while a Node process
+// holds Claude Code's write lock (proper-lockfile on
+// <dir>/.storage-write, whose directory is <dir>/.storage-write.lock),
+// credhost may refresh but does not write the file; once the lock is
+// released, it saves.
+func TestCredhostSavesOnlyOutsideClaudeCodesWriteLock(t *testing.T) {
+	t.Parallel()
+	s, srv := newRefreshSandbox(t, "in-process")
+	old, _ := s.loginFile(srv, time.Now().Add(-time.Minute))
+	dir := filepath.Join(s.home, ".claude")
+	h := holdLocksInNode(t, "holdwrite", dir)
+
+	cmd := exec.Command(credhostBin, "token", "--json")
+	cmd.Env = s.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(8 * time.Second)
+	for srv.Requests() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	if got := s.readCredentials().Access; got != old {
+		t.Errorf("credhost wrote the credentials file while Claude Code held its write lock")
+	}
+	h.release(t)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("credhost token: %v\n%s", err, stderr.String())
+	}
+	var got tokenJSON
+	json.Unmarshal(stdout.Bytes(), &got)
+	if !got.Refreshed || s.readCredentials().Access != got.AccessToken {
+		t.Errorf("refreshed %v, saved %v; want the refreshed token saved after the release\n%s", got.Refreshed, s.readCredentials().Access == got.AccessToken, stderr.String())
 	}
 }
 
@@ -238,17 +284,49 @@ func TestStormWithClaudeCodeClients(t *testing.T) {
 			old, _ := s.loginFile(srv, time.Now().Add(-time.Minute))
 			dir := filepath.Join(s.home, ".claude")
 			const n = 4
+			// The Node clients start first and say when they are loaded
+			// (Node takes a second or more on a busy machine); then all
+			// begin at once, so a Node client reads the expiring file
+			// while credhost's first refresh is in flight unless the
+			// locks keep it out.
 			var wg sync.WaitGroup
 			start := make(chan struct{})
 			outs, errs := make([]string, 2*n), make([]string, 2*n)
-			for i := range 2 * n {
-				var cmd *exec.Cmd
-				if i < n {
-					cmd = exec.Command(credhostBin, "token")
-					cmd.Env = s.env
-				} else {
-					cmd = nodeLocks(t, "client", dir, srv.TokenURL(), old)
+			for i := n; i < 2*n; i++ {
+				cmd := nodeLocks(t, "client", dir, srv.TokenURL(), old)
+				stdin, err := cmd.StdinPipe()
+				if err != nil {
+					t.Fatal(err)
 				}
+				stdout, err := cmd.StdoutPipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var stderr bytes.Buffer
+				cmd.Stderr = &stderr
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { cmd.Process.Kill() })
+				out := bufio.NewReader(stdout)
+				if line, err := out.ReadString('\n'); line != "ready\n" {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatalf("node client: %q, %v; want ready\n%s", line, err, stderr.String())
+				}
+				wg.Go(func() {
+					<-start
+					stdin.Close()
+					rest, _ := io.ReadAll(out)
+					if err := cmd.Wait(); err != nil {
+						errs[i] = err.Error() + "\n" + stderr.String()
+					}
+					outs[i] = strings.TrimSpace(string(rest))
+				})
+			}
+			for i := range n {
+				cmd := exec.Command(credhostBin, "token")
+				cmd.Env = s.env
 				wg.Go(func() {
 					var stdout, stderr bytes.Buffer
 					cmd.Stdout, cmd.Stderr = &stdout, &stderr

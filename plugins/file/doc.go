@@ -62,8 +62,10 @@
 //	realpath(DIR).lock              stale 10s (the legacy lock, e.g.
 //	                                ~/.claude.lock), taken second, as
 //	                                Claude Code does
-//	DIR/.storage-write              stale 15s, around the save only, inside
+//	DIR/.storage-write.lock         stale 15s, around the save only, inside
 //	                                the two above, as Claude Code's writes
+//	                                (it locks DIR/.storage-write, and
+//	                                proper-lockfile adds ".lock")
 //
 // so credhost and any number of Claude Code processes refresh one at a
 // time, and whoever comes second re-reads the file and finds the new token.

@@ -15,7 +15,7 @@ import (
 // declares credhost's flock and then Claude Code's own locks, in the order
 // Claude Code takes them, at the paths and with the stale times it uses:
 // <config dir>/.oauth_refresh.lock and <realpath(config dir)>.lock over
-// the refresh, <config dir>/.storage-write around the save. The config dir
+// the refresh, <config dir>/.storage-write.lock around the save. The config dir
 // is the directory the path names (a link to it is not resolved, as
 // Claude Code does not), except for the legacy lock. Any other file gets
 // only the flock.
@@ -38,7 +38,7 @@ func TestClaudeCodeLocksDeclared(t *testing.T) {
 		{Kind: sdk.LockFlock, Path: filepath.Join(realRoot, ".credentials.json.lock"), Scope: sdk.LockScopeRefresh},
 		{Kind: sdk.LockDir, Path: filepath.Join(cfgDir, ".oauth_refresh.lock"), Stale: 10 * time.Second, Scope: sdk.LockScopeRefresh},
 		{Kind: sdk.LockDir, Path: realRoot + ".lock", Stale: 10 * time.Second, Scope: sdk.LockScopeRefresh},
-		{Kind: sdk.LockDir, Path: filepath.Join(cfgDir, ".storage-write"), Stale: 15 * time.Second, Scope: sdk.LockScopeSave},
+		{Kind: sdk.LockDir, Path: filepath.Join(cfgDir, ".storage-write.lock"), Stale: 15 * time.Second, Scope: sdk.LockScopeSave},
 	}
 	// Where the flock sits follows the path's resolution (tested with it).
 	if len(info.Locks) > 0 && filepath.Base(info.Locks[0].Path) == ".credentials.json.lock" {

@@ -112,7 +112,9 @@ func locks(path, resolved string) []sdk.Lock {
 	return append(out,
 		sdk.Lock{Kind: sdk.LockDir, Path: filepath.Join(dir, ".oauth_refresh.lock"), Stale: claudeRefreshStale, Scope: sdk.LockScopeRefresh},
 		sdk.Lock{Kind: sdk.LockDir, Path: real + ".lock", Stale: claudeRefreshStale, Scope: sdk.LockScopeRefresh},
-		sdk.Lock{Kind: sdk.LockDir, Path: filepath.Join(dir, ".storage-write"), Stale: claudeWriteStale, Scope: sdk.LockScopeSave},
+		// Claude Code locks the name .storage-write without a lockfilePath,
+		// so proper-lockfile's directory is that name plus ".lock".
+		sdk.Lock{Kind: sdk.LockDir, Path: filepath.Join(dir, ".storage-write.lock"), Stale: claudeWriteStale, Scope: sdk.LockScopeSave},
 	)
 }
 

@@ -7,13 +7,15 @@
 //                 ELOCKED on it releases the first and backs off
 //   write lock    <config dir>/.storage-write           {realpath: false, stale: 15000,
 //                 retries: {retries: 10, minTimeout: 100, maxTimeout: 1000}},
-//                 taken inside the refresh locks around the read-modify-write
+//                 taken inside the refresh locks around the read-modify-write;
+//                 no lockfilePath, so its directory is <config dir>/.storage-write.lock
 //
 // Run with NODE_PATH set to a node_modules holding proper-lockfile:
 //
 //   node claudelocks.js hold DIR      take the refresh locks, print "locked",
 //                                     hold them until stdin closes, release,
 //                                     print "released"
+//   node claudelocks.js holdwrite DIR as hold, for the write lock alone
 //   node claudelocks.js check DIR     print {"refresh":bool,"legacy":bool}:
 //                                     is each lock held (proper-lockfile check)
 //   node claudelocks.js trylock DIR   try the refresh lock with a few retries:
@@ -21,7 +23,8 @@
 //   node claudelocks.js probe DIR     check, then trylock, in one process:
 //                                     print {"refresh":bool,"legacy":bool,"trylock":"…"}
 //   node claudelocks.js client DIR TOKEN_URL EXPIRING_ACCESS
-//                                     one Claude Code-like refresh: lock (with
+//                                     print "ready", wait for stdin to close,
+//                                     then one Claude Code-like refresh: lock (with
 //                                     retries), re-read the credentials file,
 //                                     refresh if it still holds EXPIRING_ACCESS,
 //                                     write under the write lock, unlock; print
@@ -70,13 +73,17 @@ async function takeRefreshLocks(d) {
   };
 }
 
-async function withWriteLock(d, fn) {
-  const release = await lockfile.lock(path.join(d, '.storage-write'), {
+function takeWriteLock(d) {
+  return lockfile.lock(path.join(d, '.storage-write'), {
     realpath: false,
     retries: { retries: 10, minTimeout: 100, maxTimeout: 1000 },
     stale: 15000,
     onCompromised: (e) => { console.error('write lock compromised: ' + e.message); },
   });
+}
+
+async function withWriteLock(d, fn) {
+  const release = await takeWriteLock(d);
   try {
     return await fn();
   } finally {
@@ -139,8 +146,9 @@ async function trylock(d) {
 
 async function main() {
   switch (mode) {
-    case 'hold': {
-      const release = await takeRefreshLocks(dir);
+    case 'hold':
+    case 'holdwrite': {
+      const release = await (mode === 'hold' ? takeRefreshLocks(dir) : takeWriteLock(dir));
       console.log('locked');
       process.stdin.resume();
       await new Promise((r) => process.stdin.on('end', r));
@@ -164,6 +172,11 @@ async function main() {
       return;
     }
     case 'client':
+      // Started and loaded: say so, and begin when stdin closes, so a
+      // test can start Node and credhost processes at the same moment.
+      console.log('ready');
+      process.stdin.resume();
+      await new Promise((r) => process.stdin.on('end', r));
       console.log(await client(dir));
       return;
   }
