@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,12 +54,16 @@ func testPinnedSwap(t *testing.T) {
 				return
 			}
 			swaps.Add(1)
+			// A pause far shorter than a plugin start, so the swap still
+			// lands between any check and exec, without spinning a core
+			// the rest of the suite needs.
+			time.Sleep(10 * time.Microsecond)
 		}
 	})
 	// At least 50 starts, and on until the pinned plugin has run a few
 	// times (most starts open the payload and are refused at once).
-	var ran, refused int
-	for i := 0; i < 400 && (i < 50 || ran < 5); i++ {
+	var ran, refused, slow int
+	for i := 0; i < 200 && (i < 40 || ran < 5); i++ {
 		cfg := testConfig(true, "notfound")
 		cfg.Providers[0].Command, cfg.Providers[0].Args, cfg.Providers[0].SHA256 = pinned, nil, sum
 		h, err := New(cfg)
@@ -72,6 +77,9 @@ func testPinnedSwap(t *testing.T) {
 			ran++
 		case errors.Is(err, errPinMismatch):
 			refused++
+		case err != nil && strings.Contains(err.Error(), "timeout while waiting for plugin to start"):
+			// A loaded machine; the marker still tells if the payload ran.
+			slow++
 		default:
 			t.Errorf("Token: %v; want the pinned plugin's token or a checksum mismatch", err)
 		}
@@ -81,7 +89,7 @@ func testPinnedSwap(t *testing.T) {
 	if data, err := os.ReadFile(marker); err == nil {
 		t.Fatalf("the payload ran %d times (pinned plugin started %d times, refused %d)", strings.Count(string(data), "ran"), ran, refused)
 	}
-	t.Logf("%d swaps; the pinned plugin ran %d times, was refused %d times", swaps.Load(), ran, refused)
+	t.Logf("%d swaps; the pinned plugin ran %d times, was refused %d times, too slow to start %d times", swaps.Load(), ran, refused, slow)
 	if ran == 0 {
 		t.Errorf("the pinned plugin never ran: the test proved nothing")
 	}
