@@ -20,6 +20,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/credhost/credhost/sdk"
 	"github.com/credhost/credhost/sdk/oauth"
 )
 
@@ -332,7 +333,7 @@ func (p *parser) check(n *yaml.Node, t reflect.Type, path string) error {
 		if n.Kind != yaml.ScalarNode {
 			return p.errAt(n, path, fmt.Sprintf("want a duration such as 5m or 300 (seconds), got %s", kindName(n)))
 		}
-		if _, err := parseDuration(n.Value); err != nil {
+		if _, err := sdk.ParseDuration(n.Value); err != nil {
 			return p.errAt(n, path, err.Error())
 		}
 		return nil
@@ -488,39 +489,6 @@ func kindName(n *yaml.Node) string {
 		return "nothing"
 	}
 	return "a scalar"
-}
-
-// parseDuration reads a Go duration ("5m") or whole seconds ("300"); it
-// must be >= 0. Errors quote the value.
-func parseDuration(s string) (time.Duration, error) {
-	v := strings.TrimSpace(s)
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, fmt.Errorf("%q is negative; want a duration >= 0", s)
-		}
-		if secs > int64((1<<63-1)/time.Second) {
-			return 0, fmt.Errorf("%q is too large", s)
-		}
-		return time.Duration(secs) * time.Second, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration; want e.g. 5m, 90s, 1h30m or whole seconds such as 300", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("%q is negative; want a duration >= 0", s)
-	}
-	return d, nil
-}
-
-// UnmarshalYAML reads a Go duration or whole seconds; see parseDuration.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := parseDuration(n.Value)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
 }
 
 // child returns the value node of key in mapping n, or nil.
