@@ -37,13 +37,9 @@ func (b *syncBuffer) String() string {
 // per mode. In process mode each provider is this test binary re-executed
 // as a plugin (see serveHelper); otherwise a scriptedProvider in-process.
 func testConfig(process bool, modes ...string) *Config {
-	cfg := &Config{
-		Version: 1,
-		Refresh: RefreshConfig{Buffer: Duration(5 * time.Minute), Timeout: Duration(10 * time.Second)},
-		OAuth:   OAuthConfig{Body: "form"},
-		Plugins: PluginsConfig{Builtin: BuiltinInProcess, StartTimeout: Duration(10 * time.Second), CallTimeout: Duration(5 * time.Second)},
-		Source:  "test",
-	}
+	cfg := DefaultConfig()
+	cfg.Refresh.Buffer = Duration(5 * time.Minute) // the tests' expiries are set around it
+	cfg.Source = "test"
 	for i, mode := range modes {
 		pc := ProviderConfig{Name: "p" + string(rune('0'+i)), Line: i + 1, Column: 3}
 		if process {

@@ -3,7 +3,8 @@ package host
 import (
 	"errors"
 	"fmt"
-	"time"
+
+	"github.com/credhost/credhost/sdk"
 )
 
 // ErrConfig is wrapped by every configuration error, so callers (the CLI's
@@ -138,9 +139,8 @@ type ProviderConfig struct {
 	Line, Column int `yaml:"-"`
 }
 
-// Duration is a time.Duration in YAML: a Go duration string ("5m", "90s")
-// or a whole number of seconds ("300").
-type Duration time.Duration
-
-// Std returns d as a time.Duration.
-func (d Duration) Std() time.Duration { return time.Duration(d) }
+// Duration is a duration in the config: a Go duration string ("5m",
+// "90s") or a whole number of seconds (300), never negative. It is
+// sdk.Duration, so the host's keys and every provider's config block read
+// durations the same way.
+type Duration = sdk.Duration

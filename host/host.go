@@ -8,7 +8,6 @@ import (
 	"maps"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -57,7 +56,18 @@ func WithNow(now func() time.Time) Option { return func(o *options) { o.now = no
 
 // New builds a host for cfg. It starts no plugin: each provider starts when
 // the chain first reaches it.
+//
+// cfg is checked as ParseConfig checks a file (a negative duration, an
+// oauth token_url over plain http to another host, a duplicate provider
+// name, a refresh_with naming no provider, ...) and completed in place the
+// same way: the error is a *ConfigError naming the key, placed at the
+// provider entry's Line and Column when it has them. A Config built in Go
+// starts from DefaultConfig, which holds every default; a Config with no
+// Version did not, and is refused. A provider's command must be absolute.
 func New(cfg *Config, opts ...Option) (*Host, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	o := options{
 		logger:  hclog.NewNullLogger(),
 		now:     time.Now,
@@ -83,10 +93,6 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 		m := &member{cfg: pc, oauth: oauth, logger: o.logger, callTimeout: cfg.Plugins.CallTimeout.Std(), unexpand: cfg.unexpand}
 		switch {
 		case pc.Command != "":
-			if !filepath.IsAbs(pc.Command) {
-				return nil, &ConfigError{Source: cfg.Source, Line: pc.Line, Column: pc.Column,
-					Key: fmt.Sprintf("providers[%d].command", i), Msg: fmt.Sprintf("%q is not an absolute path", pc.Command)}
-			}
 			cmd := func() *exec.Cmd { return o.command(pc.Command, pc.Args...) }
 			spec := processSpec{cmd: cmd, name: pc.Command, checksum: pc.SHA256, env: pc.Env, environ: o.environ}
 			m.start = startProcess(spec, cfg, level, o.logger.Named(pc.Name))

@@ -155,7 +155,10 @@ type OAuthConfig struct {
 	TokenURL string
 	// ClientID is the public client id sent with the grant.
 	ClientID string
-	// DefaultExpiresIn applies when a token response has no expires_in.
+	// DefaultExpiresIn is the lifetime the host gives a refreshed
+	// credential that has no expiry (a token response without
+	// expires_in). The host applies it to every provider's Refresh
+	// result; a provider need not.
 	DefaultExpiresIn time.Duration
 	// BodyFormat is "form" (RFC 6749, the default) or "json".
 	BodyFormat string

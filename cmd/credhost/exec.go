@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -157,12 +158,22 @@ func fromEnv(cfg *host.Config, provider string) bool {
 // started with: once its store holds the successor, that token lends
 // nothing and the store would never be refreshed again. The store is what
 // the command's client re-reads, so the store is what is kept fresh.
+// A refresh_with naming a left-out provider loses that name, as for one
+// left out by os:, so the host's config check does not refuse it.
 func withoutEnvProviders(cfg *host.Config) *host.Config {
 	c := *cfg
 	c.Providers = nil
+	gone := map[string]bool{}
 	for _, p := range cfg.Providers {
-		if p.Plugin != "env" {
-			c.Providers = append(c.Providers, p)
+		if p.Plugin == "env" {
+			gone[p.Name] = true
+			continue
+		}
+		c.Providers = append(c.Providers, p)
+	}
+	for i, p := range c.Providers {
+		if p.RefreshWith != nil {
+			c.Providers[i].RefreshWith = slices.DeleteFunc(slices.Clone(p.RefreshWith), func(name string) bool { return gone[name] })
 		}
 	}
 	return &c

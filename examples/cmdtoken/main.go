@@ -49,40 +49,22 @@ func (p *provider) Info(context.Context) (sdk.Info, error) {
 }
 
 func (p *provider) Configure(_ context.Context, req sdk.ConfigureRequest) error {
-	var c struct {
-		Argv      []string `json:"argv"`
-		Timeout   string   `json:"timeout"`
-		ExpiresIn string   `json:"expires_in"`
-	}
+	// Absent keys keep these defaults: 5s to run the command, no expiry.
+	c := struct {
+		Argv      []string     `json:"argv"`
+		Timeout   sdk.Duration `json:"timeout"`
+		ExpiresIn sdk.Duration `json:"expires_in"`
+	}{Timeout: sdk.Duration(5 * time.Second)}
 	if err := req.DecodeConfig(&c); err != nil {
 		return err
 	}
 	if len(c.Argv) == 0 || c.Argv[0] == "" {
 		return fmt.Errorf("%w: key \"argv\" is required: the command that prints the token", sdk.ErrInvalidConfig)
 	}
-	timeout, err := durationOr(c.Timeout, 5*time.Second)
-	if err != nil {
-		return fmt.Errorf("%w: key \"timeout\": %v", sdk.ErrInvalidConfig, err)
-	}
-	expiresIn, err := durationOr(c.ExpiresIn, 0)
-	if err != nil {
-		return fmt.Errorf("%w: key \"expires_in\": %v", sdk.ErrInvalidConfig, err)
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.argv, p.timeout, p.expiresIn = c.Argv, timeout, expiresIn
+	p.argv, p.timeout, p.expiresIn = c.Argv, c.Timeout.Std(), c.ExpiresIn.Std()
 	return nil
-}
-
-func durationOr(s string, def time.Duration) (time.Duration, error) {
-	if s == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%q is not a duration >= 0", s)
-	}
-	return d, nil
 }
 
 func (p *provider) Read(ctx context.Context) (sdk.Credential, error) {

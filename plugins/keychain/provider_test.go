@@ -221,3 +221,23 @@ func TestConfigure(t *testing.T) {
 		t.Errorf("two accounts share a lock file")
 	}
 }
+
+// TestTimeoutTakesTheHostsDurationSyntax: `timeout: 300` (whole seconds)
+// configures the keychain as it does the host, and a wrong type names the
+// config key, not the Go field behind it.
+func TestTimeoutTakesTheHostsDurationSyntax(t *testing.T) {
+	t.Parallel()
+	for _, config := range []string{`{"timeout":300}`, `{"timeout":"300"}`, `{"timeout":"5m"}`} {
+		if err := New(WithStore(&fakeStore{})).Configure(context.Background(), sdk.ConfigureRequest{Name: "k", Config: []byte(config)}); err != nil {
+			t.Errorf("%s: %v", config, err)
+		}
+	}
+	err := New(WithStore(&fakeStore{})).Configure(context.Background(), sdk.ConfigureRequest{Name: "k", Config: []byte(`{"format":3}`)})
+	if !errors.Is(err, sdk.ErrInvalidConfig) || !strings.Contains(err.Error(), `key "format": want string, got number`) {
+		t.Errorf("got %v; want the key \"format\"", err)
+	}
+	err = New(WithStore(&fakeStore{})).Configure(context.Background(), sdk.ConfigureRequest{Name: "k", Config: []byte(`{"timeout":0}`)})
+	if !errors.Is(err, sdk.ErrInvalidConfig) || !strings.Contains(err.Error(), `key "timeout": "0s": want a positive duration`) {
+		t.Errorf("timeout 0: got %v; want a positive duration asked for", err)
+	}
+}

@@ -76,19 +76,18 @@ func WithHTTPClient(c *http.Client) Option { return func(cl *Client) { cl.http =
 // WithNow replaces time.Now, which turns expires_in into an expiry.
 func WithNow(now func() time.Time) Option { return func(cl *Client) { cl.now = now } }
 
-// New returns a client for cfg. It checks cfg: the token URL must pass
-// CheckTokenURL and the body format be form or json. A config built by
-// hand is held to the same rules as one the host loaded.
+// New returns a client for cfg. It checks cfg with CheckConfig, and a
+// client needs a token URL: a config built by hand is held to the same
+// rules as one the host loaded.
 func New(cfg sdk.OAuthConfig, opts ...Option) (*Client, error) {
-	if err := CheckTokenURL(cfg.TokenURL); err != nil {
-		return nil, fmt.Errorf("%w: oauth token_url: %w", sdk.ErrInvalidConfig, err)
+	if cfg.TokenURL == "" {
+		return nil, fmt.Errorf("%w: %w", sdk.ErrInvalidConfig, &ConfigError{Key: "token_url", Err: CheckTokenURL(cfg.TokenURL)})
 	}
-	switch cfg.BodyFormat {
-	case "":
+	if err := CheckConfig(cfg); err != nil {
+		return nil, fmt.Errorf("%w: %w", sdk.ErrInvalidConfig, err)
+	}
+	if cfg.BodyFormat == "" {
 		cfg.BodyFormat = BodyForm
-	case BodyForm, BodyJSON:
-	default:
-		return nil, fmt.Errorf("%w: oauth body %q: want form or json", sdk.ErrInvalidConfig, cfg.BodyFormat)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = defaultTimeout
@@ -105,6 +104,38 @@ func New(cfg sdk.OAuthConfig, opts ...Option) (*Client, error) {
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.http = &hc
 	return c, nil
+}
+
+// ConfigError is a problem with one key of the shared oauth config.
+type ConfigError struct {
+	// Key is the key as the config spells it: "body" or "token_url".
+	Key string
+	// Err says what is wrong, quoting the value.
+	Err error
+}
+
+func (e *ConfigError) Error() string { return "oauth " + e.Key + ": " + e.Err.Error() }
+
+// Unwrap returns what is wrong.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// CheckConfig is the one check of the shared oauth config, made by the
+// host when it loads a config and by New: BodyFormat must be empty (form),
+// form or json, and TokenURL, when set, must pass CheckTokenURL. (A config
+// without a token URL is valid: nothing refreshes.) The error is a
+// *ConfigError naming the key.
+func CheckConfig(cfg sdk.OAuthConfig) error {
+	switch cfg.BodyFormat {
+	case "", BodyForm, BodyJSON:
+	default:
+		return &ConfigError{Key: "body", Err: fmt.Errorf("%q: want %s or %s", cfg.BodyFormat, BodyForm, BodyJSON)}
+	}
+	if cfg.TokenURL != "" {
+		if err := CheckTokenURL(cfg.TokenURL); err != nil {
+			return &ConfigError{Key: "token_url", Err: err}
+		}
+	}
+	return nil
 }
 
 // CheckTokenURL reports whether raw may be a token endpoint: an absolute
@@ -201,9 +232,11 @@ type tokenResponse struct {
 
 // Refresh exchanges old's refresh token for a new credential. The result keeps
 // old's refresh token when the response has none (RFC 6749 §6 makes it
-// optional; dropping it would log the user out for good), takes
-// DefaultExpiresIn when expires_in is missing, and keeps old's metadata and
-// (absent a scope in the response) its scopes. It sends exactly one request.
+// optional; dropping it would log the user out for good), and keeps old's
+// metadata and (absent a scope in the response) its scopes. Without
+// expires_in in the response its expiry is unknown (zero): the host gives
+// every refreshed credential without one its default_expires_in, whichever
+// provider refreshed it. It sends exactly one request.
 func (c *Client) Refresh(ctx context.Context, old sdk.Credential) (sdk.Credential, error) {
 	if old.RefreshToken == "" {
 		return sdk.Credential{}, &Error{Err: errors.New("no refresh token to refresh with")}
@@ -271,15 +304,12 @@ func (c *Client) Refresh(ctx context.Context, old sdk.Credential) (sdk.Credentia
 		out.RefreshToken = tr.RefreshToken
 	}
 	out.ExpiresAt = time.Time{}
-	switch {
-	case tr.ExpiresIn != "":
+	if tr.ExpiresIn != "" {
 		secs, err := tr.ExpiresIn.Float64()
 		if err != nil || secs <= 0 || secs > 10*365*24*3600 {
 			return sdk.Credential{}, &Error{StatusCode: resp.StatusCode, Err: fmt.Errorf("expires_in %q is not a positive number of seconds", scrub(tr.ExpiresIn.String(), sent...))}
 		}
 		out.ExpiresAt = c.now().Add(time.Duration(secs * float64(time.Second)))
-	case c.cfg.DefaultExpiresIn > 0:
-		out.ExpiresAt = c.now().Add(c.cfg.DefaultExpiresIn)
 	}
 	if tr.Scope != "" {
 		out.Scopes = strings.Fields(tr.Scope)

@@ -38,16 +38,18 @@ func TestRefresh(t *testing.T) {
 		wantExpiry     time.Time
 		wantRetry      time.Duration
 	}{
-		"form rotates":            {body: oauth.BodyForm, wantExpiry: now.Add(time.Hour)},
-		"json rotates":            {body: oauth.BodyJSON, wantExpiry: now.Add(time.Hour)},
-		"no refresh token kept":   {mode: oauthtest.NoRefreshToken, wantKeepOld: true, wantExpiry: now.Add(time.Hour)},
-		"no expires_in, default":  {mode: oauthtest.NoExpiresIn, defaultExpires: 8 * time.Hour, wantExpiry: now.Add(8 * time.Hour)},
-		"no expires_in, none set": {mode: oauthtest.NoExpiresIn},
-		"500":                     {mode: oauthtest.ServerError, wantErr: "HTTP 500: server_error"},
-		"HTML":                    {mode: oauthtest.HTML, wantErr: "response is HTML (text/html; charset=utf-8), not JSON"},
-		"not JSON":                {mode: oauthtest.NotJSON, wantErr: "not valid JSON"},
-		"missing access token":    {mode: oauthtest.MissingAccessToken, wantErr: "response has no access_token"},
-		"429 honours Retry-After": {mode: oauthtest.TooManyRequests, wantErr: "HTTP 429", wantRetry: 2 * time.Minute},
+		"form rotates":          {body: oauth.BodyForm, wantExpiry: now.Add(time.Hour)},
+		"json rotates":          {body: oauth.BodyJSON, wantExpiry: now.Add(time.Hour)},
+		"no refresh token kept": {mode: oauthtest.NoRefreshToken, wantKeepOld: true, wantExpiry: now.Add(time.Hour)},
+		// The host gives a credential without expiry its default_expires_in
+		// (TestRefreshRules), for every provider: the client leaves it unknown.
+		"no expires_in, default is the host's": {mode: oauthtest.NoExpiresIn, defaultExpires: 8 * time.Hour},
+		"no expires_in, none set":              {mode: oauthtest.NoExpiresIn},
+		"500":                                  {mode: oauthtest.ServerError, wantErr: "HTTP 500: server_error"},
+		"HTML":                                 {mode: oauthtest.HTML, wantErr: "response is HTML (text/html; charset=utf-8), not JSON"},
+		"not JSON":                             {mode: oauthtest.NotJSON, wantErr: "not valid JSON"},
+		"missing access token":                 {mode: oauthtest.MissingAccessToken, wantErr: "response has no access_token"},
+		"429 honours Retry-After":              {mode: oauthtest.TooManyRequests, wantErr: "HTTP 429", wantRetry: 2 * time.Minute},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -139,6 +141,35 @@ func TestTimeoutAndCancel(t *testing.T) {
 	_, err = c.Refresh(context.Background(), sdk.Credential{AccessToken: "a", RefreshToken: "r"})
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
 		t.Errorf("slow endpoint: got %v after %v; want a deadline error well within 1s", err, time.Since(start))
+	}
+}
+
+// TestCheckConfigNamesTheKey: the one check of the oauth config, which
+// the host's loader also makes, names the key that is wrong; a config
+// without a token URL is valid (nothing refreshes).
+func TestCheckConfigNamesTheKey(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		cfg     sdk.OAuthConfig
+		wantKey string
+		wantMsg string
+	}{
+		"no token URL":         {cfg: sdk.OAuthConfig{BodyFormat: "json"}},
+		"https":                {cfg: sdk.OAuthConfig{TokenURL: "https://x/token", BodyFormat: "form"}},
+		"http to loopback":     {cfg: sdk.OAuthConfig{TokenURL: "http://127.0.0.1:8080/token"}},
+		"unknown body":         {cfg: sdk.OAuthConfig{BodyFormat: "xml"}, wantKey: "body", wantMsg: `"xml": want form or json`},
+		"http to another host": {cfg: sdk.OAuthConfig{TokenURL: "http://example.com/token"}, wantKey: "token_url", wantMsg: "plain http is allowed only to a loopback host"},
+		"relative URL":         {cfg: sdk.OAuthConfig{TokenURL: "/token"}, wantKey: "token_url", wantMsg: `"/token" is not an absolute http(s) URL`},
+	}
+	for name, tc := range tests {
+		err := oauth.CheckConfig(tc.cfg)
+		var ce *oauth.ConfigError
+		switch {
+		case tc.wantKey == "" && err != nil:
+			t.Errorf("%s: %v; want valid", name, err)
+		case tc.wantKey != "" && (!errors.As(err, &ce) || ce.Key != tc.wantKey || !strings.Contains(ce.Err.Error(), tc.wantMsg)):
+			t.Errorf("%s: got %v; want key %s: %s", name, err, tc.wantKey, tc.wantMsg)
+		}
 	}
 }
 

@@ -64,8 +64,9 @@ type Options struct {
 	Key string `json:"key"`
 	// TokenPrefix is an opt-in format check, e.g. "sk-ant-oat01-".
 	TokenPrefix string `json:"token_prefix"`
-	// Timeout bounds one store read, e.g. "1s" (the default).
-	Timeout string `json:"timeout"`
+	// Timeout bounds one store read, e.g. "1s" or 2 (seconds); it must be
+	// positive. Nil (the key left out) means DefaultTimeout.
+	Timeout *sdk.Duration `json:"timeout"`
 }
 
 // Spec describes one item for an Item.
@@ -117,12 +118,11 @@ func NewItem(spec Spec, o Options, oauthCfg sdk.OAuthConfig) (*Item, error) {
 	if it.key == "" {
 		it.key = credjson.DefaultKey
 	}
-	if o.Timeout != "" {
-		d, err := time.ParseDuration(o.Timeout)
-		if err != nil || d <= 0 {
-			return nil, bad("timeout", fmt.Sprintf("%q: want a positive duration such as 1s", o.Timeout))
+	if o.Timeout != nil {
+		if *o.Timeout <= 0 {
+			return nil, bad("timeout", fmt.Sprintf("%q: want a positive duration such as 1s", o.Timeout.Std().String()))
 		}
-		it.timeout = d
+		it.timeout = o.Timeout.Std()
 	}
 	if oauthCfg.TokenURL != "" && it.format == "json" {
 		client, err := oauth.New(oauthCfg)

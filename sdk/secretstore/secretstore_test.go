@@ -117,7 +117,8 @@ func (s *slowBackend) Set(v string) error {
 func TestSaveWaitsForTheWriteItStarted(t *testing.T) {
 	t.Parallel()
 	b := &slowBackend{delay: 300 * time.Millisecond}
-	it := newItem(t, b, secretstore.Options{Timeout: "20ms"}, 0)
+	timeout := sdk.Duration(20 * time.Millisecond)
+	it := newItem(t, b, secretstore.Options{Timeout: &timeout}, 0)
 	err := it.Save(context.Background(), sdk.Credential{AccessToken: "new-access", RefreshToken: "new-refresh"})
 	if !b.done.Load() {
 		t.Fatalf("Save returned (%v) while its write was still running", err)
