@@ -81,14 +81,14 @@ func WithNow(now func() time.Time) Option { return func(cl *Client) { cl.now = n
 // hand is held to the same rules as one the host loaded.
 func New(cfg sdk.OAuthConfig, opts ...Option) (*Client, error) {
 	if err := CheckTokenURL(cfg.TokenURL); err != nil {
-		return nil, fmt.Errorf("%w: oauth token_url: %w", sdk.ErrInvalidConfig, err)
+		return nil, sdk.InvalidConfig("oauth token_url: %w", err)
 	}
 	switch cfg.BodyFormat {
 	case "":
 		cfg.BodyFormat = BodyForm
 	case BodyForm, BodyJSON:
 	default:
-		return nil, fmt.Errorf("%w: oauth body %q: want form or json", sdk.ErrInvalidConfig, cfg.BodyFormat)
+		return nil, sdk.InvalidConfig("oauth body %q: want form or json", cfg.BodyFormat)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = defaultTimeout
