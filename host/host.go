@@ -266,7 +266,7 @@ func (h *Host) walk(ctx context.Context) (*member, sdk.Credential, error) {
 		if err != nil {
 			var pe *ProviderError
 			if !errors.As(err, &pe) {
-				pe = &ProviderError{Provider: m.cfg.Name, Op: "read", Err: err}
+				pe = providerErr(m, "read", err)
 			}
 			if errors.Is(err, sdk.ErrNotFound) {
 				h.logger.Debug("provider has no credential", "provider", m.cfg.Name, "reason", pe.reason())
@@ -279,7 +279,7 @@ func (h *Host) walk(ctx context.Context) (*member, sdk.Credential, error) {
 		h.logger.Debug("credential found", "provider", m.cfg.Name, "credential", cred.String())
 		return m, cred, nil
 	}
-	return nil, sdk.Credential{}, &ChainError{Attempts: attempts, Hint: hint(h.cfg)}
+	return nil, sdk.Credential{}, &ChainError{Attempts: attempts, Hint: chainHint(attempts, h.cfg.unexpand)}
 }
 
 // read starts m if needed and reads its credential within the call timeout.
@@ -295,13 +295,13 @@ func (h *Host) read(ctx context.Context, m *member) (sdk.Credential, error) {
 	if err != nil {
 		// A read error may quote the provider's config ("$NAME is not
 		// set"): quote it as the config file says.
-		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: m.unexpand.applyErr(callError(ctx, err))}
+		return sdk.Credential{}, providerErr(m, "read", m.unexpand.applyErr(callError(ctx, err)))
 	}
 	if cred.AccessToken == "" {
-		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: errors.New("returned a credential with an empty access token")}
+		return sdk.Credential{}, providerErr(m, "read", errors.New("returned a credential with an empty access token"))
 	}
 	if err := checkTokenSize(cred); err != nil {
-		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: err}
+		return sdk.Credential{}, providerErr(m, "read", err)
 	}
 	return cred, nil
 }
