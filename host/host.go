@@ -40,7 +40,6 @@ type options struct {
 	logger   hclog.Logger
 	builtins map[string]Builtin
 	now      func() time.Time
-	command  func(path string, args ...string) *exec.Cmd
 	environ  func() []string // the environment plugin processes draw from
 }
 
@@ -61,7 +60,6 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 	o := options{
 		logger:  hclog.NewNullLogger(),
 		now:     time.Now,
-		command: exec.Command,
 		environ: os.Environ,
 	}
 	for _, opt := range opts {
@@ -87,7 +85,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 				return nil, &ConfigError{Source: cfg.Source, Line: pc.Line, Column: pc.Column,
 					Key: fmt.Sprintf("providers[%d].command", i), Msg: fmt.Sprintf("%q is not an absolute path", pc.Command)}
 			}
-			cmd := func() *exec.Cmd { return o.command(pc.Command, pc.Args...) }
+			cmd := func() *exec.Cmd { return exec.Command(pc.Command, pc.Args...) }
 			spec := processSpec{cmd: cmd, name: pc.Command, checksum: pc.SHA256, env: pc.Env, environ: o.environ}
 			m.start = startProcess(spec, cfg, level, o.logger.Named(pc.Name))
 		default:
