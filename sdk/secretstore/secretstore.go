@@ -211,13 +211,20 @@ func (it *Item) Read(ctx context.Context) (sdk.Credential, error) {
 	return it.parse(secret)
 }
 
-// get reads the secret within the timeout.
-func (it *Item) get(ctx context.Context) (secret string, err error) {
-	err = it.call(ctx, func() (err error) {
-		secret, err = it.spec.Backend.Get()
+// get reads the secret within the timeout. The secret comes back on a
+// channel: a Get abandoned at the timeout still finishes later, and must
+// not write to anything get returns.
+func (it *Item) get(ctx context.Context) (string, error) {
+	got := make(chan string, 1)
+	err := it.call(ctx, func() error {
+		secret, err := it.spec.Backend.Get()
+		got <- secret
 		return err
 	})
-	return secret, err
+	if err != nil {
+		return "", err
+	}
+	return <-got, nil
 }
 
 // parse reads a credential out of the secret in the item's format.

@@ -250,3 +250,22 @@ func TestNotFoundCarriesItsHint(t *testing.T) {
 		})
 	}
 }
+
+// lateBackend answers Get only after a delay: a store waiting on a prompt.
+type lateBackend struct{ delay time.Duration }
+
+func (b lateBackend) Get() (string, error) { time.Sleep(b.delay); return `{"k":1}`, nil }
+func (b lateBackend) Set(string) error     { return nil }
+
+// TestAbandonedReadWritesNothingReadIsUsing: a Get that answers after the
+// timeout finishes in the background; under the race detector, its late
+// answer must not touch what Read returned.
+func TestAbandonedReadWritesNothingReadIsUsing(t *testing.T) {
+	t.Parallel()
+	it := newItem(t, lateBackend{delay: 50 * time.Millisecond}, secretstore.Options{Timeout: "5ms"}, 0)
+	_, err := it.Read(context.Background())
+	if !errors.Is(err, sdk.ErrNotFound) || !strings.Contains(err.Error(), "no answer within") {
+		t.Fatalf("got %v; want not-found saying the store did not answer", err)
+	}
+	time.Sleep(100 * time.Millisecond) // the abandoned Get answers now
+}
