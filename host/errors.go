@@ -3,7 +3,6 @@ package host
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 
 	"github.com/credhost/credhost/sdk"
@@ -11,7 +10,7 @@ import (
 
 // ErrNoCredential is matched (errors.Is) by the error Token returns when no
 // provider in the chain holds a usable credential.
-var ErrNoCredential = errors.New("no credential found")
+var ErrNoCredential = errors.New("no provider in the chain yielded a credential")
 
 // ErrRefreshFailed is wrapped by Refresh's error when a forced refresh was
 // impossible or failed (the CLI's exit code 3).
@@ -34,21 +33,19 @@ func (e *ProviderError) Error() string {
 // Unwrap returns the cause, so sentinels like sdk.ErrNotFound match.
 func (e *ProviderError) Unwrap() error { return e.Err }
 
+// providerErr is m's failure in op.
+func providerErr(m *member, op string, err error) *ProviderError {
+	return &ProviderError{Provider: m.cfg.Name, Op: op, Err: err}
+}
+
 // reason is the error for a person: the operation when it was not a read,
-// then the provider's message without the sentinel's own text in front
-// ("no credential found: $X is not set" reads "$X is not set" under a
-// heading that already says the store is empty).
+// then the provider's message. A provider's sdk.NotFound and its kin say
+// the reason alone, under a heading that already says the store is empty.
 func (e *ProviderError) reason() string {
-	msg := e.Err.Error()
-	for _, s := range []error{sdk.ErrNotFound, sdk.ErrUnsupported, sdk.ErrInvalidConfig} {
-		if errors.Is(e.Err, s) {
-			msg = strings.TrimPrefix(msg, s.Error()+": ")
-		}
-	}
 	if e.Op != "read" {
-		msg = e.Op + ": " + msg
+		return e.Op + ": " + e.Err.Error()
 	}
-	return msg
+	return e.Err.Error()
 }
 
 // ChainError says that no provider yielded a credential: it holds every
@@ -89,38 +86,24 @@ func (e *ChainError) Unwrap() []error {
 	return errs
 }
 
-// hint says what a user can do when the chain came up empty, for this
-// platform and the variables this config reads.
-func hint(cfg *Config) string {
-	var vars []string
-	stores := map[string]bool{}
-	for _, p := range cfg.Providers {
-		switch p.Plugin {
-		case "env":
-			// Only a name the config file itself spells: a value from
-			// ${VAR} may be a secret put there by mistake.
-			if v, ok := p.Config["var"].(string); ok && v != "" && !cfg.unexpand.fromEnv(v) {
-				vars = append(vars, v)
-			}
-		case "keychain", "file", "wincred":
-			stores[p.Plugin] = true
-		}
-	}
+// chainHint says what a user can do when the chain came up empty: the hint
+// each provider's error carried (sdk.Hint: set the variable, log in, unlock
+// the keychain), in chain order, each line once, then where to look
+// further. The host knows no plugin: what to do about a store is its
+// provider's to say. A line that quotes a value ${VAR} expansion put into
+// the config is left out: that value may be a secret put there by mistake.
+func chainHint(attempts []*ProviderError, u unexpander) string {
 	var lines []string
-	if len(stores) > 0 {
-		lines = append(lines, "log in again (for Claude Code: run `claude`, then /login) so a token is stored")
-	}
-	switch {
-	case stores["keychain"] && runtime.GOOS == "darwin":
-		lines = append(lines, "if you are logged in, unlock the login keychain: security unlock-keychain")
-	case stores["keychain"] && runtime.GOOS != "windows":
-		lines = append(lines, "if you use the keychain provider, make sure a Secret Service (e.g. gnome-keyring) runs and is unlocked in this session")
-	}
-	if stores["wincred"] || (stores["keychain"] && runtime.GOOS == "windows") {
-		lines = append(lines, "if you are logged in, check Credential Manager for the stored credential")
-	}
-	if len(vars) > 0 {
-		lines = append(lines, "or set $"+strings.Join(vars, " or $"))
+	seen := map[string]bool{}
+	for _, a := range attempts {
+		for _, l := range strings.Split(sdk.Hint(a.Err), "\n") {
+			l = strings.TrimSpace(l)
+			if l == "" || seen[l] || u.apply(l) != l {
+				continue
+			}
+			seen[l] = true
+			lines = append(lines, l)
+		}
 	}
 	lines = append(lines, "run `credhost status` to see each provider")
 	return "to fix: " + strings.Join(lines, "\n  ")

@@ -39,7 +39,6 @@ type options struct {
 	logger   hclog.Logger
 	builtins map[string]Builtin
 	now      func() time.Time
-	command  func(path string, args ...string) *exec.Cmd
 	environ  func() []string // the environment plugin processes draw from
 }
 
@@ -71,7 +70,6 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 	o := options{
 		logger:  hclog.NewNullLogger(),
 		now:     time.Now,
-		command: exec.Command,
 		environ: os.Environ,
 	}
 	for _, opt := range opts {
@@ -93,7 +91,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 		m := &member{cfg: pc, oauth: oauth, logger: o.logger, callTimeout: cfg.Plugins.CallTimeout.Std(), unexpand: cfg.unexpand}
 		switch {
 		case pc.Command != "":
-			cmd := func() *exec.Cmd { return o.command(pc.Command, pc.Args...) }
+			cmd := func() *exec.Cmd { return exec.Command(pc.Command, pc.Args...) }
 			spec := processSpec{cmd: cmd, name: pc.Command, checksum: pc.SHA256, env: pc.Env, environ: o.environ}
 			m.start = startProcess(spec, cfg, level, o.logger.Named(pc.Name))
 		default:
@@ -273,7 +271,7 @@ func (h *Host) walk(ctx context.Context) (*member, sdk.Credential, error) {
 		if err != nil {
 			var pe *ProviderError
 			if !errors.As(err, &pe) {
-				pe = &ProviderError{Provider: m.cfg.Name, Op: "read", Err: err}
+				pe = providerErr(m, "read", err)
 			}
 			if errors.Is(err, sdk.ErrNotFound) {
 				h.logger.Debug("provider has no credential", "provider", m.cfg.Name, "reason", pe.reason())
@@ -286,7 +284,7 @@ func (h *Host) walk(ctx context.Context) (*member, sdk.Credential, error) {
 		h.logger.Debug("credential found", "provider", m.cfg.Name, "credential", cred.String())
 		return m, cred, nil
 	}
-	return nil, sdk.Credential{}, &ChainError{Attempts: attempts, Hint: hint(h.cfg)}
+	return nil, sdk.Credential{}, &ChainError{Attempts: attempts, Hint: chainHint(attempts, h.cfg.unexpand)}
 }
 
 // read starts m if needed and reads its credential within the call timeout.
@@ -302,13 +300,13 @@ func (h *Host) read(ctx context.Context, m *member) (sdk.Credential, error) {
 	if err != nil {
 		// A read error may quote the provider's config ("$NAME is not
 		// set"): quote it as the config file says.
-		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: m.unexpand.applyErr(callError(ctx, err))}
+		return sdk.Credential{}, providerErr(m, "read", m.unexpand.applyErr(callError(ctx, err)))
 	}
 	if cred.AccessToken == "" {
-		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: errors.New("returned a credential with an empty access token")}
+		return sdk.Credential{}, providerErr(m, "read", errors.New("returned a credential with an empty access token"))
 	}
 	if err := checkTokenSize(cred); err != nil {
-		return sdk.Credential{}, &ProviderError{Provider: m.cfg.Name, Op: "read", Err: err}
+		return sdk.Credential{}, providerErr(m, "read", err)
 	}
 	return cred, nil
 }

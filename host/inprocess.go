@@ -119,7 +119,7 @@ func (b bounded) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Credenti
 func (b bounded) Check(ctx context.Context) ([]sdk.Finding, error) {
 	c, ok := b.p.(sdk.Checker)
 	if !ok {
-		return nil, fmt.Errorf("%w: the provider has no checks", sdk.ErrUnsupported)
+		return nil, sdk.Unsupported("the provider has no checks")
 	}
 	return boundCall(ctx, 0, func() ([]sdk.Finding, error) { return c.Check(ctx) })
 }

@@ -76,7 +76,7 @@ func (p *scriptedProvider) Info(context.Context) (sdk.Info, error) {
 
 func (p *scriptedProvider) Configure(context.Context, sdk.ConfigureRequest) error {
 	if p.mode == "badconfig" {
-		return fmt.Errorf("%w: key \"path\" is required", sdk.ErrInvalidConfig)
+		return sdk.InvalidConfig("key \"path\" is required")
 	}
 	return nil
 }
@@ -93,7 +93,7 @@ func (p *scriptedProvider) Read(ctx context.Context) (sdk.Credential, error) {
 			ExpiresAt:    time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
 		}, nil
 	case p.mode == "notfound":
-		return sdk.Credential{}, fmt.Errorf("%w: scripted store is empty", sdk.ErrNotFound)
+		return sdk.Credential{}, sdk.NotFound("scripted store is empty")
 	case p.mode == "fail":
 		return sdk.Credential{}, errors.New("scripted store is broken")
 	case p.mode == "crash":

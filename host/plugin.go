@@ -71,7 +71,7 @@ func (m *member) provider(ctx context.Context) (sdk.Provider, error) {
 		ctx := context.WithoutCancel(ctx)
 		prov, client, err := m.start()
 		if err != nil {
-			m.err = &ProviderError{Provider: m.cfg.Name, Op: "start", Err: m.unexpand.applyErr(err)}
+			m.err = providerErr(m, "start", m.unexpand.applyErr(err))
 			return
 		}
 		m.mu.Lock()
@@ -79,7 +79,7 @@ func (m *member) provider(ctx context.Context) (sdk.Provider, error) {
 		m.mu.Unlock()
 		raw, err := json.Marshal(m.cfg.Config)
 		if err != nil {
-			m.err = &ProviderError{Provider: m.cfg.Name, Op: "configure", Err: err}
+			m.err = providerErr(m, "configure", err)
 			return
 		}
 		if m.cfg.Config == nil {
@@ -89,7 +89,7 @@ func (m *member) provider(ctx context.Context) (sdk.Provider, error) {
 		err = prov.Configure(cctx, sdk.ConfigureRequest{Name: m.cfg.Name, Config: raw, OAuth: m.oauth})
 		cancel()
 		if err != nil {
-			m.err = &ProviderError{Provider: m.cfg.Name, Op: "configure", Err: m.unexpand.applyErr(err)}
+			m.err = providerErr(m, "configure", m.unexpand.applyErr(err))
 			return
 		}
 		cctx, cancel = m.callContext(ctx)

@@ -112,18 +112,18 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	// A store whose Info failed has locks nobody knows: refreshing it
 	// without them is the race they exist to stop.
 	if m.infoErr != nil {
-		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: fmt.Errorf("not refreshing: the provider's Info failed, so its locks are unknown (%w)", m.infoErr)}
+		return refreshResult{}, providerErr(m, "refresh", fmt.Errorf("not refreshing: the provider's Info failed, so its locks are unknown (%w)", m.infoErr))
 	}
 	locks, err := storeLocks(m.info)
 	if err != nil {
-		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: m.unexpand.applyErr(err)}
+		return refreshResult{}, providerErr(m, "refresh", m.unexpand.applyErr(err))
 	}
 	// Across processes: hold the store's refresh locks over re-read,
 	// refresh and save, so a second process finds the new token in the
 	// store.
 	held, err := takeLocks(ctx, inScope(locks, sdk.LockScopeRefresh), nil, h.logger)
 	if err != nil {
-		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: m.unexpand.applyErr(err)}
+		return refreshResult{}, providerErr(m, "refresh", m.unexpand.applyErr(err))
 	}
 	defer held.release()
 	now := h.now()
@@ -140,14 +140,14 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 		current = stale
 	}
 	if current.RefreshToken == "" {
-		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: errors.New("the credential has no refresh token")}
+		return refreshResult{}, providerErr(m, "refresh", errors.New("the credential has no refresh token"))
 	}
 	at, err := m.retryAfter(now)
 	if err != nil {
-		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: err}
+		return refreshResult{}, providerErr(m, "refresh", err)
 	}
 	if now.Before(at) {
-		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: fmt.Errorf("token endpoint asked to wait; not retrying before %s", at.Format(time.RFC3339))}
+		return refreshResult{}, providerErr(m, "refresh", fmt.Errorf("token endpoint asked to wait; not retrying before %s", at.Format(time.RFC3339)))
 	}
 
 	// A lock taken over since it was taken (this process was stopped past
@@ -175,17 +175,17 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 				h.logger.Info("refresh token was rotated by another process; using the stored token", "provider", m.cfg.Name)
 				return refreshResult{cred: again}, nil
 			}
-			return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: fmt.Errorf("%w; the store still holds the rejected refresh token: log in again", err)}
+			return refreshResult{}, providerErr(m, "refresh", fmt.Errorf("%w; the store still holds the rejected refresh token: log in again", err))
 		}
-		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: callError(ctx, err)}
+		return refreshResult{}, providerErr(m, "refresh", callError(ctx, err))
 	}
 	// Keep the refresh token, enforced here for every provider, private ones
 	// included.
 	if fresh.AccessToken == "" {
-		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: errors.New("refresh returned an empty access token")}
+		return refreshResult{}, providerErr(m, "refresh", errors.New("refresh returned an empty access token"))
 	}
 	if err := checkTokenSize(fresh); err != nil {
-		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: err}
+		return refreshResult{}, providerErr(m, "refresh", err)
 	}
 	if fresh.RefreshToken == "" {
 		fresh.RefreshToken = current.RefreshToken

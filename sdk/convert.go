@@ -31,7 +31,8 @@ var errorCodes = []struct {
 
 // errToStatus turns a provider's error into a gRPC status error, so the
 // sentinel it wraps survives the process boundary. The message is the error's
-// text as the provider wrote it.
+// text as the provider wrote it (for an *Error, the reason alone: the code
+// carries the kind); a hint travels as an ErrorInfo detail (see hintInfo).
 func errToStatus(err error) error {
 	if err == nil {
 		return nil
@@ -58,8 +59,23 @@ func errToStatus(err error) error {
 			st = withInfo
 		}
 	}
+	if h := Hint(err); h != "" {
+		info := &errdetails.ErrorInfo{Reason: hintReason, Domain: hintDomain, Metadata: map[string]string{hintKey: h}}
+		if withInfo, derr := st.WithDetails(info); derr == nil {
+			st = withInfo
+		}
+	}
 	return st.Err()
 }
+
+// A hint crosses the boundary as a google.rpc.ErrorInfo detail with this
+// domain and reason, the text under metadata key "hint": no change to the
+// plugin protocol, and a host built before hints ignores the detail.
+const (
+	hintDomain = "credhost"
+	hintReason = "HINT"
+	hintKey    = "hint"
+)
 
 func isSentinel(err error) bool {
 	for _, e := range errorCodes {
@@ -82,8 +98,13 @@ func statusToErr(err error) error {
 	}
 	re := &remoteError{msg: pluginText(st.Message())}
 	for _, d := range st.Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			re.retryDelay = ri.GetRetryDelay().AsDuration()
+		switch d := d.(type) {
+		case *errdetails.RetryInfo:
+			re.retryDelay = d.GetRetryDelay().AsDuration()
+		case *errdetails.ErrorInfo:
+			if d.GetDomain() == hintDomain && d.GetReason() == hintReason {
+				re.hint = d.GetMetadata()[hintKey]
+			}
 		}
 	}
 	for _, e := range errorCodes {
@@ -104,16 +125,21 @@ func statusToErr(err error) error {
 
 // remoteError is an error that came back from a plugin: its text is the
 // plugin's message, errors.Is finds the sentinel it was sent as (if any),
-// and RetryDelay the server's Retry-After it carried.
+// RetryDelay the server's Retry-After it carried and Hint its hint. A plugin
+// built before sdk.NotFound and its kin wrote the sentinel's words in front
+// of the reason ("no credential found: $X is not set"); that text is kept
+// as it came, and reads once.
 type remoteError struct {
 	msg        string
 	sentinel   error
 	retryDelay time.Duration
+	hint       string
 }
 
 func (e *remoteError) Error() string             { return e.msg }
 func (e *remoteError) Unwrap() error             { return e.sentinel }
 func (e *remoteError) RetryDelay() time.Duration { return e.retryDelay }
+func (e *remoteError) Hint() string              { return e.hint }
 
 func credToProto(c Credential) *pb.Credential {
 	out := &pb.Credential{

@@ -36,13 +36,17 @@
 //
 // # Errors
 //
-// Return (or wrap with %w) ErrNotFound when the store holds nothing, so the
-// host moves on to the next provider quietly; ErrUnsupported for an operation
-// the store cannot do; ErrInvalidConfig for a bad config block (name the key);
-// ErrInvalidGrant when the token endpoint rejected the refresh token. These
-// survive the process boundary: errors.Is works on the host side. Any other
-// error is a fault of the provider: the host logs it as a warning and goes on.
-// Error text must never contain a secret.
+// Return NotFound("$%s is not set", name) when the store holds nothing, so
+// the host moves on to the next provider quietly; Unsupported for an
+// operation the store cannot do; InvalidConfig for a bad config block (name
+// the key); ErrInvalidGrant when the token endpoint rejected the refresh
+// token. Each matches its sentinel (ErrNotFound, ...) with errors.Is while
+// its text is the reason alone; WithHint adds what the user can do (set the
+// variable, log in), which the host lists when no provider has a
+// credential. Kind, reason and hint survive the process boundary. Wrapping
+// a sentinel with %w still matches, but its words then lead the text. Any
+// other error is a fault of the provider: the host logs it as a warning and
+// goes on. Error text must never contain a secret.
 //
 // # Stability
 //

@@ -9,10 +9,16 @@ import (
 	"time"
 )
 
-// msThreshold separates epoch seconds from epoch milliseconds: a value above
-// 1e12 is milliseconds (1e12 seconds is the year 33658; 1e12 milliseconds is
-// September 2001, before any token a store holds today).
-const msThreshold = 1e12
+// How an epoch number in a store reads: a value above EpochMillisThreshold
+// is epoch milliseconds, anything up to it epoch seconds (1e12 seconds is
+// the year 33658; 1e12 milliseconds is September 2001, before any token a
+// store holds today). A value above MaxEpochMillis (the year 318857 even as
+// milliseconds) is not an expiry at all. ExpiryFromEpoch applies this; a
+// store's own parser (sdk/credjson) uses the same two numbers.
+const (
+	EpochMillisThreshold = 1e12
+	MaxEpochMillis       = 1e16
+)
 
 // ParseExpiry parses an expiry as stores write it: epoch milliseconds or
 // seconds as a decimal number (values above 1e12 are milliseconds), or an
@@ -53,10 +59,9 @@ func ExpiryFromEpoch(v float64) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("expiry %v is negative", v)
 	case v == 0:
 		return time.Time{}, nil
-	case v > msThreshold*1e4:
-		// Beyond year 318857 even as milliseconds: not an expiry.
+	case v > MaxEpochMillis:
 		return time.Time{}, fmt.Errorf("expiry %v is out of range", v)
-	case v > msThreshold:
+	case v > EpochMillisThreshold:
 		return time.UnixMilli(int64(v)), nil
 	default:
 		sec, frac := math.Modf(v)

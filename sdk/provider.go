@@ -3,7 +3,6 @@ package sdk
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 )
 
@@ -143,7 +142,7 @@ type ConfigureRequest struct {
 // an error wrapping ErrInvalidConfig that names it.
 func (r ConfigureRequest) DecodeConfig(v any) error {
 	if err := decodeStrict(r.Config, v); err != nil {
-		return fmt.Errorf("%w: provider %q: %v", ErrInvalidConfig, r.Name, err)
+		return InvalidConfig("provider %q: %v", r.Name, err)
 	}
 	return nil
 }

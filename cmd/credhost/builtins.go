@@ -13,12 +13,16 @@ import (
 	"github.com/credhost/credhost/sdk"
 )
 
+// claudeLogin is what a store with no credential tells the user: credhost
+// serves Claude Code's login, which the stores' plugins know nothing of.
+const claudeLogin = "log in again (for Claude Code: run `claude`, then /login) so a token is stored"
+
 // builtinProviders are the providers compiled into credhost, by plugin name.
 var builtinProviders = map[string]func() sdk.Provider{
 	"env":      func() sdk.Provider { return env.New() },
-	"file":     func() sdk.Provider { return file.New() },
-	"keychain": func() sdk.Provider { return keychain.New() },
-	"wincred":  func() sdk.Provider { return wincred.New() },
+	"file":     func() sdk.Provider { return file.New(file.WithLoginHint(claudeLogin)) },
+	"keychain": func() sdk.Provider { return keychain.New(keychain.WithLoginHint(claudeLogin)) },
+	"wincred":  func() sdk.Provider { return wincred.New(wincred.WithLoginHint(claudeLogin)) },
 }
 
 // refreshEnv are the variables a store that refreshes reads through
@@ -32,8 +36,9 @@ var builtinEnv = map[string]func(config map[string]any) []string{
 	// env reads the variables its config names.
 	"env": func(config map[string]any) []string {
 		var names []string
-		for _, key := range []string{"var", "expires_var"} {
-			if v, ok := config[key].(string); ok && v != "" {
+		token, expires := env.ConfigVars(config)
+		for _, v := range []string{token, expires} {
+			if v != "" {
 				names = append(names, v)
 			}
 		}

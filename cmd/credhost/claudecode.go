@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/credhost/credhost/host"
+	"github.com/credhost/credhost/plugins/env"
 	"github.com/credhost/credhost/sdk"
 )
 
@@ -123,7 +124,7 @@ func servesOAuth(cfg *host.Config, statuses []host.ProviderStatus, lookupEnv fun
 		}
 		pc := cfg.Providers[i]
 		if pc.Plugin == "env" {
-			if v, ok := pc.Config["var"].(string); ok && strings.HasPrefix(lookupOr(lookupEnv, v), oauthTokenPrefix) {
+			if v, _ := env.ConfigVars(pc.Config); v != "" && strings.HasPrefix(lookupOr(lookupEnv, v), oauthTokenPrefix) {
 				return st.Name, true
 			}
 			return st.Name, len(pc.RefreshWith) > 0

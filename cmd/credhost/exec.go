@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credhost/credhost/host"
+	"github.com/credhost/credhost/plugins/env"
 )
 
 // defaultExecVar is where `credhost exec` puts a token that did not come
@@ -134,7 +135,7 @@ func tokenOnce(ctx context.Context, cfg *host.Config, opts []host.Option) (host.
 func tokenVar(cfg *host.Config, provider string) string {
 	for _, p := range cfg.Providers {
 		if p.Name == provider && p.Plugin == "env" {
-			if v, ok := p.Config["var"].(string); ok && v != "" {
+			if v, _ := env.ConfigVars(p.Config); v != "" {
 				return v
 			}
 		}

@@ -59,7 +59,7 @@ func (p *provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 		return err
 	}
 	if len(c.Argv) == 0 || c.Argv[0] == "" {
-		return fmt.Errorf("%w: key \"argv\" is required: the command that prints the token", sdk.ErrInvalidConfig)
+		return sdk.InvalidConfig("key \"argv\" is required: the command that prints the token")
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -92,7 +92,7 @@ func (p *provider) Read(ctx context.Context) (sdk.Credential, error) {
 	line, _, _ := strings.Cut(out.String(), "\n")
 	token := strings.TrimSpace(line)
 	if token == "" {
-		return sdk.Credential{}, fmt.Errorf("%w: %s printed no token", sdk.ErrNotFound, argv[0])
+		return sdk.Credential{}, sdk.NotFound("%s printed no token", argv[0])
 	}
 	cred := sdk.Credential{AccessToken: token}
 	if expiresIn > 0 {
@@ -102,9 +102,9 @@ func (p *provider) Read(ctx context.Context) (sdk.Credential, error) {
 }
 
 func (p *provider) Save(context.Context, sdk.Credential) error {
-	return fmt.Errorf("%w: cmdtoken is read-only", sdk.ErrUnsupported)
+	return sdk.Unsupported("cmdtoken is read-only")
 }
 
 func (p *provider) Refresh(context.Context, sdk.Credential) (sdk.Credential, error) {
-	return sdk.Credential{}, fmt.Errorf("%w: cmdtoken is read-only; its command mints fresh tokens", sdk.ErrUnsupported)
+	return sdk.Credential{}, sdk.Unsupported("cmdtoken is read-only; its command mints fresh tokens")
 }

@@ -60,6 +60,17 @@ func New(opts ...Option) *Provider {
 	return p
 }
 
+// ConfigVars returns the variables an env provider with this config block
+// reads: the token's (key "var") and the expiry's (key "expires_var"), ""
+// when not named. A program that wires the plugin asks here rather than
+// reading the keys itself: which variables to hand a plugin process, which
+// variable `credhost exec` passes the token on in.
+func ConfigVars(config map[string]any) (token, expires string) {
+	token, _ = config["var"].(string)
+	expires, _ = config["expires_var"].(string)
+	return token, expires
+}
+
 var varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Info describes the env provider: it can neither save nor refresh.
@@ -74,11 +85,11 @@ func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 		return err
 	}
 	if c.Var == "" {
-		return fmt.Errorf("%w: provider %q: key \"var\" is required (the environment variable holding the token)", sdk.ErrInvalidConfig, req.Name)
+		return sdk.InvalidConfig("provider %q: key \"var\" is required (the environment variable holding the token)", req.Name)
 	}
 	for key, v := range map[string]string{"var": c.Var, "expires_var": c.ExpiresVar} {
 		if v != "" && !varName.MatchString(v) {
-			return fmt.Errorf("%w: provider %q: key %q: %q is not an environment variable name", sdk.ErrInvalidConfig, req.Name, key, v)
+			return sdk.InvalidConfig("provider %q: key %q: %q is not an environment variable name", req.Name, key, v)
 		}
 	}
 	p.mu.Lock()
@@ -87,8 +98,8 @@ func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 	return nil
 }
 
-// Read returns the token in the variable, or sdk.ErrNotFound when it is
-// unset or empty.
+// Read returns the token in the variable, or an error matching
+// sdk.ErrNotFound, whose hint says to set it, when it is unset or empty.
 func (p *Provider) Read(context.Context) (sdk.Credential, error) {
 	p.mu.RLock()
 	c := p.cfg
@@ -100,9 +111,9 @@ func (p *Provider) Read(context.Context) (sdk.Credential, error) {
 	tok = strings.TrimSpace(tok)
 	switch {
 	case !ok:
-		return sdk.Credential{}, fmt.Errorf("%w: $%s is not set", sdk.ErrNotFound, c.Var)
+		return sdk.Credential{}, sdk.NotFound("$%s is not set", c.Var).WithHint("set $" + c.Var)
 	case tok == "":
-		return sdk.Credential{}, fmt.Errorf("%w: $%s is empty", sdk.ErrNotFound, c.Var)
+		return sdk.Credential{}, sdk.NotFound("$%s is empty", c.Var).WithHint("set $" + c.Var)
 	case c.TokenPrefix != "" && !strings.HasPrefix(tok, c.TokenPrefix):
 		return sdk.Credential{}, fmt.Errorf("$%s does not start with %q", c.Var, c.TokenPrefix)
 	}
@@ -121,11 +132,11 @@ func (p *Provider) Read(context.Context) (sdk.Credential, error) {
 
 // Save is unsupported: the environment is read-only.
 func (p *Provider) Save(context.Context, sdk.Credential) error {
-	return fmt.Errorf("%w: an environment variable cannot be saved to", sdk.ErrUnsupported)
+	return sdk.Unsupported("an environment variable cannot be saved to")
 }
 
 // Refresh is unsupported: the host refreshes an env token through the stores
 // named in refresh_with.
 func (p *Provider) Refresh(context.Context, sdk.Credential) (sdk.Credential, error) {
-	return sdk.Credential{}, fmt.Errorf("%w: an environment token is refreshed through refresh_with, not by itself", sdk.ErrUnsupported)
+	return sdk.Credential{}, sdk.Unsupported("an environment token is refreshed through refresh_with, not by itself")
 }

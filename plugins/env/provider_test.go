@@ -113,3 +113,30 @@ func TestConfigure(t *testing.T) {
 		})
 	}
 }
+
+// TestNotFoundSaysSetTheVariable: the hint the host passes on names the
+// variable; the reason does not repeat the sentinel's words.
+func TestNotFoundSaysSetTheVariable(t *testing.T) {
+	t.Parallel()
+	for name, vars := range map[string]map[string]string{"unset": {}, "empty": {"T": " "}} {
+		p := env.New(env.WithLookupEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }))
+		sdktest.Configure(t, p, "e", `{"var":"T"}`)
+		_, err := p.Read(context.Background())
+		if !errors.Is(err, sdk.ErrNotFound) || sdk.Hint(err) != "set $T" || !strings.HasPrefix(err.Error(), "$T is ") {
+			t.Errorf("%s: got %v (hint %q); want not-found reading \"$T is ...\" with hint \"set $T\"", name, err, sdk.Hint(err))
+		}
+	}
+}
+
+// TestConfigVars is the one place a program learns which variables an env
+// provider reads.
+func TestConfigVars(t *testing.T) {
+	t.Parallel()
+	tok, exp := env.ConfigVars(map[string]any{"var": "TOKEN", "expires_var": "TOKEN_EXPIRES", "token_prefix": "x"})
+	if tok != "TOKEN" || exp != "TOKEN_EXPIRES" {
+		t.Errorf("ConfigVars = %q, %q; want TOKEN, TOKEN_EXPIRES", tok, exp)
+	}
+	if tok, exp := env.ConfigVars(map[string]any{"var": 3}); tok != "" || exp != "" {
+		t.Errorf("ConfigVars of a non-string = %q, %q; want none", tok, exp)
+	}
+}

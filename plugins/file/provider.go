@@ -29,6 +29,8 @@ type Provider struct {
 	lookupEnv   func(string) (string, bool)
 	userHomeDir func() (string, error)
 
+	login string // the hint for a file with no credential
+
 	mu     sync.Mutex // serialises Save; guards the fields below
 	path   string
 	key    string
@@ -51,9 +53,21 @@ func WithHomeDir(f func() (string, error)) Option {
 	return func(p *Provider) { p.userHomeDir = f }
 }
 
+// WithLoginHint sets what a user is told when the file holds no
+// credential, one line per thing to try: how to log in with the client
+// that writes the file (credhost names Claude Code's /login). The default
+// is DefaultLoginHint.
+func WithLoginHint(hint string) Option {
+	return func(p *Provider) { p.login = hint }
+}
+
+// DefaultLoginHint is the hint for a file with no credential when the
+// program names no client to log in with.
+const DefaultLoginHint = "log in again so the credentials file holds a token"
+
 // New returns an unconfigured file provider.
 func New(opts ...Option) *Provider {
-	p := &Provider{lookupEnv: os.LookupEnv, userHomeDir: os.UserHomeDir}
+	p := &Provider{lookupEnv: os.LookupEnv, userHomeDir: os.UserHomeDir, login: DefaultLoginHint}
 	for _, o := range opts {
 		o(p)
 	}
@@ -126,7 +140,7 @@ func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 	}
 	path, err := p.resolvePath(c.Path)
 	if err != nil {
-		return fmt.Errorf("%w: provider %q: key \"path\": %v", sdk.ErrInvalidConfig, req.Name, err)
+		return sdk.InvalidConfig("provider %q: key \"path\": %v", req.Name, err)
 	}
 	if c.Key == "" {
 		c.Key = "claudeAiOauth"
@@ -178,8 +192,9 @@ func (p *Provider) settings() (path, key, prefix string, client *oauth.Client, e
 	return p.path, p.key, p.prefix, p.oauth, nil
 }
 
-// Read returns the credential in the file, or sdk.ErrNotFound. It reads the
-// file the path resolves to, the one Save replaces.
+// Read returns the credential in the file, or an error matching
+// sdk.ErrNotFound with the login hint. It reads the file the path resolves
+// to, the one Save replaces.
 func (p *Provider) Read(context.Context) (sdk.Credential, error) {
 	path, key, prefix, _, err := p.settings()
 	if err != nil {
@@ -187,12 +202,12 @@ func (p *Provider) Read(context.Context) (sdk.Credential, error) {
 	}
 	target, err := resolve(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return sdk.Credential{}, fmt.Errorf("%w: %v", sdk.ErrNotFound, err)
+		return sdk.Credential{}, sdk.NotFound("%v", err).WithHint(p.login)
 	}
 	if err != nil {
 		return sdk.Credential{}, err
 	}
-	_, cred, err := load(target, path, key)
+	cred, err := load(target, path, key, p.login)
 	if err != nil {
 		return sdk.Credential{}, err
 	}
@@ -203,24 +218,24 @@ func (p *Provider) Read(context.Context) (sdk.Credential, error) {
 }
 
 // load reads and parses target, the resolved path. A missing file, key or
-// token is sdk.ErrNotFound; everything else is a fault naming the path as
-// configured.
-func load(target, path, key string) (*credjson.Document, sdk.Credential, error) {
+// token is sdk.ErrNotFound with login as its hint; everything else is a
+// fault naming the path as configured.
+func load(target, path, key, login string) (sdk.Credential, error) {
 	data, _, err := readCapped(target)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, sdk.Credential{}, fmt.Errorf("%w: no credentials file at %s", sdk.ErrNotFound, path)
+			return sdk.Credential{}, sdk.NotFound("no credentials file at %s", path).WithHint(login)
 		}
-		return nil, sdk.Credential{}, err
+		return sdk.Credential{}, err
 	}
-	doc, cred, err := credjson.Parse(data, key)
+	_, cred, err := credjson.Parse(data, key)
 	if errors.Is(err, credjson.ErrNoCredential) {
-		return doc, sdk.Credential{}, fmt.Errorf("%w: %s: %s", sdk.ErrNotFound, path, strings.TrimPrefix(err.Error(), credjson.ErrNoCredential.Error()+": "))
+		return sdk.Credential{}, sdk.NotFound("%s: %w", path, err).WithHint(login)
 	}
 	if err != nil {
-		return nil, sdk.Credential{}, fmt.Errorf("%s: %w", path, err)
+		return sdk.Credential{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return doc, cred, nil
+	return cred, nil
 }
 
 // readCapped reads at most maxFileSize bytes of the regular file at path,
@@ -306,24 +321,19 @@ func (p *Provider) Save(_ context.Context, cred sdk.Credential) error {
 		return err
 	}
 	mode := os.FileMode(0o600)
-	doc := &credjson.Document{}
 	var old fs.FileInfo
 	data, st, err := readCapped(target)
 	switch {
 	case err == nil:
-		parsed, _, perr := credjson.Parse(data, key)
-		if perr != nil && !errors.Is(perr, credjson.ErrNoCredential) {
-			return fmt.Errorf("%s: refusing to overwrite a file that does not parse (%v); fix or remove it", path, perr)
-		}
-		doc = parsed
 		// Never widen: 0644 becomes 0600, 0400 stays 0400.
 		mode = st.Mode().Perm() & 0o600
 		old = st
 	case errors.Is(err, fs.ErrNotExist):
+		data = nil // no file yet
 	default:
 		return fmt.Errorf("save: %w", err)
 	}
-	out, err := doc.Encode(key, cred)
+	out, err := credjson.Merge(data, key, cred)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -340,7 +350,7 @@ func (p *Provider) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Creden
 		return sdk.Credential{}, err
 	}
 	if client == nil {
-		return sdk.Credential{}, fmt.Errorf("%w: no oauth token_url configured", sdk.ErrUnsupported)
+		return sdk.Credential{}, sdk.Unsupported("no oauth token_url configured")
 	}
 	return client.Refresh(ctx, cred)
 }
@@ -488,8 +498,7 @@ func (p *Provider) Check(ctx context.Context) ([]sdk.Finding, error) {
 	var out []sdk.Finding
 	if _, err := p.Read(ctx); err != nil {
 		if errors.Is(err, sdk.ErrNotFound) {
-			out = append(out, sdk.Finding{Severity: sdk.SeverityWarning, Message: strings.TrimPrefix(err.Error(), sdk.ErrNotFound.Error()+": "),
-				Fix: "log in (for Claude Code: run `claude`, then /login) if this store should hold your token"})
+			out = append(out, sdk.Finding{Severity: sdk.SeverityWarning, Message: err.Error(), Fix: p.login})
 		} else {
 			out = append(out, sdk.Finding{Severity: sdk.SeverityError, Message: err.Error(),
 				Fix: "fix or remove the file (credhost will not overwrite it), then log in again to rewrite it"})

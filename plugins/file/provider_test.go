@@ -528,3 +528,28 @@ func TestSaveNeverWidensMode(t *testing.T) {
 	}
 	assertMode(t, path, 0)
 }
+
+// TestNotFoundHintIsTheProgramsLoginWords: a missing file or credential
+// hints at logging in, in the words the wiring program gives (credhost's
+// name Claude Code), and generic ones without; the reason reads alone.
+func TestNotFoundHintIsTheProgramsLoginWords(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	noCred := filepath.Join(dir, "nocred.json")
+	if err := os.WriteFile(noCred, []byte(`{"other":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(dir, "missing.json"), noCred} {
+		for _, tc := range []struct {
+			opts []file.Option
+			want string
+		}{{nil, file.DefaultLoginHint}, {[]file.Option{file.WithLoginHint("run the client's login")}, "run the client's login"}} {
+			p := file.New(tc.opts...)
+			sdktest.Configure(t, p, "file", configJSON(path))
+			_, err := p.Read(context.Background())
+			if !errors.Is(err, sdk.ErrNotFound) || sdk.Hint(err) != tc.want || strings.HasPrefix(err.Error(), sdk.ErrNotFound.Error()) {
+				t.Errorf("%s: got %v (hint %q); want not-found reading as its reason, hinting %q", path, err, sdk.Hint(err), tc.want)
+			}
+		}
+	}
+}

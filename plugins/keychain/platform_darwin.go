@@ -19,3 +19,7 @@ func sizeLimit(service, account string) (int, string) {
 func hint() string {
 	return "if you are logged in, unlock the login keychain (security unlock-keychain)"
 }
+
+// missingHint is said besides how to log in when there is no item: a
+// locked login keychain can hide it.
+func missingHint() string { return hint() }

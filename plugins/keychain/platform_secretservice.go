@@ -42,3 +42,6 @@ func sizeLimit(service, account string) (int, string) { return 0, "" }
 func hint() string {
 	return "to use the keychain, run a Secret Service (gnome-keyring, KeePassXC) in this session and unlock it; otherwise the chain goes on without it"
 }
+
+// missingHint: a Secret Service that answers has no item to unlock.
+func missingHint() string { return "" }

@@ -11,3 +11,6 @@ func sizeLimit(service, account string) (int, string) {
 }
 
 func hint() string { return "check the credential in Windows Credential Manager" }
+
+// missingHint: Credential Manager answered; there is no item.
+func missingHint() string { return "" }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"regexp"
+	"strings"
 
 	"golang.org/x/text/unicode/norm"
 
@@ -40,6 +41,7 @@ type Provider struct {
 	store     Store
 	lookupEnv func(string) (string, bool)
 	limit     func(service, account string) (limit int, why string) // the platform's size limit
+	login     string                                                // the hint for an item with no credential
 
 	secretstore.Provider // Info, Read, Save, Refresh
 }
@@ -56,6 +58,12 @@ func WithStore(s Store) Option { return func(p *Provider) { p.store = s } }
 func WithLookupEnv(f func(string) (string, bool)) Option {
 	return func(p *Provider) { p.lookupEnv = f }
 }
+
+// WithLoginHint sets what a user is told when the item holds no
+// credential, one line per thing to try: how to log in with the client
+// that writes the item (credhost names Claude Code's /login). The default
+// is secretstore.DefaultLogin.
+func WithLoginHint(hint string) Option { return func(p *Provider) { p.login = hint } }
 
 // New returns an unconfigured keychain provider.
 func New(opts ...Option) *Provider {
@@ -104,6 +112,7 @@ func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 		Limit:    limit,
 		LimitWhy: why,
 		Hint:     hint(),
+		Login:    strings.TrimSpace(p.login + "\n" + missingHint()),
 		LockKey:  c.Service + "\x00" + c.Account,
 	}, c.Options, req.OAuth)
 	if err != nil {

@@ -36,6 +36,7 @@ const maxBlob = 2560
 // Provider is the Credential Manager store.
 type Provider struct {
 	newBackend func(target string) secretstore.Backend
+	login      string // the hint for a credential that holds none
 
 	secretstore.Provider // Info, Read, Save, Refresh
 }
@@ -49,6 +50,11 @@ type Option func(*Provider)
 func WithBackend(f func(target string) secretstore.Backend) Option {
 	return func(p *Provider) { p.newBackend = f }
 }
+
+// WithLoginHint sets what a user is told when the credential holds no
+// token, one line per thing to try: how to log in with the client that
+// writes it. The default is secretstore.DefaultLogin.
+func WithLoginHint(hint string) Option { return func(p *Provider) { p.login = hint } }
 
 // New returns an unconfigured provider.
 func New(opts ...Option) *Provider {
@@ -80,6 +86,7 @@ func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 		Limit:    maxBlob,
 		LimitWhy: fmt.Sprintf("Windows Credential Manager takes at most %d bytes", maxBlob),
 		Hint:     hint,
+		Login:    p.login,
 		LockKey:  c.Target,
 	}, c.Options, req.OAuth)
 	if err != nil {

@@ -179,8 +179,17 @@ type Document struct {
 }
 
 // ErrNoCredential is the not-found case of Parse: the document has no object
-// under the key, or that object has no access token.
+// under the key, or that object has no access token. The error Parse
+// returns matches it with errors.Is; its text is the reason alone (`no
+// "claudeAiOauth" object`), ready for sdk.NotFound.
 var ErrNoCredential = errors.New("no credential")
+
+// noCredential is Parse's not-found error: the reason, matching
+// ErrNoCredential.
+type noCredential struct{ reason string }
+
+func (e noCredential) Error() string        { return e.reason }
+func (e noCredential) Is(target error) bool { return target == ErrNoCredential }
 
 // Parse parses a credentials file and the credential under key. It
 // returns ErrNoCredential (with the Document) when the file holds no
@@ -196,7 +205,7 @@ func Parse(data []byte, key string) (*Document, sdk.Credential, error) {
 	doc := &Document{top: top}
 	raw, ok := top.get(key)
 	if !ok || isNull(raw) {
-		return doc, sdk.Credential{}, fmt.Errorf("%w: no %q object", ErrNoCredential, key)
+		return doc, sdk.Credential{}, noCredential{fmt.Sprintf("no %q object", key)}
 	}
 	inner, err := parseObject(raw)
 	if err != nil {
@@ -254,20 +263,10 @@ func credentialOf(o object, key string) (sdk.Credential, error) {
 		}
 	}
 	if c.AccessToken == "" {
-		return c, fmt.Errorf("%w: %s has no %s", ErrNoCredential, key, fieldAccess)
+		return c, noCredential{fmt.Sprintf("%s has no %s", key, fieldAccess)}
 	}
 	return c, nil
 }
-
-// Expiry ranges. A number above msThreshold is epoch milliseconds, anything
-// else epoch seconds (1e12 seconds is the year 33658; 1e12 milliseconds is
-// September 2001, before any token a store holds today). maxEpochMillis (the
-// year 318857, the bound sdk.ExpiryFromEpoch uses too) separates an expiry
-// from garbage.
-const (
-	msThreshold    = 1e12
-	maxEpochMillis = 1e16
-)
 
 // errExpiryString is the fault for an expiry string that is neither an
 // RFC 3339 time nor a number. It does not quote the string: a token pasted
@@ -327,9 +326,9 @@ func expiryFromNumber(s string) (time.Time, error) {
 	if isDigits(s) {
 		n, err := strconv.ParseUint(s, 10, 64)
 		switch {
-		case err != nil || n > maxEpochMillis:
+		case err != nil || n > sdk.MaxEpochMillis:
 			return time.Time{}, fmt.Errorf("expiry %.20s is out of range", s)
-		case n > msThreshold:
+		case n > sdk.EpochMillisThreshold:
 			return normalizeExpiry(time.UnixMilli(int64(n))), nil
 		default:
 			return normalizeExpiry(time.Unix(int64(n), 0)), nil
@@ -337,13 +336,13 @@ func expiryFromNumber(s string) (time.Time, error) {
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	switch {
-	case err != nil || math.IsInf(v, 0) || math.IsNaN(v) || v > maxEpochMillis:
+	case err != nil || math.IsInf(v, 0) || math.IsNaN(v) || v > sdk.MaxEpochMillis:
 		return time.Time{}, fmt.Errorf("expiry %.20s is out of range", s)
 	case v < 0:
 		return time.Time{}, fmt.Errorf("expiry %.20s is negative", s)
 	case v != math.Trunc(v):
 		return time.Time{}, fmt.Errorf("expiry %.20s has a fraction; want whole epoch milliseconds or seconds", s)
-	case v > msThreshold:
+	case v > sdk.EpochMillisThreshold:
 		return normalizeExpiry(time.UnixMilli(int64(v))), nil
 	default:
 		return normalizeExpiry(time.Unix(int64(v), 0)), nil
@@ -377,9 +376,9 @@ func encodeExpiry(t time.Time) (any, error) {
 		return nil, nil
 	case ms < 0:
 		return nil, errors.New("expiry is before 1970")
-	case ms > maxEpochMillis:
+	case ms > sdk.MaxEpochMillis:
 		return nil, errors.New("expiry is out of range")
-	case ms > msThreshold:
+	case ms > sdk.EpochMillisThreshold:
 		return ms, nil
 	case ms%1000 == 0:
 		return ms / 1000, nil
@@ -404,6 +403,24 @@ func parseScopes(raw json.RawMessage) ([]string, error) {
 		}
 	}
 	return scopes, nil
+}
+
+// Merge is the read-modify-write of a store that holds the document: old
+// is what the store holds now (nil when it holds nothing yet; anything
+// else, even empty, must parse), and the result is old with c written under
+// key and every other key kept as it was. Merge refuses to overwrite what
+// does not parse: a file or item the user can fix must not be replaced by
+// one that holds only the credential. It never quotes the old content.
+func Merge(old []byte, key string, c sdk.Credential) ([]byte, error) {
+	doc := &Document{}
+	if old != nil {
+		parsed, _, err := Parse(old, key)
+		if err != nil && !errors.Is(err, ErrNoCredential) {
+			return nil, fmt.Errorf("refusing to overwrite a credentials document that does not parse (%v); fix or remove it", err)
+		}
+		doc = parsed
+	}
+	return doc.Encode(key, c)
 }
 
 // Encode returns the document with c written under key: the owned fields

@@ -81,10 +81,10 @@ func WithNow(now func() time.Time) Option { return func(cl *Client) { cl.now = n
 // rules as one the host loaded.
 func New(cfg sdk.OAuthConfig, opts ...Option) (*Client, error) {
 	if cfg.TokenURL == "" {
-		return nil, fmt.Errorf("%w: %w", sdk.ErrInvalidConfig, &ConfigError{Key: "token_url", Err: CheckTokenURL(cfg.TokenURL)})
+		return nil, sdk.InvalidConfig("%w", &ConfigError{Key: "token_url", Err: CheckTokenURL(cfg.TokenURL)})
 	}
 	if err := CheckConfig(cfg); err != nil {
-		return nil, fmt.Errorf("%w: %w", sdk.ErrInvalidConfig, err)
+		return nil, sdk.InvalidConfig("%w", err)
 	}
 	if cfg.BodyFormat == "" {
 		cfg.BodyFormat = BodyForm

@@ -84,6 +84,11 @@ type Spec struct {
 	LimitWhy string
 	// Hint tells the user what to do when the store is unavailable.
 	Hint string
+	// Login tells the user what to do when the item is missing or holds
+	// no credential, one line per thing to try: how to log in so the
+	// client that uses the store writes it (the words for that client
+	// come from the program that wires the provider). Empty: DefaultLogin.
+	Login string
 	// LockKey identifies the item for its cross-process lock file.
 	LockKey string
 }
@@ -105,7 +110,7 @@ type Item struct {
 // refresh token to refresh with).
 func NewItem(spec Spec, o Options, oauthCfg sdk.OAuthConfig) (*Item, error) {
 	bad := func(key, msg string) error {
-		return fmt.Errorf("%w: provider %q: key %q: %s", sdk.ErrInvalidConfig, spec.Provider, key, msg)
+		return sdk.InvalidConfig("provider %q: key %q: %s", spec.Provider, key, msg)
 	}
 	it := &Item{spec: spec, format: o.Format, key: o.Key, prefix: o.TokenPrefix, timeout: DefaultTimeout}
 	switch it.format {
@@ -178,28 +183,48 @@ func LockDir() (string, error) {
 	return dir, nil
 }
 
-// Read returns the credential in the item, or sdk.ErrNotFound when there is
-// none or the store is unavailable.
+// DefaultLogin is the hint for an item that holds no credential when the
+// Spec names none.
+const DefaultLogin = "log in again so a token is stored"
+
+// login is what to do about an item with no credential.
+func (it *Item) login() string {
+	if it.spec.Login != "" {
+		return it.spec.Login
+	}
+	return DefaultLogin
+}
+
+// Read returns the credential in the item, or an error matching
+// sdk.ErrNotFound, with a hint, when there is none or the store is
+// unavailable.
 func (it *Item) Read(ctx context.Context) (sdk.Credential, error) {
 	secret, err := it.get(ctx)
 	switch {
 	case errors.Is(err, ErrNoItem):
-		return sdk.Credential{}, fmt.Errorf("%w: no %s", sdk.ErrNotFound, it.spec.Describe)
+		return sdk.Credential{}, sdk.NotFound("no %s", it.spec.Describe).WithHint(it.login())
 	case errors.Is(err, ErrUnavailable):
-		return sdk.Credential{}, fmt.Errorf("%w: %v; %s", sdk.ErrNotFound, err, it.spec.Hint)
+		return sdk.Credential{}, sdk.NotFound("%v; %s", err, it.spec.Hint).WithHint(it.spec.Hint)
 	case err != nil:
 		return sdk.Credential{}, fmt.Errorf("%s: %w", it.spec.Describe, err)
 	}
 	return it.parse(secret)
 }
 
-// get reads the secret within the timeout.
-func (it *Item) get(ctx context.Context) (secret string, err error) {
-	err = it.call(ctx, func() (err error) {
-		secret, err = it.spec.Backend.Get()
+// get reads the secret within the timeout. The secret comes back on a
+// channel: a Get abandoned at the timeout still finishes later, and must
+// not write to anything get returns.
+func (it *Item) get(ctx context.Context) (string, error) {
+	got := make(chan string, 1)
+	err := it.call(ctx, func() error {
+		secret, err := it.spec.Backend.Get()
+		got <- secret
 		return err
 	})
-	return secret, err
+	if err != nil {
+		return "", err
+	}
+	return <-got, nil
 }
 
 // parse reads a credential out of the secret in the item's format.
@@ -208,13 +233,13 @@ func (it *Item) parse(secret string) (sdk.Credential, error) {
 	if it.format == "raw" {
 		cred.AccessToken = strings.TrimSpace(secret)
 		if cred.AccessToken == "" {
-			return sdk.Credential{}, fmt.Errorf("%w: %s is empty", sdk.ErrNotFound, it.spec.Describe)
+			return sdk.Credential{}, sdk.NotFound("%s is empty", it.spec.Describe).WithHint(it.login())
 		}
 	} else {
 		var err error
 		_, cred, err = credjson.Parse([]byte(secret), it.key)
 		if errors.Is(err, credjson.ErrNoCredential) {
-			return sdk.Credential{}, fmt.Errorf("%w: %s: %s", sdk.ErrNotFound, it.spec.Describe, strings.TrimPrefix(err.Error(), credjson.ErrNoCredential.Error()+": "))
+			return sdk.Credential{}, sdk.NotFound("%s: %w", it.spec.Describe, err).WithHint(it.login())
 		}
 		if err != nil {
 			return sdk.Credential{}, fmt.Errorf("%s: %w", it.spec.Describe, err)
@@ -254,20 +279,16 @@ func (it *Item) Save(ctx context.Context, cred sdk.Credential) error {
 	defer it.mu.Unlock()
 	secret := cred.AccessToken
 	if it.format == "json" {
-		doc := &credjson.Document{}
-		old, err := it.get(ctx)
+		var old []byte // nil: no item yet
+		held, err := it.get(ctx)
 		switch {
 		case err == nil:
-			parsed, _, perr := credjson.Parse([]byte(old), it.key)
-			if perr != nil && !errors.Is(perr, credjson.ErrNoCredential) {
-				return fmt.Errorf("%s: refusing to overwrite an item that does not parse (%v)", it.spec.Describe, perr)
-			}
-			doc = parsed
+			old = []byte(held)
 		case errors.Is(err, ErrNoItem):
 		default:
 			return fmt.Errorf("%s: save: %w", it.spec.Describe, err)
 		}
-		out, err := doc.Encode(it.key, cred)
+		out, err := credjson.Merge(old, it.key, cred)
 		if err != nil {
 			return fmt.Errorf("%s: %w", it.spec.Describe, err)
 		}
@@ -290,7 +311,7 @@ func (it *Item) Save(ctx context.Context, cred sdk.Credential) error {
 // Check reports, for `credhost doctor`, whether the store is reachable and
 // the item exists and parses.
 func (it *Item) Check(ctx context.Context) []sdk.Finding {
-	const login = "log in (for Claude Code: run `claude`, then /login) if this store should hold your token"
+	login := it.login()
 	secret, err := it.get(ctx)
 	switch {
 	case errors.Is(err, ErrUnavailable):
@@ -302,7 +323,7 @@ func (it *Item) Check(ctx context.Context) []sdk.Finding {
 	}
 	switch _, err := it.parse(secret); {
 	case errors.Is(err, sdk.ErrNotFound):
-		return []sdk.Finding{{Severity: sdk.SeverityWarning, Message: strings.TrimPrefix(err.Error(), sdk.ErrNotFound.Error()+": "), Fix: login}}
+		return []sdk.Finding{{Severity: sdk.SeverityWarning, Message: err.Error(), Fix: login}}
 	case err != nil:
 		return []sdk.Finding{{Severity: sdk.SeverityError, Message: err.Error(), Fix: "fix or remove the item (credhost will not overwrite it), then log in again"}}
 	}
@@ -312,7 +333,7 @@ func (it *Item) Check(ctx context.Context) []sdk.Finding {
 // Refresh runs the refresh_token grant (json format with a token URL).
 func (it *Item) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Credential, error) {
 	if it.oauth == nil {
-		return sdk.Credential{}, fmt.Errorf("%w: %s: refresh needs format json and an oauth token_url", sdk.ErrUnsupported, it.spec.Describe)
+		return sdk.Credential{}, sdk.Unsupported("%s: refresh needs format json and an oauth token_url", it.spec.Describe)
 	}
 	return it.oauth.Refresh(ctx, cred)
 }

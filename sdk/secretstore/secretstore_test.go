@@ -220,3 +220,54 @@ func TestLockDirRefusesUnsafeDirectory(t *testing.T) {
 		t.Errorf("Info with an unsafe lock directory: no error; want one (the host then refuses to refresh)")
 	}
 }
+
+// TestNotFoundCarriesItsHint: an item that holds nothing says how to log
+// in (the Spec's words, else DefaultLogin); a store that cannot be reached
+// says what to do about the store.
+func TestNotFoundCarriesItsHint(t *testing.T) {
+	t.Parallel()
+	noCred := `{"other":1}`
+	tests := map[string]struct {
+		backend *memBackend
+		login   string
+		want    string
+	}{
+		"no item":             {backend: &memBackend{}, login: "log in with the client", want: "log in with the client"},
+		"no item, no words":   {backend: &memBackend{}, want: secretstore.DefaultLogin},
+		"no credential in it": {backend: &memBackend{secret: &noCred}, login: "log in with the client", want: "log in with the client"},
+		"store not reachable": {backend: &memBackend{getErr: fmt.Errorf("%w: no session bus", secretstore.ErrUnavailable)}, login: "log in with the client", want: "do the thing"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			it, err := secretstore.NewItem(secretstore.Spec{Provider: "p", Describe: "test item", Backend: tc.backend, Hint: "do the thing", Login: tc.login}, secretstore.Options{}, sdk.OAuthConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = it.Read(context.Background())
+			if !errors.Is(err, sdk.ErrNotFound) || sdk.Hint(err) != tc.want || strings.HasPrefix(err.Error(), sdk.ErrNotFound.Error()) {
+				t.Errorf("got %v (hint %q); want not-found reading as its reason, hinting %q", err, sdk.Hint(err), tc.want)
+			}
+		})
+	}
+}
+
+// lateBackend answers Get only after a delay: a store waiting on a prompt.
+type lateBackend struct{ delay time.Duration }
+
+func (b lateBackend) Get() (string, error) { time.Sleep(b.delay); return `{"k":1}`, nil }
+func (b lateBackend) Set(string) error     { return nil }
+
+// TestAbandonedReadWritesNothingReadIsUsing: a Get that answers after the
+// timeout finishes in the background; under the race detector, its late
+// answer must not touch what Read returned.
+func TestAbandonedReadWritesNothingReadIsUsing(t *testing.T) {
+	t.Parallel()
+	timeout := sdk.Duration(5 * time.Millisecond)
+	it := newItem(t, lateBackend{delay: 50 * time.Millisecond}, secretstore.Options{Timeout: &timeout}, 0)
+	_, err := it.Read(context.Background())
+	if !errors.Is(err, sdk.ErrNotFound) || !strings.Contains(err.Error(), "no answer within") {
+		t.Fatalf("got %v; want not-found saying the store did not answer", err)
+	}
+	time.Sleep(100 * time.Millisecond) // the abandoned Get answers now
+}
