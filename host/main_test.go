@@ -47,7 +47,7 @@ func serveHelper(mode string) {
 		return
 	}
 	if marker, ok := strings.CutPrefix(mode, "slowsave:"); ok {
-		sdk.Serve(&slowSaveStore{marker: marker})
+		sdk.Serve(slowSaveStore(marker))
 		return
 	}
 	sdk.Serve(&scriptedProvider{mode: mode})

@@ -109,7 +109,7 @@ func TestTransportRefreshesOnceOn401(t *testing.T) {
 // token all get a 401. The first forces the refresh; the others, arriving
 // after it, must get the new token to replay with, whichever provider the
 // token came from, including an env token refreshed through its store
-// (rule 3: the variable still holds the old token, the store the new one).
+// (the borrow rule: the variable still holds the old token, the store the new one).
 func TestConcurrent401sShareTheNewToken(t *testing.T) {
 	t.Parallel()
 	tests := map[string]rigOptions{
