@@ -67,7 +67,7 @@ func TestPluginProcessGetsOnlyTheEnvironmentItIsGiven(t *testing.T) {
 				pc.Command, pc.Args, pc.Plugin = "", nil, "probe"
 				pc.Config = map[string]any{"var": "ANTHROPIC_AUTH_TOKEN"}
 				builtins = map[string]Builtin{"probe": {
-					New:     func() sdk.Provider { return &probeProvider{mode: "envdump"} },
+					New:     func() sdk.Provider { return probeProvider("envdump") },
 					Command: func() *exec.Cmd { return exec.Command(os.Args[0], helperArg, "envdump") },
 					Env:     func(config map[string]any) []string { return []string{config["var"].(string)} },
 				}}
