@@ -477,6 +477,17 @@ func TestRefreshTimeoutFromConfig(t *testing.T) {
 	}
 }
 
+// slowAnswers are the two timings of a token endpoint's answer: well in
+// time, and as the refresh's time runs out (slow: the store's Refresh
+// returns only once its context has ended).
+var slowAnswers = map[string]struct {
+	timeout time.Duration
+	slow    bool
+}{
+	"answer in time":                      {timeout: 10 * time.Second},
+	"answer as the refresh time runs out": {timeout: 200 * time.Millisecond, slow: true},
+}
+
 // TestSlowAnswerStillSaved: once the token endpoint has answered, the old
 // refresh token is spent (rotation); the new one must reach the store even
 // when the answer used up the refresh's time (a long lock wait, a slow
@@ -484,14 +495,7 @@ func TestRefreshTimeoutFromConfig(t *testing.T) {
 // process to refresh presents it again: reuse, and the family is revoked.
 func TestSlowAnswerStillSaved(t *testing.T) {
 	t.Parallel()
-	tests := map[string]struct {
-		timeout time.Duration
-		slow    bool
-	}{
-		"answer in time":                      {timeout: 10 * time.Second},
-		"answer as the refresh time runs out": {timeout: 200 * time.Millisecond, slow: true},
-	}
-	for name, tc := range tests {
+	for name, tc := range slowAnswers {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			r := newRig(t, rigOptions{})
@@ -522,14 +526,7 @@ func TestSlowAnswerStillSaved(t *testing.T) {
 // again".
 func TestSlowInvalidGrantStillRereadsTheStore(t *testing.T) {
 	t.Parallel()
-	tests := map[string]struct {
-		timeout time.Duration
-		slow    bool
-	}{
-		"answer in time":                      {timeout: 10 * time.Second},
-		"answer as the refresh time runs out": {timeout: 200 * time.Millisecond, slow: true},
-	}
-	for name, tc := range tests {
+	for name, tc := range slowAnswers {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			r := newRig(t, rigOptions{})
