@@ -185,7 +185,7 @@ func TestRetryAfterRecordWithinADayHoldsOff(t *testing.T) {
 func TestInfoFailureRefusesRefresh(t *testing.T) {
 	t.Parallel()
 	for name, o := range map[string]rigOptions{
-		"refresh_with store": {envToken: "SEEDED", refreshWith: true},
+		"refresh_with store": {envToken: storeToken, refreshWith: true},
 		"the store itself":   {},
 	} {
 		r := newRig(t, o)

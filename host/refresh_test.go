@@ -137,13 +137,27 @@ type refreshRig struct {
 }
 
 type rigOptions struct {
-	// envToken puts an env provider before the store holding this token;
-	// "SEEDED" means the token the store holds now (it follows refreshes);
-	// "SEEDED-ONCE" the token the store was seeded with (fixed, as a real
-	// variable is).
-	envToken    string
+	// envToken, when set, puts an env provider before the store, holding
+	// the token it returns: storeToken, seededToken or fixedToken.
+	envToken    func(r *refreshRig) string
 	refreshWith bool // the env provider names the store in refresh_with
 	defaultExp  time.Duration
+}
+
+// storeToken is the token the store holds now: it follows refreshes.
+func storeToken(r *refreshRig) string { return r.store.get().AccessToken }
+
+// seededToken is the token the store was seeded with: fixed, as a real
+// variable is.
+func seededToken(r *refreshRig) string {
+	r.store.mu.Lock()
+	defer r.store.mu.Unlock()
+	return r.seeded
+}
+
+// fixedToken is a token of the variable's own.
+func fixedToken(tok string) func(*refreshRig) string {
+	return func(*refreshRig) string { return tok }
 }
 
 func newRig(t *testing.T, o rigOptions) *refreshRig {
@@ -152,24 +166,14 @@ func newRig(t *testing.T, o rigOptions) *refreshRig {
 	cfg := testConfig(false)
 	cfg.OAuth = OAuthConfig{TokenURL: r.srv.TokenURL(), ClientID: "client-1", Body: "json", DefaultExpiresIn: Duration(o.defaultExp)}
 	builtins := map[string]Builtin{"store": {New: func() sdk.Provider { return r.store }}}
-	if o.envToken != "" {
+	if o.envToken != nil {
 		pc := ProviderConfig{Name: "oauth-env", Plugin: "env"}
 		if o.refreshWith {
 			pc.RefreshWith = []string{"store"}
 		}
 		cfg.Providers = append(cfg.Providers, pc)
 		builtins["env"] = Builtin{New: func() sdk.Provider {
-			return envLike(func() string {
-				switch o.envToken {
-				case "SEEDED":
-					return r.store.get().AccessToken
-				case "SEEDED-ONCE":
-					r.store.mu.Lock()
-					defer r.store.mu.Unlock()
-					return r.seeded
-				}
-				return o.envToken
-			})
+			return envLike(func() string { return o.envToken(r) })
 		}}
 	}
 	cfg.Providers = append(cfg.Providers, ProviderConfig{Name: "store", Plugin: "store"})
@@ -287,15 +291,15 @@ func TestRefreshRules(t *testing.T) {
 			want: want{requests: 1, refreshed: true, keepRT: true, unsaved: true, log: "saving the new token failed"},
 		},
 		"borrow: env token equal to the store's borrows its expiry and refreshes through it": {
-			opts: rigOptions{envToken: "SEEDED", refreshWith: true}, exp: testNow.Add(time.Minute),
+			opts: rigOptions{envToken: storeToken, refreshWith: true}, exp: testNow.Add(time.Minute),
 			want: want{requests: 1, refreshed: true, saves: 1, log: "borrowed expiry"},
 		},
 		"borrow: env token different from the store's is used as is": {
-			opts: rigOptions{envToken: "env-token-of-its-own", refreshWith: true}, exp: testNow.Add(-time.Hour),
+			opts: rigOptions{envToken: fixedToken("env-token-of-its-own"), refreshWith: true}, exp: testNow.Add(-time.Hour),
 			want: want{token: "env-token-of-its-own", log: "holds a different token"},
 		},
 		"enterprise-never-refreshed: env token without refresh_with is never refreshed": {
-			opts: rigOptions{envToken: "SEEDED"}, exp: testNow.Add(-time.Hour),
+			opts: rigOptions{envToken: storeToken}, exp: testNow.Add(-time.Hour),
 			want: want{sameToken: true},
 		},
 	}
@@ -442,7 +446,7 @@ func TestForcedRefresh(t *testing.T) {
 		t.Errorf("forced refresh not saved")
 	}
 
-	ro := newRig(t, rigOptions{envToken: "env-only"})
+	ro := newRig(t, rigOptions{envToken: fixedToken("env-only")})
 	ro.seed(testNow.Add(time.Hour))
 	_, err = ro.host.Refresh(context.Background())
 	if !errors.Is(err, ErrRefreshFailed) || !strings.Contains(err.Error(), `provider "oauth-env" cannot refresh`) {

@@ -114,7 +114,7 @@ func TestConcurrent401sShareTheNewToken(t *testing.T) {
 	t.Parallel()
 	tests := map[string]rigOptions{
 		"store token":                         {},
-		"env token refreshed through a store": {envToken: "SEEDED-ONCE", refreshWith: true},
+		"env token refreshed through a store": {envToken: seededToken, refreshWith: true},
 	}
 	for name, opts := range tests {
 		t.Run(name, func(t *testing.T) {
