@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/sdktest"
 )
 
 // hostHelperArg marks a re-execution of this test binary as a host process
@@ -34,38 +35,55 @@ const hostHelperArg = "credhost-test-host"
 func boundaryProvider(mode string) sdk.Provider {
 	switch {
 	case mode == "envdump", strings.HasPrefix(mode, "big:"), strings.HasPrefix(mode, "spawn:"), strings.HasPrefix(mode, "refreshbig:"):
-		return &probeProvider{mode: mode}
+		return probeProvider(mode)
 	}
 	return nil
 }
 
-type probeProvider struct{ mode string }
-
-func (p *probeProvider) Info(context.Context) (sdk.Info, error) {
-	return sdk.Info{Name: "probe", Version: "test", CanSave: true, CanRefresh: strings.HasPrefix(p.mode, "refreshbig:")}, nil
-}
-
-func (p *probeProvider) Configure(context.Context, sdk.ConfigureRequest) error {
-	if rest, ok := strings.CutPrefix(p.mode, "spawn:"); ok {
-		dir := rest[:strings.LastIndexByte(rest, ':')]
-		child := exec.Command("sleep", "60")
-		if err := child.Start(); err != nil {
-			return err
-		}
-		pids := fmt.Sprintf("%d %d", os.Getpid(), child.Process.Pid)
-		tmp := filepath.Join(dir, "pids.tmp")
-		if err := os.WriteFile(tmp, []byte(pids), 0o600); err != nil {
-			return err
-		}
-		return os.Rename(tmp, filepath.Join(dir, "pids"))
+// probeProvider is the fake provider of boundaryProvider's modes. It saves
+// nothing: no probe ever has anything worth saving, so Save fails loudly.
+func probeProvider(mode string) sdktest.Fake {
+	f := sdktest.Fake{
+		InfoF: func(context.Context) (sdk.Info, error) {
+			return sdk.Info{Name: "probe", Version: "test", CanSave: true, CanRefresh: strings.HasPrefix(mode, "refreshbig:")}, nil
+		},
+		ConfigureF: func(context.Context, sdk.ConfigureRequest) error {
+			if rest, ok := strings.CutPrefix(mode, "spawn:"); ok {
+				return spawnChild(rest[:strings.LastIndexByte(rest, ':')])
+			}
+			return nil
+		},
+		ReadF: func(context.Context) (sdk.Credential, error) { return probeRead(mode), nil },
+		SaveF: func(context.Context, sdk.Credential) error { return errors.New("probe: Save was called") },
 	}
-	return nil
+	if n, ok := strings.CutPrefix(mode, "refreshbig:"); ok {
+		f.RefreshF = func(context.Context, sdk.Credential) (sdk.Credential, error) {
+			size, _ := strconv.Atoi(n)
+			return sdk.Credential{AccessToken: strings.Repeat("a", size), ExpiresAt: time.Now().Add(time.Hour)}, nil
+		}
+	}
+	return f
 }
 
-func (p *probeProvider) Read(context.Context) (sdk.Credential, error) {
+// spawnChild starts a child (sleep) and writes "PLUGIN_PID CHILD_PID" to
+// dir/pids.
+func spawnChild(dir string) error {
+	child := exec.Command("sleep", "60")
+	if err := child.Start(); err != nil {
+		return err
+	}
+	pids := fmt.Sprintf("%d %d", os.Getpid(), child.Process.Pid)
+	tmp := filepath.Join(dir, "pids.tmp")
+	if err := os.WriteFile(tmp, []byte(pids), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "pids"))
+}
+
+func probeRead(mode string) sdk.Credential {
 	cred := sdk.Credential{AccessToken: "tok-secret-probe", ExpiresAt: time.Now().Add(time.Hour)}
 	switch {
-	case p.mode == "envdump":
+	case mode == "envdump":
 		var names []string
 		for _, kv := range os.Environ() {
 			name, _, _ := strings.Cut(kv, "=")
@@ -73,33 +91,20 @@ func (p *probeProvider) Read(context.Context) (sdk.Credential, error) {
 		}
 		slices.Sort(names)
 		cred.Metadata = map[string]string{"env": strings.Join(names, ","), "pid": strconv.Itoa(os.Getpid()), "dumpable": dumpable()}
-	case strings.HasPrefix(p.mode, "big:"):
-		f := strings.Split(p.mode, ":")
+	case strings.HasPrefix(mode, "big:"):
+		f := strings.Split(mode, ":")
 		n, _ := strconv.Atoi(f[2])
 		if f[1] == "access" {
 			cred.AccessToken = strings.Repeat("a", n)
 		} else {
 			cred.RefreshToken = strings.Repeat("r", n)
 		}
-	case strings.HasSuffix(p.mode, ":busy"):
+	case strings.HasSuffix(mode, ":busy"):
 		time.Sleep(time.Minute)
-	case strings.HasPrefix(p.mode, "refreshbig:"):
+	case strings.HasPrefix(mode, "refreshbig:"):
 		cred.RefreshToken, cred.ExpiresAt = "refresh-tok-probe", time.Now().Add(time.Minute)
 	}
-	return cred, nil
-}
-
-// Save fails loudly: no probe ever has anything worth saving.
-func (p *probeProvider) Save(context.Context, sdk.Credential) error {
-	return errors.New("probe: Save was called")
-}
-
-func (p *probeProvider) Refresh(context.Context, sdk.Credential) (sdk.Credential, error) {
-	if n, ok := strings.CutPrefix(p.mode, "refreshbig:"); ok {
-		size, _ := strconv.Atoi(n)
-		return sdk.Credential{AccessToken: strings.Repeat("a", size), ExpiresAt: time.Now().Add(time.Hour)}, nil
-	}
-	return sdk.Credential{}, sdk.ErrUnsupported
+	return cred
 }
 
 // runHostHelper is a host process with one plugin in mode spawn:DIR:MODE:

@@ -14,12 +14,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/credhost/credhost/host/hosttest"
 	"github.com/credhost/credhost/sdk"
 )
 
@@ -67,7 +67,7 @@ func TestPluginProcessGetsOnlyTheEnvironmentItIsGiven(t *testing.T) {
 				pc.Command, pc.Args, pc.Plugin = "", nil, "probe"
 				pc.Config = map[string]any{"var": "ANTHROPIC_AUTH_TOKEN"}
 				builtins = map[string]Builtin{"probe": {
-					New:     func() sdk.Provider { return &probeProvider{mode: "envdump"} },
+					New:     func() sdk.Provider { return probeProvider("envdump") },
 					Command: func() *exec.Cmd { return exec.Command(os.Args[0], helperArg, "envdump") },
 					Env:     func(config map[string]any) []string { return []string{config["var"].(string)} },
 				}}
@@ -194,62 +194,7 @@ func TestWrapperScriptPluginEndsAtStartTimeout(t *testing.T) {
 		t.Errorf("Token took %v with start_timeout 1s: the wrapper held up the host", d)
 	}
 	h.Close()
-	assertGone(t, readPids(t, childPid)...)
-}
-
-// readPids reads the process IDs a plugin wrote to path.
-func readPids(t *testing.T, path string) []int {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		data, err := os.ReadFile(path)
-		if err == nil && len(strings.TrimSpace(string(data))) > 0 {
-			var pids []int
-			for f := range strings.FieldsSeq(string(data)) {
-				pid, err := strconv.Atoi(f)
-				if err != nil {
-					t.Fatalf("%s: %q", path, data)
-				}
-				pids = append(pids, pid)
-			}
-			return pids
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no pids in %s: %v", path, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// assertGone fails unless every pid has ended (or is a zombie waiting for
-// a reaper) within two seconds.
-func assertGone(t *testing.T, pids ...int) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for _, pid := range pids {
-		for alive(pid) {
-			if time.Now().After(deadline) {
-				t.Errorf("process %d is still running 2s after its host ended", pid)
-				syscall.Kill(pid, syscall.SIGKILL)
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-}
-
-// alive reports whether pid runs; a zombie has ended.
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ESRCH)
-	}
-	// pid (comm) STATE ...: comm may hold spaces and parentheses.
-	rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
-	return !strings.HasPrefix(strings.TrimSpace(rest), "Z")
+	hosttest.AssertGone(t, hosttest.ReadPids(t, childPid)...)
 }
 
 // TestPluginsEndWithAKilledHost: when the host is killed outright
@@ -269,7 +214,7 @@ func TestPluginsEndWithAKilledHost(t *testing.T) {
 			}
 			done := make(chan struct{})
 			go func() { host.Wait(); close(done) }()
-			pids := readPids(t, filepath.Join(dir, "pids"))
+			pids := hosttest.ReadPids(t, filepath.Join(dir, "pids"))
 			if mode == "idle" {
 				readyDeadline := time.Now().Add(20 * time.Second)
 				for {
@@ -285,13 +230,13 @@ func TestPluginsEndWithAKilledHost(t *testing.T) {
 				time.Sleep(300 * time.Millisecond) // let the Read begin
 			}
 			for _, pid := range pids {
-				if !alive(pid) {
+				if !hosttest.Alive(pid) {
 					t.Fatalf("process %d ended before the host was killed", pid)
 				}
 			}
 			host.Process.Kill()
 			<-done
-			assertGone(t, pids...)
+			hosttest.AssertGone(t, pids...)
 		})
 	}
 }

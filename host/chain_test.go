@@ -58,7 +58,7 @@ func scriptedBuiltins(cfg *Config) map[string]Builtin {
 	for _, p := range cfg.Providers {
 		if p.Plugin != "" {
 			mode := p.Plugin
-			b[mode] = Builtin{New: func() sdk.Provider { return &scriptedProvider{mode: mode} }}
+			b[mode] = Builtin{New: func() sdk.Provider { return scriptedProvider(mode) }}
 		}
 	}
 	return b
@@ -246,7 +246,7 @@ func TestProvidersStartLazily(t *testing.T) {
 			mu.Lock()
 			started = append(started, mode)
 			mu.Unlock()
-			return &scriptedProvider{mode: mode}
+			return scriptedProvider(mode)
 		}}
 	}
 	h, err := New(cfg, WithBuiltins(b))

@@ -8,52 +8,46 @@ import (
 	"time"
 
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/sdktest"
 )
 
-// blockingFake is a fake in-process store whose chosen operation blocks
-// until the test ends, ignoring its context, as the file store did on a
-// named pipe swapped in between its check and its open (a race a test
-// cannot win on demand). Every other operation works.
-type blockingFake struct {
-	op      string
-	release chan struct{}
-}
-
-func (b *blockingFake) block(op string) {
-	if b.op == op {
-		<-b.release
+// blockingFake is a fake in-process store whose operation op blocks until
+// release is closed, ignoring its context, as the file store did on a named
+// pipe swapped in between its check and its open (a race a test cannot win
+// on demand). Every other operation works: Read returns an expired token,
+// so Token refreshes and saves.
+func blockingFake(op string, release <-chan struct{}) sdktest.Fake {
+	block := func(name string) {
+		if name == op {
+			<-release
+		}
 	}
-}
-
-func (b *blockingFake) Info(context.Context) (sdk.Info, error) {
-	b.block("Info")
-	return sdk.Info{Name: "blocking", CanSave: true, CanRefresh: true}, nil
-}
-
-func (b *blockingFake) Configure(context.Context, sdk.ConfigureRequest) error {
-	b.block("Configure")
-	return nil
-}
-
-func (b *blockingFake) Read(context.Context) (sdk.Credential, error) {
-	b.block("Read")
-	// Expired, so Token refreshes and saves.
-	return sdk.Credential{AccessToken: "at-blocking", RefreshToken: "rt-blocking", ExpiresAt: testNow.Add(-time.Minute)}, nil
-}
-
-func (b *blockingFake) Save(context.Context, sdk.Credential) error {
-	b.block("Save")
-	return nil
-}
-
-func (b *blockingFake) Refresh(context.Context, sdk.Credential) (sdk.Credential, error) {
-	b.block("Refresh")
-	return sdk.Credential{AccessToken: "at-new", RefreshToken: "rt-new", ExpiresAt: testNow.Add(time.Hour)}, nil
-}
-
-func (b *blockingFake) Check(context.Context) ([]sdk.Finding, error) {
-	b.block("Check")
-	return nil, nil
+	return sdktest.Fake{
+		InfoF: func(context.Context) (sdk.Info, error) {
+			block("Info")
+			return sdk.Info{Name: "blocking", CanSave: true, CanRefresh: true}, nil
+		},
+		ConfigureF: func(context.Context, sdk.ConfigureRequest) error {
+			block("Configure")
+			return nil
+		},
+		ReadF: func(context.Context) (sdk.Credential, error) {
+			block("Read")
+			return sdk.Credential{AccessToken: "at-blocking", RefreshToken: "rt-blocking", ExpiresAt: testNow.Add(-time.Minute)}, nil
+		},
+		SaveF: func(context.Context, sdk.Credential) error {
+			block("Save")
+			return nil
+		},
+		RefreshF: func(context.Context, sdk.Credential) (sdk.Credential, error) {
+			block("Refresh")
+			return sdk.Credential{AccessToken: "at-new", RefreshToken: "rt-new", ExpiresAt: testNow.Add(time.Hour)}, nil
+		},
+		CheckF: func(context.Context) ([]sdk.Finding, error) {
+			block("Check")
+			return nil, nil
+		},
+	}
 }
 
 // TestInProcessCallsEndAtTheCallTimeout: an in-process provider that
@@ -93,8 +87,9 @@ func TestInProcessCallsEndAtTheCallTimeout(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			op, _, _ := strings.Cut(name, ",")
-			fake := &blockingFake{op: op, release: make(chan struct{})}
-			t.Cleanup(func() { close(fake.release) })
+			release := make(chan struct{})
+			t.Cleanup(func() { close(release) })
+			fake := blockingFake(op, release)
 			cfg := testConfig(false, "blocking")
 			cfg.Plugins.CallTimeout = Duration(callTimeout)
 			cfg.Refresh.Timeout = Duration(callTimeout)

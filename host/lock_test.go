@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/sdktest"
 )
 
 // claudeLikeLocks are the locks a store shared with Claude Code declares,
@@ -185,7 +186,7 @@ func TestRetryAfterRecordWithinADayHoldsOff(t *testing.T) {
 func TestInfoFailureRefusesRefresh(t *testing.T) {
 	t.Parallel()
 	for name, o := range map[string]rigOptions{
-		"refresh_with store": {envToken: "SEEDED", refreshWith: true},
+		"refresh_with store": {envToken: storeToken, refreshWith: true},
 		"the store itself":   {},
 	} {
 		r := newRig(t, o)
@@ -354,21 +355,22 @@ func TestDirLockAsProperLockfile(t *testing.T) {
 // outlasts the host's call timeout and then writes: a keyring busy writing,
 // a fault a real store cannot be made to have on demand. Its write is the
 // marker file; it declares a lock beside it.
-type slowSaveStore struct{ marker string }
-
-func (s *slowSaveStore) Info(context.Context) (sdk.Info, error) {
-	return sdk.Info{Name: "slowsave", CanSave: true, CanRefresh: true, Locks: []sdk.Lock{{Kind: sdk.LockFlock, Path: s.marker + ".lock"}}}, nil
-}
-func (s *slowSaveStore) Configure(context.Context, sdk.ConfigureRequest) error { return nil }
-func (s *slowSaveStore) Read(context.Context) (sdk.Credential, error) {
-	return sdk.Credential{AccessToken: "old-access", RefreshToken: "old-refresh", ExpiresAt: time.Now().Add(-time.Minute)}, nil
-}
-func (s *slowSaveStore) Refresh(context.Context, sdk.Credential) (sdk.Credential, error) {
-	return sdk.Credential{AccessToken: "new-access", RefreshToken: "new-refresh", ExpiresAt: time.Now().Add(time.Hour)}, nil
-}
-func (s *slowSaveStore) Save(context.Context, sdk.Credential) error {
-	time.Sleep(1500 * time.Millisecond) // ignores its context, as a stuck backend does
-	return os.WriteFile(s.marker, []byte("written"), 0o600)
+func slowSaveStore(marker string) sdktest.Fake {
+	return sdktest.Fake{
+		InfoF: func(context.Context) (sdk.Info, error) {
+			return sdk.Info{Name: "slowsave", CanSave: true, CanRefresh: true, Locks: []sdk.Lock{{Kind: sdk.LockFlock, Path: marker + ".lock"}}}, nil
+		},
+		ReadF: func(context.Context) (sdk.Credential, error) {
+			return sdk.Credential{AccessToken: "old-access", RefreshToken: "old-refresh", ExpiresAt: time.Now().Add(-time.Minute)}, nil
+		},
+		RefreshF: func(context.Context, sdk.Credential) (sdk.Credential, error) {
+			return sdk.Credential{AccessToken: "new-access", RefreshToken: "new-refresh", ExpiresAt: time.Now().Add(time.Hour)}, nil
+		},
+		SaveF: func(context.Context, sdk.Credential) error {
+			time.Sleep(1500 * time.Millisecond) // ignores its context, as a stuck backend does
+			return os.WriteFile(marker, []byte("written"), 0o600)
+		},
+	}
 }
 
 // TestPluginSaveCannotLandAfterLocksReleased: a plugin's Save that does not
@@ -404,7 +406,7 @@ func TestInProcessSaveFinishesBeforeLocksReleased(t *testing.T) {
 	cfg := testConfig(false, "slowsave")
 	cfg.Plugins.CallTimeout = Duration(300 * time.Millisecond)
 	h, err := New(cfg, WithBuiltins(map[string]Builtin{
-		"slowsave": {New: func() sdk.Provider { return &slowSaveStore{marker: marker} }},
+		"slowsave": {New: func() sdk.Provider { return slowSaveStore(marker) }},
 	}))
 	if err != nil {
 		t.Fatal(err)

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/sdktest"
 )
 
 // helperArg marks a re-execution of this test binary as a plugin process
@@ -47,14 +47,15 @@ func serveHelper(mode string) {
 		return
 	}
 	if marker, ok := strings.CutPrefix(mode, "slowsave:"); ok {
-		sdk.Serve(&slowSaveStore{marker: marker})
+		sdk.Serve(slowSaveStore(marker))
 		return
 	}
-	sdk.Serve(&scriptedProvider{mode: mode})
+	sdk.Serve(scriptedProvider(mode))
 }
 
 // scriptedProvider is a fake store whose behaviour is chosen by mode; it is
-// used in-process and, through serveHelper, as a real plugin process.
+// used in-process and, through serveHelper, as a real plugin process. It
+// saves nothing, accepting every Save, and cannot refresh.
 //
 //	found:TOKEN      Read returns TOKEN
 //	notfound         Read returns sdk.ErrNotFound
@@ -63,60 +64,44 @@ func serveHelper(mode string) {
 //	hang             Read blocks until its context ends (or 1 minute)
 //	empty            Read returns a credential with no access token
 //	badconfig        Configure returns sdk.ErrInvalidConfig
-type scriptedProvider struct {
-	mode  string
-	mu    sync.Mutex
-	reads int
-	saved []sdk.Credential
-}
-
-func (p *scriptedProvider) Info(context.Context) (sdk.Info, error) {
-	return sdk.Info{Name: "scripted", Version: "test", CanSave: true}, nil
-}
-
-func (p *scriptedProvider) Configure(context.Context, sdk.ConfigureRequest) error {
-	if p.mode == "badconfig" {
-		return sdk.InvalidConfig("key \"path\" is required")
+func scriptedProvider(mode string) sdktest.Fake {
+	return sdktest.Fake{
+		InfoF: func(context.Context) (sdk.Info, error) {
+			return sdk.Info{Name: "scripted", Version: "test", CanSave: true}, nil
+		},
+		ConfigureF: func(context.Context, sdk.ConfigureRequest) error {
+			if mode == "badconfig" {
+				return sdk.InvalidConfig("key \"path\" is required")
+			}
+			return nil
+		},
+		ReadF: func(ctx context.Context) (sdk.Credential, error) { return scriptedRead(ctx, mode) },
+		SaveF: func(context.Context, sdk.Credential) error { return nil },
 	}
-	return nil
 }
 
-func (p *scriptedProvider) Read(ctx context.Context) (sdk.Credential, error) {
-	p.mu.Lock()
-	p.reads++
-	p.mu.Unlock()
+func scriptedRead(ctx context.Context, mode string) (sdk.Credential, error) {
 	switch {
-	case strings.HasPrefix(p.mode, "found:"):
+	case strings.HasPrefix(mode, "found:"):
 		return sdk.Credential{
-			AccessToken:  "tok-secret-" + strings.TrimPrefix(p.mode, "found:"),
-			RefreshToken: "refresh-tok-" + strings.TrimPrefix(p.mode, "found:"),
+			AccessToken:  "tok-secret-" + strings.TrimPrefix(mode, "found:"),
+			RefreshToken: "refresh-tok-" + strings.TrimPrefix(mode, "found:"),
 			ExpiresAt:    time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
 		}, nil
-	case p.mode == "notfound":
+	case mode == "notfound":
 		return sdk.Credential{}, sdk.NotFound("scripted store is empty")
-	case p.mode == "fail":
+	case mode == "fail":
 		return sdk.Credential{}, errors.New("scripted store is broken")
-	case p.mode == "crash":
+	case mode == "crash":
 		os.Exit(2)
-	case p.mode == "hang":
+	case mode == "hang":
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Minute):
 		}
 		return sdk.Credential{}, ctx.Err()
-	case p.mode == "empty":
+	case mode == "empty":
 		return sdk.Credential{RefreshToken: "refresh-only"}, nil
 	}
-	return sdk.Credential{}, fmt.Errorf("unknown scripted mode %q", p.mode)
-}
-
-func (p *scriptedProvider) Save(_ context.Context, c sdk.Credential) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.saved = append(p.saved, c)
-	return nil
-}
-
-func (p *scriptedProvider) Refresh(context.Context, sdk.Credential) (sdk.Credential, error) {
-	return sdk.Credential{}, sdk.ErrUnsupported
+	return sdk.Credential{}, fmt.Errorf("unknown scripted mode %q", mode)
 }

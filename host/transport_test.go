@@ -2,8 +2,8 @@ package host
 
 import (
 	"context"
+	"github.com/credhost/credhost/host/hosttest"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -114,7 +114,7 @@ func TestConcurrent401sShareTheNewToken(t *testing.T) {
 	t.Parallel()
 	tests := map[string]rigOptions{
 		"store token":                         {},
-		"env token refreshed through a store": {envToken: "SEEDED-ONCE", refreshWith: true},
+		"env token refreshed through a store": {envToken: seededToken, refreshWith: true},
 	}
 	for name, opts := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -139,26 +139,6 @@ func TestConcurrent401sShareTheNewToken(t *testing.T) {
 			}
 		})
 	}
-}
-
-// listenOn starts an httptest server for h on addr ("127.0.0.2:0": Linux
-// routes all of 127/8 to the loopback interface), TLS when tls is set.
-func listenOn(t *testing.T, addr string, tls bool, h http.Handler) *httptest.Server {
-	t.Helper()
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("cannot listen on %s: %v", addr, err)
-	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener.Close()
-	srv.Listener = l
-	if tls {
-		srv.StartTLS()
-	} else {
-		srv.Start()
-	}
-	t.Cleanup(srv.Close)
-	return srv
 }
 
 // TestTransportSendsTheTokenOnlyToTheOriginalHost: a redirect from the API
@@ -194,10 +174,10 @@ func TestTransportSendsTheTokenOnlyToTheOriginalHost(t *testing.T) {
 			})
 			var to string
 			if tc.toAddr != "" {
-				to = listenOn(t, tc.toAddr, false, target).URL + "/final"
+				to = hosttest.ServeOn(t, tc.toAddr, false, target).URL + "/final"
 			}
 			var apiAuth string
-			api := listenOn(t, "127.0.0.1:0", tc.fromTLS, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			api := hosttest.ServeOn(t, "127.0.0.1:0", tc.fromTLS, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 				if req.URL.Path == "/final" {
 					target(w, req)
 					return
@@ -282,13 +262,13 @@ func TestTransportKeepsTheOriginWhateverTheBase(t *testing.T) {
 			r.seed(testNow.Add(time.Hour))
 			var mu sync.Mutex
 			var seen []string
-			other := listenOn(t, "127.0.0.2:0", false, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			other := hosttest.ServeOn(t, "127.0.0.2:0", false, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 				mu.Lock()
 				seen = append(seen, req.Header.Get("Authorization"))
 				mu.Unlock()
 				w.WriteHeader(status)
 			}))
-			api := listenOn(t, "127.0.0.1:0", false, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			api := hosttest.ServeOn(t, "127.0.0.1:0", false, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 				http.Redirect(w, req, other.URL+"/elsewhere", http.StatusFound)
 			}))
 			client := &http.Client{Transport: r.host.Transport(responseWithoutRequest{})}

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/credhost/credhost/host/hosttest"
 	"github.com/credhost/credhost/sdk/oauth/oauthtest"
 )
 
@@ -24,21 +23,6 @@ import (
 // redirects or echoes what it was sent, a config over plain http, a secret
 // in the environment quoted by a config error, a named pipe swapped in for
 // the store.
-
-// serveOn starts h on addr (Linux routes all of 127/8 to lo).
-func serveOn(t *testing.T, addr string, h http.Handler) *httptest.Server {
-	t.Helper()
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("cannot listen on %s: %v", addr, err)
-	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener.Close()
-	srv.Listener = l
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 // TestRedirectingTokenEndpointDegrades: a token endpoint answering 307 to
 // another host must not get the refresh token sent there: the refresh
@@ -49,14 +33,14 @@ func TestRedirectingTokenEndpointDegrades(t *testing.T) {
 	t.Parallel()
 	inModes(t, func(t *testing.T, mode string) {
 		var stolen atomic.Int64
-		thief := serveOn(t, "127.0.0.2:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		thief := hosttest.ServeOn(t, "127.0.0.2:0", false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			stolen.Add(1)
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"access_token":"sk-ant-oat01-thief","refresh_token":"sk-ant-ort01-thief","expires_in":3600}`)
 		}))
 		thiefHost := strings.TrimPrefix(thief.URL, "http://")
 		srv := oauthtest.NewServer(t)
-		redirector := serveOn(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		redirector := hosttest.ServeOn(t, "127.0.0.1:0", false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, thief.URL+"/steal?from="+url.QueryEscape(r.URL.Path), http.StatusTemporaryRedirect)
 		}))
 		s := newSandbox(t)
@@ -141,7 +125,7 @@ func TestServerEchoOfTokensNeverReachesStderr(t *testing.T) {
 	t.Parallel()
 	inModes(t, func(t *testing.T, mode string) {
 		big := strings.Repeat("B", 10<<10)
-		echo := serveOn(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		echo := hosttest.ServeOn(t, "127.0.0.1:0", false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			sent, _ := io.ReadAll(r.Body)
 			body, _ := json.Marshal(map[string]string{
 				"error":             "invalid_request: " + string(sent) + "\x1b]0;owned\x07\x1b[2J",

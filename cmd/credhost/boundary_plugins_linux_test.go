@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/credhost/credhost/host/hosttest"
 )
 
 var (
@@ -86,7 +88,7 @@ func TestKilledCredhostLeavesNoPluginBehindAWrapperScript(t *testing.T) {
 			what string
 			pid  int
 		}{{"wrapper script", script}, {"plugin", plugin}, {"plugin's command", child}} {
-			for syscall.Kill(p.pid, 0) == nil && !zombie(p.pid) {
+			for hosttest.Alive(p.pid) {
 				if time.Now().After(deadline) {
 					t.Errorf("credhost %s: the %s (pid %d) still runs 2s after credhost was killed", sub[0], p.what, p.pid)
 					syscall.Kill(p.pid, syscall.SIGKILL)

@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"github.com/credhost/credhost/host/hosttest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +38,7 @@ func startExec(t *testing.T, s *sandbox, script string, args ...string) (*exec.C
 	}
 	w := wait(t, cmd)
 	var pid int
-	waitFor(t, "the command to start", func() bool {
+	hosttest.WaitFor(t, "the command to start", 10*time.Second, func() bool {
 		data, err := os.ReadFile(ready)
 		if err != nil || !strings.HasSuffix(string(data), "\n") {
 			return false
@@ -81,17 +82,6 @@ func (w *waiter) exited(t *testing.T, what string) error {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func countLines(path, line string) int {
 	data, _ := os.ReadFile(path)
 	n := 0
@@ -120,7 +110,7 @@ func TestExecForwardsEachSignalOnce(t *testing.T) {
 		if err := cmd.Process.Signal(signals[name]); err != nil {
 			t.Fatalf("signal %s to credhost: %v (did an earlier one end it?)", name, err)
 		}
-		waitFor(t, "SIG"+name+" to reach the command", func() bool { return countLines(log, name) > 0 })
+		hosttest.WaitFor(t, "SIG"+name+" to reach the command", 10*time.Second, func() bool { return countLines(log, name) > 0 })
 	}
 	time.Sleep(300 * time.Millisecond) // room for a second copy to arrive
 	for name := range signals {
@@ -149,7 +139,7 @@ func TestExecHangupDoesNotOrphanTheCommand(t *testing.T) {
 	if err := done.exited(t, "after SIGHUP"); !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGHUP) {
 		t.Errorf("credhost exec after SIGHUP: %v; want exit 129 (the command died of SIGHUP)", err)
 	}
-	waitFor(t, "the command to be gone", func() bool { return syscall.Kill(pid, 0) != nil })
+	hosttest.WaitFor(t, "the command to be gone", 10*time.Second, func() bool { return syscall.Kill(pid, 0) != nil })
 }
 
 // TestExecExitsWith128PlusTheCommandsSignal: a command killed by signal N

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/credhost/credhost/host/hosttest"
 	"io"
 	"os"
 	"os/exec"
@@ -58,7 +59,7 @@ func TestExecCtrlCFromTheTerminalReachesTheCommandOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := wait(t, cmd)
-	waitFor(t, "the command to start", func() bool { return fileHasLine(ready) })
+	hosttest.WaitFor(t, "the command to start", 10*time.Second, func() bool { return fileHasLine(ready) })
 	for _, key := range []struct {
 		name string
 		b    byte
@@ -66,7 +67,7 @@ func TestExecCtrlCFromTheTerminalReachesTheCommandOnce(t *testing.T) {
 		if _, err := master.Write([]byte{key.b}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "SIG"+key.name+" from the terminal", func() bool { return countLines(log, key.name) > 0 })
+		hosttest.WaitFor(t, "SIG"+key.name+" from the terminal", 10*time.Second, func() bool { return countLines(log, key.name) > 0 })
 	}
 	time.Sleep(300 * time.Millisecond) // room for a second copy to arrive
 	for _, name := range []string{"INT", "QUIT"} {

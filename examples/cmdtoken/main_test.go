@@ -33,7 +33,7 @@ func configFor(t *testing.T, seed *sdk.Credential) string {
 // The conformance suite across the real plugin boundary, as a third-party
 // plugin author would run it.
 func TestConformance(t *testing.T) {
-	sdktest.Run(t, func(t *testing.T, seed *sdk.Credential) sdk.Provider {
-		return sdktest.Configure(t, sdktest.Process(t), "cmdtoken", configFor(t, seed))
+	sdktest.Run(t, func(t *testing.T, s sdktest.Setup) sdk.Provider {
+		return s.Configure(t, sdktest.Process(t), "cmdtoken", configFor(t, s.Seed))
 	})
 }

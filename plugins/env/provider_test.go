@@ -21,23 +21,23 @@ func TestMain(m *testing.M) {
 const testVar = "CREDHOST_ENV_TEST_TOKEN"
 
 func TestConformanceInProcess(t *testing.T) {
-	sdktest.Run(t, func(t *testing.T, seed *sdk.Credential) sdk.Provider {
+	sdktest.Run(t, func(t *testing.T, s sdktest.Setup) sdk.Provider {
 		vars := map[string]string{}
-		if seed != nil {
-			vars[testVar] = seed.AccessToken
+		if s.Seed != nil {
+			vars[testVar] = s.Seed.AccessToken
 		}
 		p := env.New(env.WithLookupEnv(lookup(vars)))
-		return sdktest.Configure(t, p, "env", `{"var":"`+testVar+`"}`)
+		return s.Configure(t, p, "env", `{"var":"`+testVar+`"}`)
 	})
 }
 
 func TestConformancePluginProcess(t *testing.T) {
-	sdktest.Run(t, func(t *testing.T, seed *sdk.Credential) sdk.Provider {
+	sdktest.Run(t, func(t *testing.T, s sdktest.Setup) sdk.Provider {
 		var extra []string
-		if seed != nil {
-			extra = append(extra, testVar+"="+seed.AccessToken)
+		if s.Seed != nil {
+			extra = append(extra, testVar+"="+s.Seed.AccessToken)
 		}
-		return sdktest.Configure(t, sdktest.Process(t, extra...), "env", `{"var":"`+testVar+`"}`)
+		return s.Configure(t, sdktest.Process(t, extra...), "env", `{"var":"`+testVar+`"}`)
 	})
 }
 

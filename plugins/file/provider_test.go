@@ -49,14 +49,14 @@ func configJSON(path string) string {
 }
 
 func TestConformanceInProcess(t *testing.T) {
-	sdktest.Run(t, func(t *testing.T, seed *sdk.Credential) sdk.Provider {
-		return configured(t, seedFile(t, seed))
+	sdktest.Run(t, func(t *testing.T, s sdktest.Setup) sdk.Provider {
+		return s.Configure(t, file.New(), "file", configJSON(seedFile(t, s.Seed)))
 	})
 }
 
 func TestConformancePluginProcess(t *testing.T) {
-	sdktest.Run(t, func(t *testing.T, seed *sdk.Credential) sdk.Provider {
-		return sdktest.Configure(t, sdktest.Process(t), "file", configJSON(seedFile(t, seed)))
+	sdktest.Run(t, func(t *testing.T, s sdktest.Setup) sdk.Provider {
+		return s.Configure(t, sdktest.Process(t), "file", configJSON(seedFile(t, s.Seed)))
 	})
 }
 

@@ -55,15 +55,22 @@ func configured(t *testing.T, store Store, config string) *Provider {
 }
 
 func TestConformanceFakeStore(t *testing.T) {
-	sdktest.Run(t, func(t *testing.T, seed *sdk.Credential) sdk.Provider {
-		p := configured(t, &fakeStore{}, `{"account":"alice"}`)
-		if seed != nil {
-			if err := p.Save(context.Background(), *seed); err != nil {
-				t.Fatal(err)
-			}
-		}
+	sdktest.Run(t, func(t *testing.T, s sdktest.Setup) sdk.Provider {
+		p := New(WithStore(&fakeStore{}))
+		s.Configure(t, p, "keychain", `{"account":"alice"}`)
+		seedStore(t, p, s.Seed)
 		return p
 	})
+}
+
+// seedStore saves seed to p, when there is one.
+func seedStore(t *testing.T, p sdk.Provider, seed *sdk.Credential) {
+	t.Helper()
+	if seed != nil {
+		if err := p.Save(context.Background(), *seed); err != nil {
+			t.Fatalf("seed the store: %v", err)
+		}
+	}
 }
 
 func TestRead(t *testing.T) {

@@ -54,14 +54,10 @@ func realConfig(service string) string {
 func TestConformanceSecretService(t *testing.T) {
 	requireSecretService(t)
 	factory := func(newProvider func(t *testing.T) sdk.Provider) sdktest.Factory {
-		return func(t *testing.T, seed *sdk.Credential) sdk.Provider {
+		return func(t *testing.T, s sdktest.Setup) sdk.Provider {
 			p := newProvider(t)
-			sdktest.Configure(t, p, "keychain", realConfig(uniqueService(t)))
-			if seed != nil {
-				if err := p.Save(context.Background(), *seed); err != nil {
-					t.Fatal(err)
-				}
-			}
+			s.Configure(t, p, "keychain", realConfig(uniqueService(t)))
+			seedStore(t, p, s.Seed)
 			return p
 		}
 	}
@@ -70,6 +66,23 @@ func TestConformanceSecretService(t *testing.T) {
 	})
 	t.Run("plugin process", func(t *testing.T) {
 		sdktest.Run(t, factory(func(t *testing.T) sdk.Provider { return sdktest.Process(t) }))
+	})
+}
+
+// TestRefreshConformance runs the refresh tests against the system
+// keyring's provider, in-process and across the plugin boundary. Refresh
+// never touches the keyring, so they run without a Secret Service too.
+func TestRefreshConformance(t *testing.T) {
+	factory := func(newProvider func(t *testing.T) sdk.Provider) sdktest.Factory {
+		return func(t *testing.T, s sdktest.Setup) sdk.Provider {
+			return s.Configure(t, newProvider(t), "keychain", realConfig(uniqueService(t)))
+		}
+	}
+	t.Run("in-process", func(t *testing.T) {
+		sdktest.RunRefresh(t, factory(func(*testing.T) sdk.Provider { return New() }))
+	})
+	t.Run("plugin process", func(t *testing.T) {
+		sdktest.RunRefresh(t, factory(func(t *testing.T) sdk.Provider { return sdktest.Process(t) }))
 	})
 }
 

@@ -83,14 +83,10 @@ func (k *fakeKeychain) argvHolds(s string) bool {
 
 func TestSecurityConformance(t *testing.T) {
 	t.Parallel()
-	sdktest.Run(t, func(t *testing.T, seed *sdk.Credential) sdk.Provider {
+	sdktest.Run(t, func(t *testing.T, s sdktest.Setup) sdk.Provider {
 		p := New(WithStore(newFakeKeychain(t).tool))
-		sdktest.Configure(t, p, "keychain", `{"account":"alice",`+fakeTimeout+`}`)
-		if seed != nil {
-			if err := p.Save(context.Background(), *seed); err != nil {
-				t.Fatal(err)
-			}
-		}
+		s.Configure(t, p, "keychain", `{"account":"alice",`+fakeTimeout+`}`)
+		seedStore(t, p, s.Seed)
 		return p
 	})
 }

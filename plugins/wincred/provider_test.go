@@ -49,14 +49,10 @@ func withFake(f *fakeCredential) Option {
 }
 
 func TestConformanceFakeBackend(t *testing.T) {
-	sdktest.Run(t, func(t *testing.T, seed *sdk.Credential) sdk.Provider {
+	sdktest.Run(t, func(t *testing.T, s sdktest.Setup) sdk.Provider {
 		p := New(withFake(&fakeCredential{}))
-		sdktest.Configure(t, p, "wincred", `{"target":"credhost-test"}`)
-		if seed != nil {
-			if err := p.Save(context.Background(), *seed); err != nil {
-				t.Fatal(err)
-			}
-		}
+		s.Configure(t, p, "wincred", `{"target":"credhost-test"}`)
+		seedStore(t, p, s.Seed)
 		return p
 	})
 }
@@ -70,21 +66,44 @@ func TestConformanceSystem(t *testing.T) {
 	for _, mode := range []string{"in-process", "plugin process"} {
 		t.Run(mode, func(t *testing.T) {
 			n := 0
-			sdktest.Run(t, func(t *testing.T, seed *sdk.Credential) sdk.Provider {
+			sdktest.Run(t, func(t *testing.T, s sdktest.Setup) sdk.Provider {
 				n++
 				var p sdk.Provider = New()
 				if mode == "plugin process" {
 					p = sdktest.Process(t)
 				}
-				sdktest.Configure(t, p, "wincred", `{"target":"credhost-test-`+strings.ReplaceAll(t.Name(), "/", "-")+`"}`)
-				if seed != nil {
-					if err := p.Save(context.Background(), *seed); err != nil {
-						t.Fatal(err)
-					}
-				}
+				s.Configure(t, p, "wincred", `{"target":"credhost-test-`+strings.ReplaceAll(t.Name(), "/", "-")+`"}`)
+				seedStore(t, p, s.Seed)
 				return p
 			})
 		})
+	}
+}
+
+// TestRefreshConformance runs the refresh tests against the system
+// provider, in-process and across the plugin boundary. Refresh never
+// touches Credential Manager, so they run on every system.
+func TestRefreshConformance(t *testing.T) {
+	for _, mode := range []string{"in-process", "plugin process"} {
+		t.Run(mode, func(t *testing.T) {
+			sdktest.RunRefresh(t, func(t *testing.T, s sdktest.Setup) sdk.Provider {
+				var p sdk.Provider = New()
+				if mode == "plugin process" {
+					p = sdktest.Process(t)
+				}
+				return s.Configure(t, p, "wincred", `{"target":"credhost-test-refresh"}`)
+			})
+		})
+	}
+}
+
+// seedStore saves seed to p, when there is one.
+func seedStore(t *testing.T, p sdk.Provider, seed *sdk.Credential) {
+	t.Helper()
+	if seed != nil {
+		if err := p.Save(context.Background(), *seed); err != nil {
+			t.Fatalf("seed the store: %v", err)
+		}
 	}
 }
 

@@ -3,8 +3,10 @@
 // process:
 //
 //	func TestConformance(t *testing.T) {
-//		sdktest.Run(t, func(t *testing.T, seed *sdk.Credential) sdk.Provider {
-//			return newConfiguredProvider(t, seed) // store empty when seed is nil
+//		sdktest.Run(t, func(t *testing.T, s sdktest.Setup) sdk.Provider {
+//			// The store holds s.Seed (empty when nil); s.Configure passes
+//			// the config block and s.OAuth, the shared oauth block.
+//			return s.Configure(t, newProvider(t, s.Seed), "mine", `{"path":"…"}`)
 //		})
 //	}
 //
@@ -13,7 +15,11 @@
 // sdk.ErrNotFound; a seeded store reads back its token; Save then Read
 // round-trips every field and the metadata (for providers that can save);
 // operations a provider cannot do return sdk.ErrUnsupported; concurrent Reads
-// are safe and agree. Run it under -race.
+// are safe and agree; and Refresh either works against a rotating token
+// endpoint (see RunRefresh) or is sdk.ErrUnsupported. Run it under -race.
+//
+// Fake is a function-field fake provider for tests of code that calls
+// providers.
 package sdktest
 
 import (
@@ -29,11 +35,33 @@ import (
 	"github.com/credhost/credhost/sdk"
 )
 
-// Factory returns a configured provider whose store holds seed, or nothing
-// when seed is nil. Each call must get a store of its own (use t.TempDir()).
+// Factory returns a provider whose store holds s.Seed, or nothing when
+// s.Seed is nil, configured with s.OAuth as its shared oauth block (use
+// s.Configure). Each call must get a store of its own (use t.TempDir()).
 // A store that cannot hold every field (an environment variable holds only a
 // token) keeps what it can; Run compares only the access token of a seed.
-type Factory func(t *testing.T, seed *sdk.Credential) sdk.Provider
+type Factory func(t *testing.T, s Setup) sdk.Provider
+
+// Setup is what a Factory builds one provider from.
+type Setup struct {
+	// Seed is the credential the store holds; nil means an empty store.
+	Seed *sdk.Credential
+	// OAuth is the shared oauth block (sdk.ConfigureRequest.OAuth): the
+	// refresh tests point it at a rotating test token endpoint; the other
+	// tests leave it zero (no token endpoint).
+	OAuth sdk.OAuthConfig
+}
+
+// Configure configures p with the config block configJSON and s.OAuth,
+// and fails the test on error.
+func (s Setup) Configure(t testing.TB, p sdk.Provider, name, configJSON string) sdk.Provider {
+	t.Helper()
+	req := sdk.ConfigureRequest{Name: name, Config: []byte(configJSON), OAuth: s.OAuth}
+	if err := p.Configure(context.Background(), req); err != nil {
+		t.Fatalf("Configure %s: %v", name, err)
+	}
+	return p
+}
 
 // Run runs the conformance suite as subtests of t.
 func Run(t *testing.T, newProvider Factory) {
@@ -41,7 +69,7 @@ func Run(t *testing.T, newProvider Factory) {
 	ctx := context.Background()
 
 	t.Run("Info", func(t *testing.T) {
-		info, err := newProvider(t, nil).Info(ctx)
+		info, err := newProvider(t, Setup{}).Info(ctx)
 		if err != nil {
 			t.Fatalf("Info: %v", err)
 		}
@@ -52,7 +80,7 @@ func Run(t *testing.T, newProvider Factory) {
 	})
 
 	t.Run("ReadEmptyIsNotFound", func(t *testing.T) {
-		_, err := newProvider(t, nil).Read(ctx)
+		_, err := newProvider(t, Setup{}).Read(ctx)
 		if !errors.Is(err, sdk.ErrNotFound) {
 			t.Fatalf("Read on an empty store: got %v; want an error wrapping sdk.ErrNotFound", err)
 		}
@@ -60,7 +88,7 @@ func Run(t *testing.T, newProvider Factory) {
 
 	t.Run("ReadSeeded", func(t *testing.T) {
 		seed := sampleCredential("seeded")
-		got, err := newProvider(t, &seed).Read(ctx)
+		got, err := newProvider(t, Setup{Seed: &seed}).Read(ctx)
 		if err != nil {
 			t.Fatalf("Read on a seeded store: %v", err)
 		}
@@ -70,7 +98,7 @@ func Run(t *testing.T, newProvider Factory) {
 	})
 
 	t.Run("SaveReadRoundTrip", func(t *testing.T) {
-		p := newProvider(t, nil)
+		p := newProvider(t, Setup{})
 		info := mustInfo(t, p)
 		first := sampleCredential("first")
 		err := p.Save(ctx, first)
@@ -101,9 +129,9 @@ func Run(t *testing.T, newProvider Factory) {
 	})
 
 	t.Run("RefreshUnsupported", func(t *testing.T) {
-		p := newProvider(t, nil)
+		p := newProvider(t, Setup{})
 		if mustInfo(t, p).CanRefresh {
-			t.Skip("provider can refresh; the refresh suite covers it")
+			t.Skip("provider can refresh without a token endpoint; the Refresh tests cover it")
 		}
 		_, err := p.Refresh(ctx, sampleCredential("stale"))
 		if !errors.Is(err, sdk.ErrUnsupported) {
@@ -111,9 +139,11 @@ func Run(t *testing.T, newProvider Factory) {
 		}
 	})
 
+	t.Run("Refresh", func(t *testing.T) { RunRefresh(t, newProvider) })
+
 	t.Run("ConcurrentReads", func(t *testing.T) {
 		seed := sampleCredential("concurrent")
-		p := newProvider(t, &seed)
+		p := newProvider(t, Setup{Seed: &seed})
 		const goroutines, reads = 16, 8
 		var wg sync.WaitGroup
 		errs := make(chan error, goroutines*reads)

@@ -39,7 +39,13 @@ func (m *memBackend) Set(s string) error { m.secret = &s; return nil }
 
 func newItem(t *testing.T, b secretstore.Backend, o secretstore.Options, limit int) *secretstore.Item {
 	t.Helper()
-	it, err := secretstore.NewItem(secretstore.Spec{Provider: "p", Describe: "test item", Backend: b, Limit: limit, LimitWhy: "the test store takes little", Hint: "do the thing"}, o, sdk.OAuthConfig{})
+	return newOAuthItem(t, b, o, limit, sdk.OAuthConfig{})
+}
+
+// newOAuthItem is newItem refreshing through the oauth block oauthCfg.
+func newOAuthItem(t *testing.T, b secretstore.Backend, o secretstore.Options, limit int, oauthCfg sdk.OAuthConfig) *secretstore.Item {
+	t.Helper()
+	it, err := secretstore.NewItem(secretstore.Spec{Provider: "p", Describe: "test item", Backend: b, Limit: limit, LimitWhy: "the test store takes little", Hint: "do the thing"}, o, oauthCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,18 +53,22 @@ func newItem(t *testing.T, b secretstore.Backend, o secretstore.Options, limit i
 }
 
 // itemProvider adapts an Item to sdk.Provider for the conformance suite.
-type itemProvider struct{ *secretstore.Item }
-
-func (p itemProvider) Info(context.Context) (sdk.Info, error)                { return p.Item.Info("test") }
-func (p itemProvider) Configure(context.Context, sdk.ConfigureRequest) error { return nil }
+func itemProvider(it *secretstore.Item) sdktest.Fake {
+	return sdktest.Fake{
+		InfoF:    func(context.Context) (sdk.Info, error) { return it.Info("test") },
+		ReadF:    it.Read,
+		SaveF:    it.Save,
+		RefreshF: it.Refresh,
+	}
+}
 
 // TestConformance: a json item keeps every field (a raw one keeps only the
 // token, see TestRawAndLimit).
 func TestConformance(t *testing.T) {
-	sdktest.Run(t, func(t *testing.T, seed *sdk.Credential) sdk.Provider {
-		p := itemProvider{newItem(t, &memBackend{}, secretstore.Options{}, 0)}
-		if seed != nil {
-			if err := p.Save(context.Background(), *seed); err != nil {
+	sdktest.Run(t, func(t *testing.T, s sdktest.Setup) sdk.Provider {
+		p := itemProvider(newOAuthItem(t, &memBackend{}, secretstore.Options{}, 0, s.OAuth))
+		if s.Seed != nil {
+			if err := p.Save(context.Background(), *s.Seed); err != nil {
 				t.Fatal(err)
 			}
 		}
