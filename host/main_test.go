@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/plugin"
 )
 
 // helperArg marks a re-execution of this test binary as a plugin process
@@ -43,14 +44,14 @@ func serveHelper(mode string) {
 		os.Exit(3)
 	}
 	if p := boundaryProvider(mode); p != nil {
-		sdk.Serve(p)
+		plugin.Serve(p)
 		return
 	}
 	if marker, ok := strings.CutPrefix(mode, "slowsave:"); ok {
-		sdk.Serve(&slowSaveStore{marker: marker})
+		plugin.Serve(&slowSaveStore{marker: marker})
 		return
 	}
-	sdk.Serve(&scriptedProvider{mode: mode})
+	plugin.Serve(&scriptedProvider{mode: mode})
 }
 
 // scriptedProvider is a fake store whose behaviour is chosen by mode; it is

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	plugin "github.com/hashicorp/go-plugin"
+	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
-	"google.golang.org/grpc"
 
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/plugin"
 )
 
 // Builtin is a provider compiled into the program that embeds the host. The
@@ -39,7 +39,7 @@ type Builtin struct {
 type member struct {
 	cfg         ProviderConfig
 	oauth       sdk.OAuthConfig
-	start       func() (sdk.Provider, *plugin.Client, error)
+	start       func() (sdk.Provider, *goplugin.Client, error)
 	logger      hclog.Logger
 	callTimeout time.Duration // bounds Configure and Info, not the start
 	// unexpand makes start and configure errors, which may quote the
@@ -48,7 +48,7 @@ type member struct {
 
 	once   sync.Once
 	prov   sdk.Provider
-	client *plugin.Client
+	client *goplugin.Client
 	err    error
 	info   sdk.Info
 	// infoErr is why Info failed: the store's locks are unknown, so it is
@@ -136,8 +136,8 @@ func (m *member) close() {
 // startInProcess returns a starter that builds a built-in in this process,
 // each call bounded by its context as a plugin process's is (a Refresh
 // past its deadline gets refreshGrace more; see bounded).
-func startInProcess(b Builtin, refreshGrace time.Duration) func() (sdk.Provider, *plugin.Client, error) {
-	return func() (sdk.Provider, *plugin.Client, error) {
+func startInProcess(b Builtin, refreshGrace time.Duration) func() (sdk.Provider, *goplugin.Client, error) {
+	return func() (sdk.Provider, *goplugin.Client, error) {
 		return bounded{p: b.New(), refreshGrace: refreshGrace, saves: new(sync.WaitGroup)}, nil, nil
 	}
 }
@@ -157,16 +157,12 @@ type processSpec struct {
 	environ func() []string
 }
 
-// maxPluginMessage caps one gRPC message from a plugin: a credential is a
-// few KiB, and a plugin must not make the host allocate without bound.
-const maxPluginMessage = 1 << 20
-
 // startProcess returns a starter that runs a plugin process (see
 // pluginProcess) and dispenses its Provider. A pinned executable is
 // verified here, on the bytes that then run; go-plugin's own check hashes
 // by path and runs the path again, which a rename in between defeats.
-func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hclog.Logger) func() (sdk.Provider, *plugin.Client, error) {
-	return func() (sdk.Provider, *plugin.Client, error) {
+func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hclog.Logger) func() (sdk.Provider, *goplugin.Client, error) {
+	return func() (sdk.Provider, *goplugin.Client, error) {
 		c := spec.cmd()
 		name := spec.name
 		if name == "" {
@@ -180,36 +176,30 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			}
 		}
 		var proc *pluginProcess
-		cc := &plugin.ClientConfig{
-			HandshakeConfig:  sdk.Handshake,
-			VersionedPlugins: sdk.PluginSets(nil),
-			AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-			Logger:           logger,
-			StartTimeout:     cfg.Plugins.StartTimeout.Std(),
-			AutoMTLS:         true,
-			SkipHostEnv:      true,
-			GRPCDialOptions: []grpc.DialOption{
-				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxPluginMessage)),
-			},
-			// go-plugin's cmd carries only its own variables (the
-			// handshake cookie, the certificate, the socket directory).
-			RunnerFunc: func(l hclog.Logger, gp *exec.Cmd, sockets string) (runner.Runner, error) {
-				env := pluginEnv(spec.environ(), spec.env)
-				env = append(env, c.Env...)
-				env = append(env, gp.Env...)
-				// Plugins log at the host's level; their stderr comes back
-				// through the host logger, named after the provider.
-				env = append(env, sdk.LogLevelEnv+"="+logLevel.String())
-				var err error
-				proc, err = newPluginProcess(name, c, env, exe, l)
-				if proc != nil {
-					proc.sockets = sockets
-				}
-				return proc, err
-			},
+		// The handshake, gRPC, mutual TLS and the message cap are every
+		// plugin client's (plugin.ClientConfig); how the process starts is
+		// the host's.
+		cc := plugin.ClientConfig(logger)
+		cc.StartTimeout = cfg.Plugins.StartTimeout.Std()
+		cc.SkipHostEnv = true
+		// go-plugin's cmd carries only its own variables (the
+		// handshake cookie, the certificate, the socket directory).
+		cc.RunnerFunc = func(l hclog.Logger, gp *exec.Cmd, sockets string) (runner.Runner, error) {
+			env := pluginEnv(spec.environ(), spec.env)
+			env = append(env, c.Env...)
+			env = append(env, gp.Env...)
+			// Plugins log at the host's level; their stderr comes back
+			// through the host logger, named after the provider.
+			env = append(env, plugin.LogLevelEnv+"="+logLevel.String())
+			var err error
+			proc, err = newPluginProcess(name, c, env, exe, l)
+			if proc != nil {
+				proc.sockets = sockets
+			}
+			return proc, err
 		}
-		client := plugin.NewClient(cc)
-		fail := func(err error) (sdk.Provider, *plugin.Client, error) {
+		client := goplugin.NewClient(cc)
+		fail := func(err error) (sdk.Provider, *goplugin.Client, error) {
 			client.Kill()
 			if proc != nil {
 				proc.Kill(context.Background())
@@ -228,13 +218,9 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			}
 			return fail(fmt.Errorf("start plugin %s: %w", name, err))
 		}
-		raw, err := rpc.Dispense(sdk.PluginName)
+		prov, err := plugin.Dispense(rpc)
 		if err != nil {
 			return fail(fmt.Errorf("plugin %s: %w", name, err))
-		}
-		prov, ok := raw.(sdk.Provider)
-		if !ok {
-			return fail(fmt.Errorf("plugin %s: dispensed %T, not a provider", name, raw))
 		}
 		return prov, client, nil
 	}

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package sdk
+package plugin
 
 // notDumpable has no equivalent here beyond RLIMIT_CORE.
 func notDumpable() {}

@@ -1,4 +1,4 @@
-package sdk
+package plugin
 
 import (
 	"context"
@@ -12,7 +12,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	pb "github.com/credhost/credhost/sdk/proto"
+	"github.com/credhost/credhost/sdk"
+	pb "github.com/credhost/credhost/sdk/internal/credhostpb"
 )
 
 // errorCodes maps each sentinel to the gRPC code it travels as.
@@ -20,10 +21,10 @@ var errorCodes = []struct {
 	err  error
 	code codes.Code
 }{
-	{ErrNotFound, codes.NotFound},
-	{ErrUnsupported, codes.Unimplemented},
-	{ErrInvalidConfig, codes.InvalidArgument},
-	{ErrInvalidGrant, codes.PermissionDenied},
+	{sdk.ErrNotFound, codes.NotFound},
+	{sdk.ErrUnsupported, codes.Unimplemented},
+	{sdk.ErrInvalidConfig, codes.InvalidArgument},
+	{sdk.ErrInvalidGrant, codes.PermissionDenied},
 }
 
 // errToStatus turns a provider's error into a gRPC status error, so the
@@ -50,7 +51,7 @@ func errToStatus(err error) error {
 		}
 	}
 	st := status.New(code, err.Error())
-	if d := RetryDelay(err); d > 0 {
+	if d := sdk.RetryDelay(err); d > 0 {
 		if withInfo, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)}); derr == nil {
 			st = withInfo
 		}
@@ -101,7 +102,7 @@ func statusToErr(err error) error {
 
 // remoteError is an error that came back from a plugin: its text is the
 // plugin's message, errors.Is finds the sentinel it was sent as (if any),
-// and RetryDelay the server's Retry-After it carried.
+// and sdk.RetryDelay the server's Retry-After it carried.
 type remoteError struct {
 	msg        string
 	sentinel   error
@@ -112,7 +113,7 @@ func (e *remoteError) Error() string             { return e.msg }
 func (e *remoteError) Unwrap() error             { return e.sentinel }
 func (e *remoteError) RetryDelay() time.Duration { return e.retryDelay }
 
-func credToProto(c Credential) *pb.Credential {
+func credToProto(c sdk.Credential) *pb.Credential {
 	out := &pb.Credential{
 		AccessToken:  c.AccessToken,
 		RefreshToken: c.RefreshToken,
@@ -125,11 +126,11 @@ func credToProto(c Credential) *pb.Credential {
 	return out
 }
 
-func credFromProto(c *pb.Credential) Credential {
+func credFromProto(c *pb.Credential) sdk.Credential {
 	if c == nil {
-		return Credential{}
+		return sdk.Credential{}
 	}
-	out := Credential{
+	out := sdk.Credential{
 		AccessToken:  c.GetAccessToken(),
 		RefreshToken: c.GetRefreshToken(),
 		Scopes:       c.GetScopes(),
@@ -147,7 +148,7 @@ func credFromProto(c *pb.Credential) Credential {
 	return out
 }
 
-func oauthToProto(o OAuthConfig) *pb.OAuthConfig {
+func oauthToProto(o sdk.OAuthConfig) *pb.OAuthConfig {
 	return &pb.OAuthConfig{
 		TokenUrl:                o.TokenURL,
 		ClientId:                o.ClientID,
@@ -160,11 +161,11 @@ func oauthToProto(o OAuthConfig) *pb.OAuthConfig {
 	}
 }
 
-func oauthFromProto(o *pb.OAuthConfig) OAuthConfig {
+func oauthFromProto(o *pb.OAuthConfig) sdk.OAuthConfig {
 	if o == nil {
-		return OAuthConfig{}
+		return sdk.OAuthConfig{}
 	}
-	out := OAuthConfig{
+	out := sdk.OAuthConfig{
 		TokenURL:         o.GetTokenUrl(),
 		ClientID:         o.GetClientId(),
 		DefaultExpiresIn: time.Duration(o.GetDefaultExpiresInSeconds()) * time.Second,
