@@ -104,6 +104,7 @@ func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 		Limit:    limit,
 		LimitWhy: why,
 		Hint:     hint(),
+		Login:    loginHint,
 		LockKey:  c.Service + "\x00" + c.Account,
 	}, c.Options, req.OAuth)
 	if err != nil {
@@ -135,6 +136,10 @@ func currentUser(lookupEnv func(string) (string, bool)) string {
 	}
 	return name
 }
+
+// loginHint is how the item gets a credential: Claude Code writes it when
+// the user logs in. `credhost doctor` shows it when the item holds none.
+const loginHint = "log in (for Claude Code: run `claude`, then /login) if this store should hold your token"
 
 // claudeService is the service name Claude Code keeps its login under:
 // "Claude Code" + "-custom-oauth" when $CLAUDE_CODE_CUSTOM_OAUTH_URL is set

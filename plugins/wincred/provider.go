@@ -29,6 +29,10 @@ import (
 // DefaultTarget is the target name used when the config names none.
 const DefaultTarget = "Claude Code-credentials"
 
+// loginHint is how the target gets a credential: Claude Code writes it when
+// the user logs in. `credhost doctor` shows it when the target holds none.
+const loginHint = "log in (for Claude Code: run `claude`, then /login) if this store should hold your token"
+
 // maxBlob is Credential Manager's limit on a generic credential's blob
 // (CRED_MAX_CREDENTIAL_BLOB_SIZE is 5*512 bytes).
 const maxBlob = 2560
@@ -80,6 +84,7 @@ func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 		Limit:    maxBlob,
 		LimitWhy: fmt.Sprintf("Windows Credential Manager takes at most %d bytes", maxBlob),
 		Hint:     hint,
+		Login:    loginHint,
 		LockKey:  c.Target,
 	}, c.Options, req.OAuth)
 	if err != nil {

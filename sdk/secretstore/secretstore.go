@@ -9,6 +9,9 @@
 // before anything is written; refresh is the OAuth refresh_token grant
 // (sdk/oauth). The cross-process lock is a flock file in LockDir.
 //
+// An optional helper: a provider for such a store may build on it; the
+// contract a provider implements is package sdk.
+//
 // A provider supplies a Backend for its item and embeds Options in its
 // config struct, so the shared keys (format, key, token_prefix, timeout)
 // read the same everywhere.
@@ -83,6 +86,11 @@ type Spec struct {
 	LimitWhy string
 	// Hint tells the user what to do when the store is unavailable.
 	Hint string
+	// Login tells the user how a credential gets into the item (for a
+	// store another program writes: how to log in to that program); the
+	// fix `credhost doctor` shows when the item holds none. Empty: a
+	// generic "log in".
+	Login string
 	// LockKey identifies the item for its cross-process lock file.
 	LockKey string
 }
@@ -290,7 +298,10 @@ func (it *Item) Save(ctx context.Context, cred sdk.Credential) error {
 // Check reports, for `credhost doctor`, whether the store is reachable and
 // the item exists and parses.
 func (it *Item) Check(ctx context.Context) []sdk.Finding {
-	const login = "log in (for Claude Code: run `claude`, then /login) if this store should hold your token"
+	login := it.spec.Login
+	if login == "" {
+		login = "log in if this store should hold your token"
+	}
 	secret, err := it.get(ctx)
 	switch {
 	case errors.Is(err, ErrUnavailable):
