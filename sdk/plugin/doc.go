@@ -1,7 +1,7 @@
 // Package plugin runs a credhost provider as a plugin process and connects
 // to one: the hashicorp/go-plugin wiring of the contract in package sdk.
 //
-// A plugin author needs one name from it, Serve, called from main:
+// A plugin author needs Serve, called from main:
 //
 //	import (
 //		"github.com/credhost/credhost/sdk"
@@ -12,7 +12,7 @@
 //
 //	func main() { plugin.Serve(&myProvider{}) }
 //
-// and Logger, to log from the plugin process. The rest is for the
+// and, to log from the plugin process, Logger. The rest is for the
 // programs that start plugins: the host and sdk/sdktest build their
 // go-plugin client with ClientConfig and get the Provider with Dispense;
 // LogLevelEnv and Handshake say what a plugin process is started with;
@@ -32,6 +32,13 @@
 // generated protocol code is internal to the SDK (sdk/internal/credhostpb);
 // the protocol itself is public in sdk/proto/credhost.proto, for plugins
 // in other languages.
+//
+// # Concurrency
+//
+// Serve hands the host's calls to the Provider as they arrive, several at
+// once (hence the concurrency contract in package sdk). The Provider that
+// Dispense returns may be called from several goroutines at once; it is
+// usable until the go-plugin client that started the process is killed.
 //
 // # Errors
 //
