@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/credhost/credhost/sdk"
-	"github.com/credhost/credhost/sdk/plugin"
+	sdkplugin "github.com/credhost/credhost/sdk/plugin"
 )
 
 // helperArg marks a re-execution of this test binary as a plugin process
@@ -44,14 +44,14 @@ func serveHelper(mode string) {
 		os.Exit(3)
 	}
 	if p := boundaryProvider(mode); p != nil {
-		plugin.Serve(p)
+		sdkplugin.Serve(p)
 		return
 	}
 	if marker, ok := strings.CutPrefix(mode, "slowsave:"); ok {
-		plugin.Serve(&slowSaveStore{marker: marker})
+		sdkplugin.Serve(&slowSaveStore{marker: marker})
 		return
 	}
-	plugin.Serve(&scriptedProvider{mode: mode})
+	sdkplugin.Serve(&scriptedProvider{mode: mode})
 }
 
 // scriptedProvider is a fake store whose behaviour is chosen by mode; it is

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	goplugin "github.com/hashicorp/go-plugin"
+	plugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
 
 	"github.com/credhost/credhost/sdk"
-	"github.com/credhost/credhost/sdk/plugin"
+	sdkplugin "github.com/credhost/credhost/sdk/plugin"
 )
 
 // Builtin is a provider compiled into the program that embeds the host. The
@@ -39,7 +39,7 @@ type Builtin struct {
 type member struct {
 	cfg         ProviderConfig
 	oauth       sdk.OAuthConfig
-	start       func() (sdk.Provider, *goplugin.Client, error)
+	start       func() (sdk.Provider, *plugin.Client, error)
 	logger      hclog.Logger
 	callTimeout time.Duration // bounds Configure and Info, not the start
 	// unexpand makes start and configure errors, which may quote the
@@ -48,7 +48,7 @@ type member struct {
 
 	once   sync.Once
 	prov   sdk.Provider
-	client *goplugin.Client
+	client *plugin.Client
 	err    error
 	info   sdk.Info
 	// infoErr is why Info failed: the store's locks are unknown, so it is
@@ -136,8 +136,8 @@ func (m *member) close() {
 // startInProcess returns a starter that builds a built-in in this process,
 // each call bounded by its context as a plugin process's is (a Refresh
 // past its deadline gets refreshGrace more; see bounded).
-func startInProcess(b Builtin, refreshGrace time.Duration) func() (sdk.Provider, *goplugin.Client, error) {
-	return func() (sdk.Provider, *goplugin.Client, error) {
+func startInProcess(b Builtin, refreshGrace time.Duration) func() (sdk.Provider, *plugin.Client, error) {
+	return func() (sdk.Provider, *plugin.Client, error) {
 		return bounded{p: b.New(), refreshGrace: refreshGrace, saves: new(sync.WaitGroup)}, nil, nil
 	}
 }
@@ -161,8 +161,8 @@ type processSpec struct {
 // pluginProcess) and dispenses its Provider. A pinned executable is
 // verified here, on the bytes that then run; go-plugin's own check hashes
 // by path and runs the path again, which a rename in between defeats.
-func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hclog.Logger) func() (sdk.Provider, *goplugin.Client, error) {
-	return func() (sdk.Provider, *goplugin.Client, error) {
+func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hclog.Logger) func() (sdk.Provider, *plugin.Client, error) {
+	return func() (sdk.Provider, *plugin.Client, error) {
 		c := spec.cmd()
 		name := spec.name
 		if name == "" {
@@ -177,9 +177,9 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		}
 		var proc *pluginProcess
 		// The handshake, gRPC, mutual TLS and the message cap are every
-		// plugin client's (plugin.ClientConfig); how the process starts is
+		// plugin client's (sdkplugin.ClientConfig); how the process starts is
 		// the host's.
-		cc := plugin.ClientConfig(logger)
+		cc := sdkplugin.ClientConfig(logger)
 		cc.StartTimeout = cfg.Plugins.StartTimeout.Std()
 		cc.SkipHostEnv = true
 		// go-plugin's cmd carries only its own variables (the
@@ -190,7 +190,7 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			env = append(env, gp.Env...)
 			// Plugins log at the host's level; their stderr comes back
 			// through the host logger, named after the provider.
-			env = append(env, plugin.LogLevelEnv+"="+logLevel.String())
+			env = append(env, sdkplugin.LogLevelEnv+"="+logLevel.String())
 			var err error
 			proc, err = newPluginProcess(name, c, env, exe, l)
 			if proc != nil {
@@ -198,8 +198,8 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			}
 			return proc, err
 		}
-		client := goplugin.NewClient(cc)
-		fail := func(err error) (sdk.Provider, *goplugin.Client, error) {
+		client := plugin.NewClient(cc)
+		fail := func(err error) (sdk.Provider, *plugin.Client, error) {
 			client.Kill()
 			if proc != nil {
 				proc.Kill(context.Background())
@@ -218,7 +218,7 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			}
 			return fail(fmt.Errorf("start plugin %s: %w", name, err))
 		}
-		prov, err := plugin.Dispense(rpc)
+		prov, err := sdkplugin.Dispense(rpc)
 		if err != nil {
 			return fail(fmt.Errorf("plugin %s: %w", name, err))
 		}
