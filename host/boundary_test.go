@@ -21,6 +21,7 @@ import (
 
 	"github.com/credhost/credhost/host/hosttest"
 	"github.com/credhost/credhost/sdk"
+	sdkplugin "github.com/credhost/credhost/sdk/plugin"
 )
 
 // TestPluginProcessGetsOnlyTheEnvironmentItIsGiven: a plugin process sees
@@ -33,7 +34,7 @@ func TestPluginProcessGetsOnlyTheEnvironmentItIsGiven(t *testing.T) {
 		"ANTHROPIC_AUTH_TOKEN=tok-secret-enterprise", "CLAUDE_CODE_OAUTH_TOKEN=tok-secret-oauth",
 		"AWS_PROFILE=corp", "LC_TIME=C", "HOME="+t.TempDir())
 	withEnviron := Option(func(o *options) { o.environ = func() []string { return environ } })
-	base := []string{"PATH", "HOME", "LC_TIME", sdk.LogLevelEnv, sdk.Handshake.MagicCookieKey}
+	base := []string{"PATH", "HOME", "LC_TIME", sdkplugin.LogLevelEnv, sdkplugin.Handshake.MagicCookieKey}
 	tests := map[string]struct {
 		env     []string // the provider's env: list
 		builtin bool     // a built-in run as a process, whose wiring names $ANTHROPIC_AUTH_TOKEN

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/credhost/credhost/sdk"
+	sdkplugin "github.com/credhost/credhost/sdk/plugin"
 	"github.com/credhost/credhost/sdk/sdktest"
 )
 
@@ -43,14 +44,14 @@ func serveHelper(mode string) {
 		os.Exit(3)
 	}
 	if p := boundaryProvider(mode); p != nil {
-		sdk.Serve(p)
+		sdkplugin.Serve(p)
 		return
 	}
 	if marker, ok := strings.CutPrefix(mode, "slowsave:"); ok {
-		sdk.Serve(slowSaveStore(marker))
+		sdkplugin.Serve(slowSaveStore(marker))
 		return
 	}
-	sdk.Serve(scriptedProvider(mode))
+	sdkplugin.Serve(scriptedProvider(mode))
 }
 
 // scriptedProvider is a fake store whose behaviour is chosen by mode; it is

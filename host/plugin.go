@@ -12,9 +12,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
-	"google.golang.org/grpc"
 
 	"github.com/credhost/credhost/sdk"
+	sdkplugin "github.com/credhost/credhost/sdk/plugin"
 )
 
 // Builtin is a provider compiled into the program that embeds the host. The
@@ -158,10 +158,6 @@ type processSpec struct {
 	environ func() []string
 }
 
-// maxPluginMessage caps one gRPC message from a plugin: a credential is a
-// few KiB, and a plugin must not make the host allocate without bound.
-const maxPluginMessage = 1 << 20
-
 // startProcess returns a starter that runs a plugin process (see
 // pluginProcess) and dispenses its Provider. A pinned executable is
 // verified here, on the bytes that then run; go-plugin's own check hashes
@@ -181,37 +177,31 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			}
 		}
 		var proc *pluginProcess
-		cc := &plugin.ClientConfig{
-			HandshakeConfig:  sdk.Handshake,
-			VersionedPlugins: sdk.PluginSets(nil),
-			AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-			Logger:           pluginLogger{logger},
-			StartTimeout:     cfg.Plugins.StartTimeout.Std(),
-			AutoMTLS:         true,
-			SkipHostEnv:      true,
-			GRPCDialOptions: []grpc.DialOption{
-				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxPluginMessage)),
-			},
-			// go-plugin's cmd carries only its own variables (the
-			// handshake cookie, the certificate, the socket directory).
-			RunnerFunc: func(l hclog.Logger, gp *exec.Cmd, sockets string) (runner.Runner, error) {
-				env := pluginEnv(spec.environ(), spec.env)
-				env = append(env, c.Env...)
-				env = append(env, gp.Env...)
-				// Plugins log at the host's level; their stderr comes back
-				// through the host logger, named after the provider.
-				env = append(env, sdk.LogLevelEnv+"="+logLevel.String())
-				// Its process group is its own (see setProcessGroup).
-				if runtime.GOOS != "windows" {
-					env = append(env, sdk.OwnGroupEnv+"=1")
-				}
-				var err error
-				proc, err = newPluginProcess(name, c, env, exe, l)
-				if proc != nil {
-					proc.sockets = sockets
-				}
-				return proc, err
-			},
+		// The handshake, gRPC, mutual TLS and the message cap are every
+		// plugin client's (sdkplugin.ClientConfig); how the process starts is
+		// the host's.
+		cc := sdkplugin.ClientConfig(pluginLogger{logger})
+		cc.StartTimeout = cfg.Plugins.StartTimeout.Std()
+		cc.SkipHostEnv = true
+		// go-plugin's cmd carries only its own variables (the
+		// handshake cookie, the certificate, the socket directory).
+		cc.RunnerFunc = func(l hclog.Logger, gp *exec.Cmd, sockets string) (runner.Runner, error) {
+			env := pluginEnv(spec.environ(), spec.env)
+			env = append(env, c.Env...)
+			env = append(env, gp.Env...)
+			// Plugins log at the host's level; their stderr comes back
+			// through the host logger, named after the provider.
+			env = append(env, sdkplugin.LogLevelEnv+"="+logLevel.String())
+			// Its process group is its own (see setProcessGroup).
+			if runtime.GOOS != "windows" {
+				env = append(env, sdkplugin.OwnGroupEnv+"=1")
+			}
+			var err error
+			proc, err = newPluginProcess(name, c, env, exe, l)
+			if proc != nil {
+				proc.sockets = sockets
+			}
+			return proc, err
 		}
 		client := plugin.NewClient(cc)
 		fail := func(err error) (sdk.Provider, *plugin.Client, error) {
@@ -233,13 +223,9 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			}
 			return fail(fmt.Errorf("start plugin %s: %w", name, err))
 		}
-		raw, err := rpc.Dispense(sdk.PluginName)
+		prov, err := sdkplugin.Dispense(rpc)
 		if err != nil {
 			return fail(fmt.Errorf("plugin %s: %w", name, err))
-		}
-		prov, ok := raw.(sdk.Provider)
-		if !ok {
-			return fail(fmt.Errorf("plugin %s: dispensed %T, not a provider", name, raw))
 		}
 		return prov, client, nil
 	}

@@ -1,14 +1,26 @@
-// Package sdk is what a credhost plugin author imports: the Credential value,
-// the Provider interface, the sentinel errors the host branches on, and Serve,
-// which runs a Provider as a hashicorp/go-plugin subprocess.
+// Package sdk is the contract between credhost and a provider plugin: the
+// Credential value, the Provider interface and its optional interfaces, the
+// sentinel errors the host branches on. It imports nothing but the standard
+// library: no go-plugin, gRPC or protobuf.
 //
 // A provider is one credential store (an environment variable, a JSON file, an
 // OS keychain, a private token service). It reads, saves and refreshes; the
 // host applies every shared rule on top (priority chain, expiry buffer,
 // single-flight refresh, graceful degradation, write-back), so a provider stays
-// small:
+// small. Package sdk/plugin serves it as a plugin process, from main:
 //
-//	func main() { sdk.Serve(&myProvider{}) }
+//	func main() { plugin.Serve(&myProvider{}) }
+//
+// (Serve lives there, with the go-plugin wiring it needs, because that
+// wiring imports this package; sdk/plugin's doc says why.) Package
+// sdk/sdktest is the conformance suite a provider runs in its tests.
+//
+// A provider may also implement Checker (findings for `credhost doctor`);
+// an error it returns may implement RetryDelayer (a token endpoint's
+// Retry-After). The packages sdk/oauth (the refresh_token grant),
+// sdk/credjson (a JSON credentials document) and sdk/secretstore (what OS
+// secret stores share) are optional helpers an author may use; the
+// contract is this package.
 //
 // # Concurrency
 //

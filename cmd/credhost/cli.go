@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credhost/credhost/host"
-	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/plugin"
 )
 
 // Exit codes, part of the command-line contract (README: "Commands").
@@ -321,7 +321,7 @@ func pluginCommand() *cobra.Command {
 			if !ok {
 				return &exitError{code: exitUsage, err: fmt.Errorf("no built-in plugin %q", args[0])}
 			}
-			sdk.Serve(newProvider())
+			plugin.Serve(newProvider())
 			return nil
 		},
 	})

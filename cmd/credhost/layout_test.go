@@ -4,6 +4,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,7 +14,10 @@ import (
 // TestImportArrows keeps the dependency arrows one way: sdk/ imports no
 // other credhost package; host/ never imports plugins/ or cmd/; plugins/ and
 // examples/ import only sdk/ (test files included; a package's external
-// test may import the package itself).
+// test may import the package itself). Within sdk/, the contract (package
+// sdk itself) imports no credhost package at all: its wiring (sdk/plugin)
+// and helpers (sdk/oauth, ...) import it, never the other way. host/ and
+// plugins/ may use the wiring and helpers under sdk/ as much as the contract.
 func TestImportArrows(t *testing.T) {
 	t.Parallel()
 	const module = "github.com/credhost/credhost/"
@@ -49,11 +53,50 @@ func TestImportArrows(t *testing.T) {
 					rel, _ := filepath.Rel(root, path)
 					t.Errorf("%s imports %s: %s/ may import only %v", rel, p, top, ok)
 				}
+				if rel == "sdk" {
+					rel, _ := filepath.Rel(root, path)
+					t.Errorf("%s imports %s: the contract, package sdk, imports no credhost package (its wiring and helpers import it)", rel, p)
+				}
 			}
 			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestContractImportsOnlyTheStandardLibrary keeps the go-plugin wiring out
+// of the contract, so a plugin author's `go doc` of package sdk shows the
+// contract and nothing else: package sdk (its non-test files) imports the
+// standard library only; go-plugin, gRPC, protobuf and hclog are
+// sdk/plugin's.
+func TestContractImportsOnlyTheStandardLibrary(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join("..", "..", "sdk")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		files++
+		f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(dir, name), nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if first, _, _ := strings.Cut(p, "/"); strings.Contains(first, ".") {
+				t.Errorf("sdk/%s imports %s: the contract imports only the standard library (plugin wiring belongs in sdk/plugin)", name, p)
+			}
+		}
+	}
+	if files == 0 {
+		t.Fatalf("no Go files in %s", dir)
 	}
 }

@@ -9,12 +9,12 @@ package main
 import (
 	"os"
 
-	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/plugin"
 )
 
 func main() {
 	// credhost holds tokens in memory: keep them out of core dumps (and,
 	// on Linux, out of reach of other processes of the user).
-	sdk.DisableCoreDumps()
+	plugin.DisableCoreDumps()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -31,9 +31,10 @@ import (
 	"time"
 
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/plugin"
 )
 
-func main() { sdk.Serve(&provider{}) }
+func main() { plugin.Serve(&provider{}) }
 
 type provider struct {
 	mu        sync.Mutex

@@ -5,6 +5,9 @@
 //	  "expiresAt": 1767225600000, "scopes": [...], "subscriptionType": "max"},
 //	 "mcpOAuth": {...}}
 //
+// An optional helper: a provider whose store holds this document may use
+// it; the contract a provider implements is package sdk.
+//
 // It is shared by every store that holds this document (plugins/file,
 // plugins/keychain), so they agree on every detail: expiresAt may be epoch
 // milliseconds or seconds (above 1e12 is milliseconds) or an RFC 3339

@@ -2,6 +2,9 @@
 // refreshing credhost providers share, so each store only reads and writes
 // and none re-implements the token request.
 //
+// An optional helper: a provider that refreshes may use it; the contract a
+// provider implements is package sdk.
+//
 // It is hand-written rather than golang.org/x/oauth2 because credhost needs
 // three things x/oauth2 does not give: a JSON request body (Anthropic's token
 // endpoint takes JSON, as Claude Code sends it), Retry-After on 429/503

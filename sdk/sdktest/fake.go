@@ -18,7 +18,7 @@ import (
 // (an empty store); Save and Refresh are sdk.ErrUnsupported (a read-only
 // store); Check is sdk.ErrUnsupported, which the host reads as a provider
 // without checks. Fake is safe for concurrent use when its functions are.
-// It works in-process and served as a plugin process (sdk.Serve).
+// It works in-process and served as a plugin process (plugin.Serve).
 type Fake struct {
 	InfoF      func(ctx context.Context) (sdk.Info, error)
 	ConfigureF func(ctx context.Context, req sdk.ConfigureRequest) error

@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	plugin "github.com/hashicorp/go-plugin"
+	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/plugin"
 )
 
 // servePluginEnv marks a re-execution of a test binary as a plugin process.
@@ -28,7 +29,7 @@ func ServeIfPlugin(newProvider func() sdk.Provider) {
 	if os.Getenv(servePluginEnv) != "1" {
 		return
 	}
-	sdk.Serve(newProvider())
+	plugin.Serve(newProvider())
 	os.Exit(0)
 }
 
@@ -47,27 +48,20 @@ func Process(t testing.TB, env ...string) sdk.Provider {
 // The process ends when the test does.
 func Dial(t testing.TB, cmd *exec.Cmd) sdk.Provider {
 	t.Helper()
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: sdk.PluginSets(nil),
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn}),
-		StartTimeout:     30 * time.Second,
-		AutoMTLS:         true,
-	})
+	// The same client setup as the host's (plugin.ClientConfig); go-plugin
+	// starts cmd itself.
+	cc := plugin.ClientConfig(hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn}))
+	cc.Cmd = cmd
+	cc.StartTimeout = 30 * time.Second
+	client := goplugin.NewClient(cc)
 	t.Cleanup(client.Kill)
 	rpc, err := client.Client()
 	if err != nil {
 		t.Fatalf("start plugin %s: %v", cmd.Path, err)
 	}
-	raw, err := rpc.Dispense(sdk.PluginName)
+	p, err := plugin.Dispense(rpc)
 	if err != nil {
-		t.Fatalf("dispense %s: %v", sdk.PluginName, err)
-	}
-	p, ok := raw.(sdk.Provider)
-	if !ok {
-		t.Fatalf("plugin dispensed %T, not an sdk.Provider", raw)
+		t.Fatalf("plugin %s: %v", cmd.Path, err)
 	}
 	return p
 }

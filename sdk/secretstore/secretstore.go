@@ -9,6 +9,9 @@
 // before anything is written; refresh is the OAuth refresh_token grant
 // (sdk/oauth). The cross-process lock is a flock file in LockDir.
 //
+// An optional helper: a provider for such a store may build on it; the
+// contract a provider implements is package sdk.
+//
 // A provider supplies a Backend for its item and embeds Options in its
 // config struct, so the shared keys (format, key, token_prefix, timeout)
 // read the same everywhere.

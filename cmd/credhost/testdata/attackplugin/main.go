@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/plugin"
 )
 
 func main() {
@@ -38,7 +39,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, `{"@level":"error","@message":"tok-secret-on-stderr json \u001b[31mred"}`)
 		fmt.Fprintf(os.Stderr, `{"@level":"error","@message":"long %s","field":"%s"}`+"\n", strings.Repeat("y", 30000), strings.Repeat("z", 30000))
 	}
-	sdk.Serve(&provider{mode: mode})
+	plugin.Serve(&provider{mode: mode})
 }
 
 type provider struct{ mode string }

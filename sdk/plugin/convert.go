@@ -1,4 +1,4 @@
-package sdk
+package plugin
 
 import (
 	"context"
@@ -15,7 +15,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	pb "github.com/credhost/credhost/sdk/proto"
+	"github.com/credhost/credhost/sdk"
+	pb "github.com/credhost/credhost/sdk/internal/credhostpb"
 )
 
 // errorCodes maps each sentinel to the gRPC code it travels as.
@@ -23,10 +24,10 @@ var errorCodes = []struct {
 	err  error
 	code codes.Code
 }{
-	{ErrNotFound, codes.NotFound},
-	{ErrUnsupported, codes.Unimplemented},
-	{ErrInvalidConfig, codes.InvalidArgument},
-	{ErrInvalidGrant, codes.PermissionDenied},
+	{sdk.ErrNotFound, codes.NotFound},
+	{sdk.ErrUnsupported, codes.Unimplemented},
+	{sdk.ErrInvalidConfig, codes.InvalidArgument},
+	{sdk.ErrInvalidGrant, codes.PermissionDenied},
 }
 
 // errToStatus turns a provider's error into a gRPC status error, so the
@@ -54,12 +55,12 @@ func errToStatus(err error) error {
 		}
 	}
 	st := status.New(code, err.Error())
-	if d := RetryDelay(err); d > 0 {
+	if d := sdk.RetryDelay(err); d > 0 {
 		if withInfo, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)}); derr == nil {
 			st = withInfo
 		}
 	}
-	if h := Hint(err); h != "" {
+	if h := sdk.Hint(err); h != "" {
 		info := &errdetails.ErrorInfo{Reason: hintReason, Domain: hintDomain, Metadata: map[string]string{hintKey: h}}
 		if withInfo, derr := st.WithDetails(info); derr == nil {
 			st = withInfo
@@ -125,7 +126,7 @@ func statusToErr(err error) error {
 
 // remoteError is an error that came back from a plugin: its text is the
 // plugin's message, errors.Is finds the sentinel it was sent as (if any),
-// RetryDelay the server's Retry-After it carried and Hint its hint. A plugin
+// sdk.RetryDelay the server's Retry-After it carried and Hint its hint. A plugin
 // built before sdk.NotFound and its kin wrote the sentinel's words in front
 // of the reason ("no credential found: $X is not set"); that text is kept
 // as it came, and reads once.
@@ -141,7 +142,7 @@ func (e *remoteError) Unwrap() error             { return e.sentinel }
 func (e *remoteError) RetryDelay() time.Duration { return e.retryDelay }
 func (e *remoteError) Hint() string              { return e.hint }
 
-func credToProto(c Credential) *pb.Credential {
+func credToProto(c sdk.Credential) *pb.Credential {
 	out := &pb.Credential{
 		AccessToken:  c.AccessToken,
 		RefreshToken: c.RefreshToken,
@@ -154,11 +155,11 @@ func credToProto(c Credential) *pb.Credential {
 	return out
 }
 
-func credFromProto(c *pb.Credential) Credential {
+func credFromProto(c *pb.Credential) sdk.Credential {
 	if c == nil {
-		return Credential{}
+		return sdk.Credential{}
 	}
-	out := Credential{
+	out := sdk.Credential{
 		AccessToken:  c.GetAccessToken(),
 		RefreshToken: c.GetRefreshToken(),
 		Scopes:       c.GetScopes(),
@@ -176,7 +177,7 @@ func credFromProto(c *pb.Credential) Credential {
 	return out
 }
 
-func oauthToProto(o OAuthConfig) *pb.OAuthConfig {
+func oauthToProto(o sdk.OAuthConfig) *pb.OAuthConfig {
 	return &pb.OAuthConfig{
 		TokenUrl:                o.TokenURL,
 		ClientId:                o.ClientID,
@@ -189,11 +190,11 @@ func oauthToProto(o OAuthConfig) *pb.OAuthConfig {
 	}
 }
 
-func oauthFromProto(o *pb.OAuthConfig) OAuthConfig {
+func oauthFromProto(o *pb.OAuthConfig) sdk.OAuthConfig {
 	if o == nil {
-		return OAuthConfig{}
+		return sdk.OAuthConfig{}
 	}
-	out := OAuthConfig{
+	out := sdk.OAuthConfig{
 		TokenURL:         o.GetTokenUrl(),
 		ClientID:         o.GetClientId(),
 		DefaultExpiresIn: time.Duration(o.GetDefaultExpiresInSeconds()) * time.Second,

@@ -1,4 +1,4 @@
-package sdk
+package plugin
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/credhost/credhost/sdk"
 )
 
 // TestReasonAndHintCrossTheWire sends a NotFound with a hint through a real
@@ -14,10 +16,10 @@ import (
 // sentinel and finds the hint.
 func TestReasonAndHintCrossTheWire(t *testing.T) {
 	t.Parallel()
-	p := dialInMemory(t, errProvider{err: NotFound("$TOKEN is not set").WithHint("set $TOKEN")})
+	p := dialInMemory(t, errProvider{err: sdk.NotFound("$TOKEN is not set").WithHint("set $TOKEN")})
 	_, err := p.Read(context.Background())
-	if err == nil || err.Error() != "$TOKEN is not set" || !errors.Is(err, ErrNotFound) || Hint(err) != "set $TOKEN" {
-		t.Fatalf("got %v (hint %q); want the reason alone, matching ErrNotFound, with its hint", err, Hint(err))
+	if err == nil || err.Error() != "$TOKEN is not set" || !errors.Is(err, sdk.ErrNotFound) || sdk.Hint(err) != "set $TOKEN" {
+		t.Fatalf("got %v (hint %q); want the reason alone, matching sdk.ErrNotFound, with its hint", err, sdk.Hint(err))
 	}
 }
 
@@ -31,16 +33,16 @@ func TestOldPluginErrorsReadOnce(t *testing.T) {
 		msg  string
 		want error
 	}{
-		"not found":      {codes.NotFound, "no credential found: $TOKEN is not set", ErrNotFound},
-		"unsupported":    {codes.Unimplemented, "operation not supported: read-only", ErrUnsupported},
-		"invalid config": {codes.InvalidArgument, `invalid provider config: key "var" is required`, ErrInvalidConfig},
+		"not found":      {codes.NotFound, "no credential found: $TOKEN is not set", sdk.ErrNotFound},
+		"unsupported":    {codes.Unimplemented, "operation not supported: read-only", sdk.ErrUnsupported},
+		"invalid config": {codes.InvalidArgument, `invalid provider config: key "var" is required`, sdk.ErrInvalidConfig},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			err := statusToErr(status.Error(tc.code, tc.msg))
-			if err.Error() != tc.msg || !errors.Is(err, tc.want) || Hint(err) != "" {
-				t.Errorf("got %q (hint %q); want %q as it came, matching %v", err, Hint(err), tc.msg, tc.want)
+			if err.Error() != tc.msg || !errors.Is(err, tc.want) || sdk.Hint(err) != "" {
+				t.Errorf("got %q (hint %q); want %q as it came, matching %v", err, sdk.Hint(err), tc.msg, tc.want)
 			}
 		})
 	}

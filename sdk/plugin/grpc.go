@@ -1,4 +1,4 @@
-package sdk
+package plugin
 
 import (
 	"context"
@@ -6,38 +6,38 @@ import (
 	"fmt"
 	"time"
 
-	plugin "github.com/hashicorp/go-plugin"
+	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	pb "github.com/credhost/credhost/sdk/proto"
+	"github.com/credhost/credhost/sdk"
+	pb "github.com/credhost/credhost/sdk/internal/credhostpb"
 )
 
-// GRPCPlugin is the go-plugin glue for a Provider: in a plugin process it
-// serves Impl; in the host it dispenses a Provider that calls the plugin.
-// Plugin authors do not use it directly: Serve does.
-type GRPCPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	// Impl is the provider served; nil on the host side.
-	Impl Provider
+// grpcPlugin is the go-plugin glue for a Provider: in a plugin process it
+// serves impl; in a client it dispenses a Provider that calls the plugin.
+type grpcPlugin struct {
+	goplugin.NetRPCUnsupportedPlugin
+	// impl is the provider served; nil on the client side.
+	impl sdk.Provider
 }
 
-var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
+var _ goplugin.GRPCPlugin = (*grpcPlugin)(nil)
 
-// GRPCServer registers Impl on the plugin's gRPC server.
-func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterProviderServer(s, &grpcServer{impl: p.Impl})
+// GRPCServer registers impl on the plugin's gRPC server.
+func (p *grpcPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterProviderServer(s, &grpcServer{impl: p.impl})
 	return nil
 }
 
 // GRPCClient returns a Provider that forwards every call to the plugin.
-func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+func (p *grpcPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
 	return &grpcClient{client: pb.NewProviderClient(c)}, nil
 }
 
 // grpcServer adapts a Provider to the generated service.
 type grpcServer struct {
 	pb.UnimplementedProviderServer
-	impl Provider
+	impl sdk.Provider
 }
 
 func (s *grpcServer) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.InfoResponse, error) {
@@ -53,7 +53,7 @@ func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*
 	if len(cfg) == 0 {
 		cfg = []byte("{}")
 	}
-	err := s.impl.Configure(ctx, ConfigureRequest{Name: req.GetName(), Config: json.RawMessage(cfg), OAuth: oauthFromProto(req.GetOauth())})
+	err := s.impl.Configure(ctx, sdk.ConfigureRequest{Name: req.GetName(), Config: json.RawMessage(cfg), OAuth: oauthFromProto(req.GetOauth())})
 	if err != nil {
 		return nil, errToStatus(err)
 	}
@@ -84,9 +84,9 @@ func (s *grpcServer) Refresh(ctx context.Context, req *pb.RefreshRequest) (*pb.R
 }
 
 func (s *grpcServer) Check(ctx context.Context, _ *pb.CheckRequest) (*pb.CheckResponse, error) {
-	c, ok := s.impl.(Checker)
+	c, ok := s.impl.(sdk.Checker)
 	if !ok {
-		return nil, errToStatus(fmt.Errorf("%w: the plugin has no checks", ErrUnsupported))
+		return nil, errToStatus(fmt.Errorf("%w: the plugin has no checks", sdk.ErrUnsupported))
 	}
 	findings, err := c.Check(ctx)
 	if err != nil {
@@ -105,44 +105,44 @@ type grpcClient struct {
 }
 
 var (
-	_ Provider = (*grpcClient)(nil)
-	_ Checker  = (*grpcClient)(nil)
+	_ sdk.Provider = (*grpcClient)(nil)
+	_ sdk.Checker  = (*grpcClient)(nil)
 )
 
-func (c *grpcClient) Info(ctx context.Context) (Info, error) {
+func (c *grpcClient) Info(ctx context.Context) (sdk.Info, error) {
 	resp, err := c.client.Info(ctx, &pb.InfoRequest{})
 	if err != nil {
-		return Info{}, statusToErr(err)
+		return sdk.Info{}, statusToErr(err)
 	}
-	return Info{Name: pluginText(resp.GetName()), Version: pluginText(resp.GetVersion()), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh(), LockPath: resp.GetLockPath(), Locks: locksFromProto(resp.GetLocks())}, nil
+	return sdk.Info{Name: pluginText(resp.GetName()), Version: pluginText(resp.GetVersion()), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh(), LockPath: resp.GetLockPath(), Locks: locksFromProto(resp.GetLocks())}, nil
 }
 
 // legacyLockPath is what a host built before Info.Locks reads: the first
 // flock of refresh scope, so such a host still serialises credhost
 // processes (it knows no other kind) rather than take no lock at all.
-func legacyLockPath(info Info) string {
+func legacyLockPath(info sdk.Info) string {
 	if info.LockPath != "" {
 		return info.LockPath
 	}
 	for _, l := range info.Locks {
-		if l.Kind == LockFlock && (l.Scope == "" || l.Scope == LockScopeRefresh) {
+		if l.Kind == sdk.LockFlock && (l.Scope == "" || l.Scope == sdk.LockScopeRefresh) {
 			return l.Path
 		}
 	}
 	return ""
 }
 
-var lockKinds = map[LockKind]pb.LockKind{
-	LockFlock:    pb.LockKind_LOCK_KIND_FLOCK,
-	LockDir:      pb.LockKind_LOCK_KIND_DIR,
-	LockProvider: pb.LockKind_LOCK_KIND_PROVIDER,
+var lockKinds = map[sdk.LockKind]pb.LockKind{
+	sdk.LockFlock:    pb.LockKind_LOCK_KIND_FLOCK,
+	sdk.LockDir:      pb.LockKind_LOCK_KIND_DIR,
+	sdk.LockProvider: pb.LockKind_LOCK_KIND_PROVIDER,
 }
 
-func locksToProto(locks []Lock) []*pb.Lock {
+func locksToProto(locks []sdk.Lock) []*pb.Lock {
 	var out []*pb.Lock
 	for _, l := range locks {
 		scope := pb.LockScope_LOCK_SCOPE_REFRESH
-		if l.Scope == LockScopeSave {
+		if l.Scope == sdk.LockScopeSave {
 			scope = pb.LockScope_LOCK_SCOPE_SAVE
 		}
 		// An unknown kind goes out as UNSPECIFIED, which the host refuses:
@@ -152,29 +152,29 @@ func locksToProto(locks []Lock) []*pb.Lock {
 	return out
 }
 
-func locksFromProto(locks []*pb.Lock) []Lock {
-	var out []Lock
+func locksFromProto(locks []*pb.Lock) []sdk.Lock {
+	var out []sdk.Lock
 	for _, l := range locks {
-		kind := LockKind(fmt.Sprintf("unknown kind %d", l.GetKind()))
+		kind := sdk.LockKind(fmt.Sprintf("unknown kind %d", l.GetKind()))
 		for k, v := range lockKinds {
 			if v == l.GetKind() {
 				kind = k
 			}
 		}
-		scope := LockScopeRefresh
+		scope := sdk.LockScopeRefresh
 		switch l.GetScope() {
 		case pb.LockScope_LOCK_SCOPE_REFRESH:
 		case pb.LockScope_LOCK_SCOPE_SAVE:
-			scope = LockScopeSave
+			scope = sdk.LockScopeSave
 		default:
-			scope = LockScope(fmt.Sprintf("unknown scope %d", l.GetScope()))
+			scope = sdk.LockScope(fmt.Sprintf("unknown scope %d", l.GetScope()))
 		}
-		out = append(out, Lock{Kind: kind, Path: l.GetPath(), Stale: time.Duration(l.GetStaleMs()) * time.Millisecond, Scope: scope})
+		out = append(out, sdk.Lock{Kind: kind, Path: l.GetPath(), Stale: time.Duration(l.GetStaleMs()) * time.Millisecond, Scope: scope})
 	}
 	return out
 }
 
-func (c *grpcClient) Configure(ctx context.Context, req ConfigureRequest) error {
+func (c *grpcClient) Configure(ctx context.Context, req sdk.ConfigureRequest) error {
 	cfg := []byte(req.Config)
 	if len(cfg) == 0 {
 		cfg = []byte("{}")
@@ -183,37 +183,37 @@ func (c *grpcClient) Configure(ctx context.Context, req ConfigureRequest) error 
 	return statusToErr(err)
 }
 
-func (c *grpcClient) Read(ctx context.Context) (Credential, error) {
+func (c *grpcClient) Read(ctx context.Context) (sdk.Credential, error) {
 	resp, err := c.client.Read(ctx, &pb.ReadRequest{})
 	if err != nil {
-		return Credential{}, statusToErr(err)
+		return sdk.Credential{}, statusToErr(err)
 	}
 	return credFromProto(resp.GetCredential()), nil
 }
 
-func (c *grpcClient) Save(ctx context.Context, cred Credential) error {
+func (c *grpcClient) Save(ctx context.Context, cred sdk.Credential) error {
 	_, err := c.client.Save(ctx, &pb.SaveRequest{Credential: credToProto(cred)})
 	return statusToErr(err)
 }
 
-func (c *grpcClient) Refresh(ctx context.Context, cred Credential) (Credential, error) {
+func (c *grpcClient) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Credential, error) {
 	resp, err := c.client.Refresh(ctx, &pb.RefreshRequest{Credential: credToProto(cred)})
 	if err != nil {
-		return Credential{}, statusToErr(err)
+		return sdk.Credential{}, statusToErr(err)
 	}
 	return credFromProto(resp.GetCredential()), nil
 }
 
 // Check asks the plugin for its findings; a plugin without checks answers
-// ErrUnsupported.
-func (c *grpcClient) Check(ctx context.Context) ([]Finding, error) {
+// sdk.ErrUnsupported.
+func (c *grpcClient) Check(ctx context.Context) ([]sdk.Finding, error) {
 	resp, err := c.client.Check(ctx, &pb.CheckRequest{})
 	if err != nil {
 		return nil, statusToErr(err)
 	}
-	var out []Finding
+	var out []sdk.Finding
 	for _, f := range resp.GetFindings() {
-		out = append(out, Finding{Severity: pluginText(f.GetSeverity()), Message: pluginText(f.GetMessage()), Fix: pluginText(f.GetFix())})
+		out = append(out, sdk.Finding{Severity: pluginText(f.GetSeverity()), Message: pluginText(f.GetMessage()), Fix: pluginText(f.GetFix())})
 	}
 	return out, nil
 }

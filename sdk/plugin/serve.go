@@ -1,11 +1,13 @@
-package sdk
+package plugin
 
 import (
 	"os"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	plugin "github.com/hashicorp/go-plugin"
+	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/credhost/credhost/sdk"
 )
 
 // Serve runs p as a credhost plugin and returns when the host is done with
@@ -17,13 +19,13 @@ import (
 // when it leads one, as the host starts it) as soon as the host that
 // started it is gone, however it went, so a killed host leaves no plugin
 // or helper of one behind.
-func Serve(p Provider) {
+func Serve(p sdk.Provider) {
 	DisableCoreDumps()
 	go watchParent(parentPollInterval)
-	plugin.Serve(&plugin.ServeConfig{
+	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig:  Handshake,
-		VersionedPlugins: PluginSets(p),
-		GRPCServer:       plugin.DefaultGRPCServer,
+		VersionedPlugins: pluginSets(p),
+		GRPCServer:       goplugin.DefaultGRPCServer,
 		Logger:           Logger(),
 	})
 }
@@ -31,8 +33,8 @@ func Serve(p Provider) {
 // Logger returns the logger a plugin should use: JSON lines on stderr, which
 // the host parses and re-logs under the provider's name at the same level.
 // The level follows the host's --log-level (passed as CREDHOST_LOG_LEVEL).
-// Never log a token: log a Credential value (it redacts itself) or
-// Fingerprint.
+// Never log a token: log an sdk.Credential value (it redacts itself) or
+// sdk.Fingerprint.
 func Logger() hclog.Logger {
 	level := hclog.LevelFromString(os.Getenv(LogLevelEnv))
 	if level == hclog.NoLevel {

@@ -1,4 +1,4 @@
-package sdk
+package plugin
 
 // DisableCoreDumps keeps the process's memory, credentials included, out
 // of core dumps: it sets RLIMIT_CORE to 0 (soft and hard, so no child

@@ -1105,7 +1105,7 @@ const file_credhost_proto_rawDesc = "" +
 	"\x04Read\x12\x18.credhost.v1.ReadRequest\x1a\x19.credhost.v1.ReadResponse\x12;\n" +
 	"\x04Save\x12\x18.credhost.v1.SaveRequest\x1a\x19.credhost.v1.SaveResponse\x12D\n" +
 	"\aRefresh\x12\x1b.credhost.v1.RefreshRequest\x1a\x1c.credhost.v1.RefreshResponse\x12>\n" +
-	"\x05Check\x12\x19.credhost.v1.CheckRequest\x1a\x1a.credhost.v1.CheckResponseB3Z1github.com/credhost/credhost/sdk/proto;credhostpbb\x06proto3"
+	"\x05Check\x12\x19.credhost.v1.CheckRequest\x1a\x1a.credhost.v1.CheckResponseBAZ?github.com/credhost/credhost/sdk/internal/credhostpb;credhostpbb\x06proto3"
 
 var (
 	file_credhost_proto_rawDescOnce sync.Once

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package sdk
+package plugin
 
 import "syscall"
 
