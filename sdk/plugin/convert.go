@@ -97,7 +97,7 @@ func statusToErr(err error) error {
 	if !ok {
 		return err
 	}
-	re := &remoteError{msg: pluginText(st.Message())}
+	re := &remoteError{msg: Text(st.Message())}
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *errdetails.RetryInfo:
@@ -119,7 +119,7 @@ func statusToErr(err error) error {
 	case codes.Canceled:
 		re.sentinel = context.Canceled
 	case codes.Unavailable:
-		re.msg = fmt.Sprintf("plugin unavailable (exited or crashed?): %s", pluginText(st.Message()))
+		re.msg = fmt.Sprintf("plugin unavailable (exited or crashed?): %s", Text(st.Message()))
 	}
 	return re
 }
@@ -218,10 +218,13 @@ func oauthFromProto(o *pb.OAuthConfig) sdk.OAuthConfig {
 // enough that a plugin cannot flood the user's terminal or log.
 const maxPluginText = 1 << 10
 
-// pluginText makes a string from a plugin process safe for a message:
-// characters that are not printable (a terminal escape, a newline that
-// forges a log line) become spaces, and it is cut to maxPluginText bytes.
-func pluginText(s string) string {
+// Text makes a string from a plugin process safe for a message or a log
+// line: characters that are not printable (a terminal escape, a newline
+// that forges a log line) become spaces, and it is cut to 1 KiB. Every
+// string a plugin sends passes through it before a person can see it: the
+// client does it for errors, findings and Info, and the host for the
+// plugin's log lines.
+func Text(s string) string {
 	cut := len(s) > maxPluginText
 	if cut {
 		n := maxPluginText

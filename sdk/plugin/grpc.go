@@ -114,7 +114,7 @@ func (c *grpcClient) Info(ctx context.Context) (sdk.Info, error) {
 	if err != nil {
 		return sdk.Info{}, statusToErr(err)
 	}
-	return sdk.Info{Name: pluginText(resp.GetName()), Version: pluginText(resp.GetVersion()), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh(), LockPath: resp.GetLockPath(), Locks: locksFromProto(resp.GetLocks())}, nil
+	return sdk.Info{Name: Text(resp.GetName()), Version: Text(resp.GetVersion()), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh(), LockPath: resp.GetLockPath(), Locks: locksFromProto(resp.GetLocks())}, nil
 }
 
 // legacyLockPath is what a host built before Info.Locks reads: the first
@@ -213,7 +213,7 @@ func (c *grpcClient) Check(ctx context.Context) ([]sdk.Finding, error) {
 	}
 	var out []sdk.Finding
 	for _, f := range resp.GetFindings() {
-		out = append(out, sdk.Finding{Severity: pluginText(f.GetSeverity()), Message: pluginText(f.GetMessage()), Fix: pluginText(f.GetFix())})
+		out = append(out, sdk.Finding{Severity: Text(f.GetSeverity()), Message: Text(f.GetMessage()), Fix: Text(f.GetFix())})
 	}
 	return out, nil
 }
