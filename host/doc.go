@@ -18,7 +18,8 @@
 //     passed over quietly; one that fails (crash, timeout, bad data) is a
 //     warning naming it, and the walk goes on. When none yields a
 //     credential, the error is a *ChainError listing every provider with its
-//     reason and what to do. (Host.walk)
+//     reason, then what to do: each provider's own hint (sdk.Hint), so the
+//     host knows no plugin. (Host.walk)
 //   - Never refresh an enterprise token. A provider that cannot refresh (an
 //     environment variable) is used as it is, whatever its expiry.
 //     (Host.refreshSource: no source, no refresh)
@@ -64,6 +65,17 @@
 //
 // A good result is served from memory, without any provider call, until it
 // enters the buffer.
+//
+// # Configuration
+//
+// LoadConfig finds the YAML (--config, $CREDHOST_CONFIG, the XDG config
+// file, else the embedded default, DefaultConfigYAML) and ParseConfig
+// reads it strictly: an unknown key or a bad value is a *ConfigError with
+// file, line, column and key, quoting the file's text (${VAR}), never the
+// environment's value. A Config built in Go starts from DefaultConfig,
+// which holds every default, so an absent setting and an explicit 0 stay
+// apart; New applies the same checks as the loader and refuses what it
+// would refuse.
 //
 // # Plugins
 //
