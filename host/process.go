@@ -25,7 +25,20 @@ const maxHandshakeLine = 16 << 10
 // protocol versions, network, address, protocol, and optionally the
 // server's certificate (base64) and multiplexing flag. Anything else a
 // plugin prints on stdout is never passed on, so it can never be quoted.
-var handshakeLine = regexp.MustCompile(`^[0-9]{1,4}\|[0-9]{1,4}\|(tcp|unix)\|[^|\x00-\x1f\x7f]{1,1000}\|(grpc|netrpc)(\|[A-Za-z0-9+/=]*)?(\|(true|false))?\r?\n?$`)
+// The address's bound (maxHandshakeAddr) is checked apart: a counted
+// repetition such as {1,1000} compiles into a thousand copies, which cost
+// every credhost start milliseconds in package init.
+var handshakeLine = regexp.MustCompile(`^[0-9]{1,4}\|[0-9]{1,4}\|(tcp|unix)\|([^|\x00-\x1f\x7f]+)\|(grpc|netrpc)(\|[A-Za-z0-9+/=]*)?(\|(true|false))?\r?\n?$`)
+
+// maxHandshakeAddr bounds the address in a handshake line: a socket path
+// or host:port is far shorter.
+const maxHandshakeAddr = 1000
+
+// isHandshake reports whether line is a well-formed handshake line.
+func isHandshake(line []byte) bool {
+	m := handshakeLine.FindSubmatchIndex(line)
+	return m != nil && m[5]-m[4] <= maxHandshakeAddr
+}
 
 // pluginProcess runs one plugin as a go-plugin runner.Runner, so that the
 // host, not go-plugin, decides how the process starts and ends:
@@ -116,7 +129,7 @@ func (p *pluginProcess) filterStdout(w *io.PipeWriter) {
 	defer p.rawStdout.Close()
 	br := bufio.NewReaderSize(p.rawStdout, maxHandshakeLine)
 	line, err := br.ReadSlice('\n')
-	if len(line) > 0 && handshakeLine.Match(line) {
+	if len(line) > 0 && isHandshake(line) {
 		_, _ = w.Write(line)
 	} else {
 		p.junk.Add(int64(len(line)))
