@@ -25,7 +25,14 @@ const maxHandshakeLine = 16 << 10
 // protocol versions, network, address, protocol, and optionally the
 // server's certificate (base64) and multiplexing flag. Anything else a
 // plugin prints on stdout is never passed on, so it can never be quoted.
-var handshakeLine = regexp.MustCompile(`^[0-9]{1,4}\|[0-9]{1,4}\|(tcp|unix)\|[^|\x00-\x1f\x7f]{1,1000}\|(grpc|netrpc)(\|[A-Za-z0-9+/=]*)?(\|(true|false))?\r?\n?$`)
+//
+// Compiled on first use, not at package init: the {1,1000} repetition
+// makes it a large program (about a millisecond and 600 KB to compile),
+// and a cold `credhost token` with in-process built-ins starts no plugin
+// process at all.
+var handshakeLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[0-9]{1,4}\|[0-9]{1,4}\|(tcp|unix)\|[^|\x00-\x1f\x7f]{1,1000}\|(grpc|netrpc)(\|[A-Za-z0-9+/=]*)?(\|(true|false))?\r?\n?$`)
+})
 
 // pluginProcess runs one plugin as a go-plugin runner.Runner, so that the
 // host, not go-plugin, decides how the process starts and ends:
@@ -116,7 +123,7 @@ func (p *pluginProcess) filterStdout(w *io.PipeWriter) {
 	defer p.rawStdout.Close()
 	br := bufio.NewReaderSize(p.rawStdout, maxHandshakeLine)
 	line, err := br.ReadSlice('\n')
-	if len(line) > 0 && handshakeLine.Match(line) {
+	if len(line) > 0 && handshakeLine().Match(line) {
 		_, _ = w.Write(line)
 	} else {
 		p.junk.Add(int64(len(line)))
