@@ -52,8 +52,11 @@ type heldLock interface {
 }
 
 // flockHold is a held flock: the kernel keeps it until released or the
-// process dies, so it is never lost.
-type flockHold struct{ rel func() }
+// process dies, so it is never lost. j is the journal its file holds.
+type flockHold struct {
+	rel func()
+	j   *journal
+}
 
 func (f flockHold) release()    { f.rel() }
 func (f flockHold) lost() error { return nil }
@@ -139,24 +142,13 @@ func inScope(locks []sdk.Lock, s sdk.LockScope) []sdk.Lock {
 func takeLocks(ctx context.Context, locks []sdk.Lock, j *journal, logger hclog.Logger) (*lockSet, error) {
 	set := &lockSet{}
 	for _, l := range locks {
-		var h heldLock
-		var err error
-		if l.Kind == sdk.LockFlock {
-			var rel func()
-			var fj *journal
-			rel, fj, err = lockFlockFile(ctx, l.Path)
-			if err == nil {
-				h = flockHold{rel}
-				if j == nil {
-					j = fj
-				}
-			}
-		} else {
-			h, err = lockers[l.Kind](ctx, l, j, logger)
-		}
+		h, err := lockers[l.Kind](ctx, l, j, logger)
 		if err != nil {
 			set.release()
 			return nil, err
+		}
+		if f, ok := h.(flockHold); ok && j == nil {
+			j = f.j
 		}
 		set.held = append(set.held, h)
 	}
@@ -174,11 +166,11 @@ func waitMessage(l sdk.Lock, waited time.Duration) error {
 }
 
 func takeFlock(ctx context.Context, l sdk.Lock, _ *journal, _ hclog.Logger) (heldLock, error) {
-	release, _, err := lockFlockFile(ctx, l.Path)
+	release, j, err := lockFlockFile(ctx, l.Path)
 	if err != nil {
 		return nil, err
 	}
-	return flockHold{release}, nil
+	return flockHold{release, j}, nil
 }
 
 // lockFlockFile takes the flock on path. The file is created 0600 beside

@@ -154,7 +154,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	// its stale time) may mean another process is refreshing this very
 	// token: sending it too would be the reuse the locks exist to stop.
 	if err := held.lost(); err != nil {
-		return refreshResult{}, &ProviderError{Provider: m.cfg.Name, Op: "refresh", Err: m.unexpand.applyErr(fmt.Errorf("not refreshing: %w", err))}
+		return refreshResult{}, providerErr(m, "refresh", m.unexpand.applyErr(fmt.Errorf("not refreshing: %w", err)))
 	}
 
 	// ctx already carries the refresh's deadline (see refresh). A

@@ -81,13 +81,6 @@ func (u unexpander) apply(msg string) string {
 	return u.r.Replace(msg)
 }
 
-// fromEnv reports whether v, a config value, came out of a ${VAR}
-// expansion.
-func (u unexpander) fromEnv(v string) bool {
-	q := strconv.Quote(v)
-	return u.apply(q) != q
-}
-
 // applyErr rewrites err's message, keeping err for errors.Is and As.
 func (u unexpander) applyErr(err error) error {
 	if err == nil || u.r == nil {

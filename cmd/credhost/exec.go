@@ -102,7 +102,8 @@ it; before COMMAND starts it exits 1 (no credential), 2 (usage or config) or
 				}
 			}
 			fresh := &freshener{
-				open:   func() (*host.Host, error) { return host.New(withoutEnvProviders(cfg), opts...) },
+				cfg:    withoutEnvProviders(cfg),
+				opts:   opts,
 				buffer: cfg.Refresh.Buffer.Std(),
 				logger: logger,
 			}

@@ -29,9 +29,11 @@ const maxNap = 30 * time.Second
 // freshener keeps the store behind a running command's token fresh ahead
 // of expiry.
 type freshener struct {
-	// open builds a host for one refresh; it is closed right after, so no
-	// plugin process idles between refreshes (hours, for a token of 8h).
-	open   func() (*host.Host, error)
+	// cfg and opts build a host for each refresh (tokenOnce); it is closed
+	// right after, so no plugin process idles between refreshes (hours,
+	// for a token of 8h).
+	cfg    *host.Config
+	opts   []host.Option
 	buffer time.Duration
 	logger hclog.Logger
 }
@@ -100,12 +102,7 @@ func (f *freshener) wakeAt(expires time.Time) time.Time {
 // ctx: a refresh must finish and be saved once it has started (the host
 // bounds it by refresh.timeout and the call timeout).
 func (f *freshener) once(ctx context.Context) (host.Result, error) {
-	h, err := f.open()
-	if err != nil {
-		return host.Result{}, err
-	}
-	defer h.Close()
-	return h.Token(context.WithoutCancel(ctx))
+	return tokenOnce(context.WithoutCancel(ctx), f.cfg, f.opts)
 }
 
 // sleepUntil waits until t by the wall clock; false when ctx ended first.
