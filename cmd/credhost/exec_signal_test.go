@@ -101,6 +101,9 @@ func TestExecForwardsEachSignalOnce(t *testing.T) {
 	s := newSandbox(t)
 	s.writeCredentials(validCredentials(time.Now().Add(time.Hour)))
 	log, ready, stop := filepath.Join(s.home, "log"), filepath.Join(s.home, "ready"), filepath.Join(s.home, "stop")
+	// However the test ends, the command's loop ends too: it traps the
+	// signals that would otherwise stop it, and must not outlive the test.
+	t.Cleanup(func() { os.WriteFile(stop, nil, 0o600) })
 	cmd, done, _ := startExec(t, s, trapScript, log, ready, stop)
 	signals := map[string]syscall.Signal{
 		"HUP": syscall.SIGHUP, "INT": syscall.SIGINT, "TERM": syscall.SIGTERM, "QUIT": syscall.SIGQUIT,
@@ -132,6 +135,9 @@ func TestExecHangupDoesNotOrphanTheCommand(t *testing.T) {
 	s := newSandbox(t)
 	s.writeCredentials(validCredentials(time.Now().Add(time.Hour)))
 	ready, stop := filepath.Join(s.home, "ready"), filepath.Join(s.home, "stop")
+	// However the test ends, the command's loop ends too: it traps the
+	// signals that would otherwise stop it, and must not outlive the test.
+	t.Cleanup(func() { os.WriteFile(stop, nil, 0o600) })
 	// No trap: a hangup ends the command, as it ends most programs.
 	cmd, done, pid := startExec(t, s, `echo $$ > "$1"; while [ ! -e "$2" ]; do sleep 0.02; done`, ready, stop)
 	cmd.Process.Signal(syscall.SIGHUP)

@@ -49,6 +49,9 @@ func TestExecCtrlCFromTheTerminalReachesTheCommandOnce(t *testing.T) {
 	master, slave := openPTY(t)
 	go io.Copy(io.Discard, master)
 	log, ready, stop := filepath.Join(s.home, "log"), filepath.Join(s.home, "ready"), filepath.Join(s.home, "stop")
+	// However the test ends, the command's loop ends too: it traps the
+	// signals that would otherwise stop it, and must not outlive the test.
+	t.Cleanup(func() { os.WriteFile(stop, nil, 0o600) })
 	cmd := exec.Command(credhostBin, "exec", "--", "sh", "-c", trapScript, "sh", log, ready, stop)
 	cmd.Env = s.env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
