@@ -257,26 +257,36 @@ var knownOS = map[string]bool{
 // and their names from every refresh_with. The whole config was checked
 // first, so a config that loads on one OS loads on all.
 func dropOtherOS(cfg *Config, goos string) error {
-	gone := map[string]bool{}
-	kept := cfg.Providers[:0:0]
-	for _, pc := range cfg.Providers {
-		if len(pc.OS) > 0 && !slices.Contains(pc.OS, goos) {
-			gone[pc.Name] = true
-			continue
-		}
-		kept = append(kept, pc)
-	}
-	if len(gone) == 0 {
+	other := func(pc ProviderConfig) bool { return len(pc.OS) > 0 && !slices.Contains(pc.OS, goos) }
+	kept := cfg.Without(other).Providers
+	if len(kept) == len(cfg.Providers) {
 		return nil
 	}
 	if len(kept) == 0 {
 		return fmt.Errorf("every provider is limited by os: to other systems; none applies to %s", goos)
 	}
-	for i := range kept {
-		if kept[i].RefreshWith != nil {
-			kept[i].RefreshWith = slices.DeleteFunc(slices.Clone(kept[i].RefreshWith), func(name string) bool { return gone[name] })
-		}
-	}
 	cfg.Providers = kept
 	return nil
+}
+
+// Without returns a copy of c with the providers drop matches left out,
+// and their names taken out of every remaining refresh_with, so the copy
+// names no provider it lacks. c itself is not changed.
+func (c *Config) Without(drop func(ProviderConfig) bool) *Config {
+	out := *c
+	out.Providers = nil
+	gone := map[string]bool{}
+	for _, pc := range c.Providers {
+		if drop(pc) {
+			gone[pc.Name] = true
+			continue
+		}
+		out.Providers = append(out.Providers, pc)
+	}
+	for i, pc := range out.Providers {
+		if pc.RefreshWith != nil {
+			out.Providers[i].RefreshWith = slices.DeleteFunc(slices.Clone(pc.RefreshWith), func(name string) bool { return gone[name] })
+		}
+	}
+	return &out
 }

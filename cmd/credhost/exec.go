@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -163,22 +162,7 @@ func fromEnv(cfg *host.Config, provider string) bool {
 // A refresh_with naming a left-out provider loses that name, as for one
 // left out by os:, so the host's config check does not refuse it.
 func withoutEnvProviders(cfg *host.Config) *host.Config {
-	c := *cfg
-	c.Providers = nil
-	gone := map[string]bool{}
-	for _, p := range cfg.Providers {
-		if p.Plugin == "env" {
-			gone[p.Name] = true
-			continue
-		}
-		c.Providers = append(c.Providers, p)
-	}
-	for i, p := range c.Providers {
-		if p.RefreshWith != nil {
-			c.Providers[i].RefreshWith = slices.DeleteFunc(slices.Clone(p.RefreshWith), func(name string) bool { return gone[name] })
-		}
-	}
-	return &c
+	return cfg.Without(func(p host.ProviderConfig) bool { return p.Plugin == "env" })
 }
 
 // passing says how the command gets its token.
