@@ -56,8 +56,15 @@
 //     store declares (sdk.Info.Locks: credhost's flock, and the directory
 //     locks Claude Code takes), re-read the store under them and use a
 //     token another process saved. With refresh-token rotation a second
-//     refresh of the same token revokes the whole family. (Host.refresh,
-//     takeLocks)
+//     refresh of the same token revokes the whole family. A store shared
+//     by machines declares a lock its provider holds itself (a lease in
+//     the distributed store, sdk.Locker; for a plugin process, a Lock
+//     stream that holds it while open), taken in order with the others:
+//     when it cannot be had within refresh.timeout, nothing is refreshed
+//     and the token is served degraded, saying why; when it is lost
+//     before the save, the store is re-read and a newer login another
+//     holder saved is never overwritten. (Host.refresh, takeLocks,
+//     takeProviderLock, Host.saveAfterLoss)
 //   - Reactive refresh. A 401 from the API forces one refresh of the token
 //     that was rejected, unless the chain already yields a different one.
 //     Transport replays the request once, deciding by status code alone.
