@@ -121,7 +121,9 @@ func TestProviderLockNotHadRefreshesNothing(t *testing.T) {
 		wait   chan struct{} // closed once the provider was told to stop waiting
 	}{
 		"store unreachable": {
-			take:   func(context.Context) (sdk.LockHold, error) { return nil, errors.New("etcd at 10.0.0.1:2379 is unreachable") },
+			take: func(context.Context) (sdk.LockHold, error) {
+				return nil, errors.New("etcd at 10.0.0.1:2379 is unreachable")
+			},
 			reason: "etcd at 10.0.0.1:2379 is unreachable",
 		},
 		"held elsewhere past refresh.timeout": {
