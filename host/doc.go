@@ -44,7 +44,12 @@
 //     Result.Degraded, with a warning: it may still work for a while. A
 //     rejected refresh token first re-reads the store, since another
 //     process may have rotated it; only if the store still holds the
-//     rejected one is the user told to log in again. A Retry-After is
+//     rejected one is the user told to log in again, and that token is
+//     never presented again (a record beside the store's lock, or in the
+//     user's cache directory for a fleet's store): it is spent, as when a
+//     process killed mid-refresh was rotated a successor nobody holds, and
+//     presenting it on every call would be a loop of reuses. (rejected.go)
+//     A Retry-After is
 //     honoured across processes (a record beside the store's lock). Nothing
 //     the host does after a failed refresh writes to the store.
 //     (Host.refreshOrDegrade, Host.refreshLocked, member.retryAfter)

@@ -3,12 +3,16 @@ package host
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/oauth"
 	"github.com/credhost/credhost/sdk/sdktest"
 )
 
@@ -260,5 +264,54 @@ func TestProviderLockLostBeforeSaveIsNotSavedBlindly(t *testing.T) {
 				t.Errorf("logs do not say %q:\n%s", tc.log, r.logs)
 			}
 		})
+	}
+}
+
+// TestSpentRefreshTokenEndsInLogInAgain: a refresh token the endpoint
+// rotated for an answer nobody received (a process killed mid-refresh)
+// is spent, and nobody holds its successor. The next refresh presents it
+// once (nothing tells it apart from a request that never arrived), is
+// rejected, and says "log in again"; later refreshes, in this process or
+// another one sharing the store, do not present it again. A new login
+// refreshes as usual.
+func TestSpentRefreshTokenEndsInLogInAgain(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOptions{})
+	r.store.locks = []sdk.Lock{{Kind: sdk.LockFlock, Path: filepath.Join(t.TempDir(), "store.lock")}}
+	seeded := r.seed(testNow.Add(-time.Minute))
+	spender, err := oauth.New(sdk.OAuthConfig{TokenURL: r.srv.TokenURL(), ClientID: "client-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := spender.Refresh(context.Background(), seeded); err != nil {
+		t.Fatalf("spend the refresh token: %v", err)
+	}
+
+	res, err := r.host.Token(context.Background())
+	if err != nil || !res.Degraded || !strings.Contains(res.DegradedReason.Error(), "log in again") {
+		t.Fatalf("first refresh: %v, degraded %v (%v); want degraded, log in again", err, res.Degraded, res.DegradedReason)
+	}
+	if r.srv.Requests() != 2 || r.srv.Reuses() != 1 {
+		t.Fatalf("%d requests, %d reuses; want the spent token presented once", r.srv.Requests(), r.srv.Reuses())
+	}
+	other, err := New(r.host.cfg, WithLogger(hclog.NewNullLogger()), WithBuiltins(map[string]Builtin{"store": {New: func() sdk.Provider { return r.store }}}), WithNow(func() time.Time { return testNow }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for name, h := range map[string]*Host{"this process": r.host, "another process": other} {
+		res, err := h.Token(context.Background())
+		if err != nil || !res.Degraded || !strings.Contains(res.DegradedReason.Error(), "not presenting it again: log in again") {
+			t.Errorf("%s: %v, degraded %v (%v); want degraded, log in again", name, err, res.Degraded, res.DegradedReason)
+		}
+	}
+	if r.srv.Requests() != 2 {
+		t.Errorf("%d requests; want the spent token never presented again", r.srv.Requests())
+	}
+
+	r.seed(testNow.Add(-time.Minute)) // the user logs in again
+	res, err = other.Token(context.Background())
+	if err != nil || !res.Refreshed || res.Degraded {
+		t.Errorf("after a new login: %v, refreshed %v degraded %v (%v); want a refresh", err, res.Refreshed, res.Degraded, res.DegradedReason)
 	}
 }

@@ -142,6 +142,13 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	if current.RefreshToken == "" {
 		return refreshResult{}, providerErr(m, "refresh", errors.New("the credential has no refresh token"))
 	}
+	// A refresh token the endpoint already rejected while the store held
+	// it is spent (a process killed mid-refresh may have been given its
+	// successor, which nobody holds): presenting it again on every call
+	// would only be rejected again.
+	if m.rejected(current.RefreshToken) {
+		return refreshResult{}, providerErr(m, "refresh", fmt.Errorf("%w before, and the store still holds it; not presenting it again: log in again", sdk.ErrInvalidGrant))
+	}
 	at, err := m.retryAfter(now)
 	if err != nil {
 		return refreshResult{}, providerErr(m, "refresh", err)
@@ -175,6 +182,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 				h.logger.Info("refresh token was rotated by another process; using the stored token", "provider", m.cfg.Name)
 				return refreshResult{cred: again}, nil
 			}
+			m.setRejected(current.RefreshToken)
 			return refreshResult{}, providerErr(m, "refresh", fmt.Errorf("%w; the store still holds the rejected refresh token: log in again", err))
 		}
 		return refreshResult{}, providerErr(m, "refresh", callError(ctx, err))
@@ -200,6 +208,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	if !at.IsZero() {
 		m.setRetryAfter(now, time.Time{})
 	}
+	m.setRejected("") // a new refresh token: any record is out of date
 	if needsRefresh(fresh, h.now(), h.buffer()) {
 		left, _ := fresh.ExpiresIn(h.now())
 		h.logger.Warn("the new token expires within the refresh buffer, so every use will refresh it; lower refresh.buffer",
