@@ -48,11 +48,11 @@
 //     never presented again (a record beside the store's lock, or in the
 //     user's cache directory for a fleet's store): it is spent, as when a
 //     process killed mid-refresh was rotated a successor nobody holds, and
-//     presenting it on every call would be a loop of reuses. (rejected.go)
-//     A Retry-After is
-//     honoured across processes (a record beside the store's lock). Nothing
-//     the host does after a failed refresh writes to the store.
-//     (Host.refreshOrDegrade, Host.refreshLocked, member.retryAfter)
+//     presenting it on every call would be a loop of reuses. A Retry-After
+//     is honoured across processes (a record beside the store's lock).
+//     Nothing the host does after a failed refresh writes to the store.
+//     (Host.refreshOrDegrade, Host.refreshLocked, member.retryAfter,
+//     member.rejected)
 //   - Save failure. A refresh whose save fails still returns, and caches,
 //     the new token, with a warning that it was not persisted.
 //     (Host.refreshLocked)
