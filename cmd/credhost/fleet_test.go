@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/credjson"
 	"github.com/credhost/credhost/sdk/oauth/oauthtest"
+	"github.com/credhost/credhost/sdk/sdktest"
 )
 
 // The fleet tests: several "machines" (credhost processes with separate
@@ -291,4 +294,28 @@ func TestFleetSpentRefreshTokenEndsInLogInAgain(t *testing.T) {
 	if f.srv.Arrived() != 2 || f.srv.Reuses() != 1 {
 		t.Errorf("%d token requests, %d reuses; want the holder's and one more, presented once", f.srv.Arrived(), f.srv.Reuses())
 	}
+}
+
+// TestSharedStoreConformance: the stand-in store passes the conformance
+// suite across a real process boundary, which takes and releases the
+// lock it holds itself (and takes it again once released).
+func TestSharedStoreConformance(t *testing.T) {
+	t.Parallel()
+	bin := sharedStorePlugin(t)
+	factory := func(t *testing.T, setup sdktest.Setup) sdk.Provider {
+		dir := t.TempDir()
+		if setup.Seed != nil {
+			doc, err := credjson.Merge(nil, "claudeAiOauth", *setup.Seed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := json.Marshal(map[string]any{"revision": 1, "doc": json.RawMessage(doc)})
+			if err := os.WriteFile(filepath.Join(dir, "credential.json"), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return setup.Configure(t, sdktest.Dial(t, exec.Command(bin)), "fleet", fmt.Sprintf(`{"dir":%q}`, dir))
+	}
+	sdktest.Run(t, factory)
+	sdktest.RunRefresh(t, factory)
 }

@@ -46,7 +46,7 @@ func main() { plugin.Serve(&store{}) }
 type store struct {
 	mu      sync.Mutex
 	dir     string
-	client  *oauth.Client
+	oauth   sdk.OAuthConfig
 	readRev int64 // the revision the last Read saw
 }
 
@@ -72,13 +72,9 @@ func (s *store) Configure(_ context.Context, req sdk.ConfigureRequest) error {
 	if !filepath.IsAbs(cfg.Dir) {
 		return sdk.InvalidConfig("dir: %q is not an absolute path", cfg.Dir)
 	}
-	c, err := oauth.New(req.OAuth)
-	if err != nil {
-		return err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.dir, s.client = cfg.Dir, c
+	s.dir, s.oauth = cfg.Dir, req.OAuth
 	return nil
 }
 
@@ -159,8 +155,12 @@ func (s *store) Save(_ context.Context, cred sdk.Credential) error {
 
 func (s *store) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Credential, error) {
 	s.mu.Lock()
-	c := s.client
+	cfg := s.oauth
 	s.mu.Unlock()
+	c, err := oauth.New(cfg)
+	if err != nil {
+		return sdk.Credential{}, err
+	}
 	return c.Refresh(ctx, cred)
 }
 
