@@ -111,6 +111,7 @@ func statusToErr(err error) error {
 	for _, e := range errorCodes {
 		if st.Code() == e.code {
 			re.sentinel = e.err
+			re.msg = reasonOnly(re.msg, e.err)
 		}
 	}
 	switch st.Code() {
@@ -124,12 +125,33 @@ func statusToErr(err error) error {
 	return re
 }
 
+// reasonOnly returns a plugin's message without the words of the sentinel
+// its code already carries: a plugin built before sdk.NotFound and its kin,
+// or one written in another language after Go's habit, sends "no credential
+// found: $X is not set" where sdk.NotFound sends "$X is not set". The code
+// decides what the error means; the words would only read twice ("no
+// credential found; ... (empty): no credential found: ..."). A message that
+// is nothing but the words is kept.
+func reasonOnly(msg string, sentinel error) string {
+	words := sentinel.Error()
+	if len(msg) <= len(words) || !strings.EqualFold(msg[:len(words)], words) {
+		return msg
+	}
+	rest := strings.TrimLeft(msg[len(words):], " ")
+	after, ok := strings.CutPrefix(rest, ":")
+	if !ok {
+		return msg
+	}
+	if after = strings.TrimSpace(after); after == "" {
+		return msg
+	}
+	return after
+}
+
 // remoteError is an error that came back from a plugin: its text is the
-// plugin's message, errors.Is finds the sentinel it was sent as (if any),
-// sdk.RetryDelay the server's Retry-After it carried and Hint its hint. A plugin
-// built before sdk.NotFound and its kin wrote the sentinel's words in front
-// of the reason ("no credential found: $X is not set"); that text is kept
-// as it came, and reads once.
+// plugin's message (without the sentinel's words: see reasonOnly), errors.Is
+// finds the sentinel it was sent as (if any), sdk.RetryDelay the server's
+// Retry-After it carried and Hint its hint.
 type remoteError struct {
 	msg        string
 	sentinel   error
