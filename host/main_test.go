@@ -23,6 +23,10 @@ func TestMain(m *testing.M) {
 		serveHelper(os.Args[2])
 		os.Exit(0)
 	}
+	if len(os.Args) >= 3 && os.Args[1] == rawArg {
+		serveRaw(os.Args[2])
+		os.Exit(0)
+	}
 	if len(os.Args) >= 4 && os.Args[1] == hostHelperArg {
 		runHostHelper(os.Args[2], os.Args[3])
 		os.Exit(0)
