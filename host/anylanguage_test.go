@@ -269,3 +269,30 @@ func TestPluginStringsPassTheFilter(t *testing.T) {
 		t.Errorf("logs: want the plain and the JSON stderr line, the secret as ${CORP_SECRET}:\n%s", out)
 	}
 }
+
+// TestPluginStringsLoseKnownTokens: a plugin that sends back a token that
+// crossed its connection, in an error or on stderr (plain or JSON, whole
+// or in part), never gets it shown.
+func TestPluginStringsLoseKnownTokens(t *testing.T) {
+	t.Parallel()
+	const token = "raw-leaky-token-0123456789abcdef"
+	h, logs := newLevelHost(t, rawConfig("leak"), hclog.Trace)
+	res, err := h.Token(context.Background())
+	if err != nil || res.Credential.AccessToken != token {
+		t.Fatalf("Token: %v, %v", res, err)
+	}
+	st := h.Status(context.Background())
+	h.Close()
+	if len(st) != 1 || st[0].State != StateError || !strings.Contains(st[0].Reason, "store broke; it held [redacted]") {
+		t.Errorf("status: %+v; want the error with the token redacted", st)
+	}
+	out := logs.String()
+	for _, want := range []string{"plain: the token was [redacted]", "json: part of it: [redacted]", "token=[redacted]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "0123456789ab") || strings.Contains(st[0].Reason, "0123456789ab") {
+		t.Errorf("a part of the token is shown:\n%s\n%+v", out, st)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -239,7 +240,18 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		// The handshake, gRPC, mutual TLS and the message cap are every
 		// plugin client's (sdkplugin.ClientConfig); how the process starts is
 		// the host's.
-		cc := sdkplugin.ClientConfig(pluginLogger{Logger: logger, filter: cfg.unexpand.apply})
+		// One filter for every string of the plugin's: the tokens that
+		// crossed its connection (known once it is dispensed), then the
+		// values ${VAR} expansion put in the config, then printable and
+		// cut (pluginLogger; sdkplugin for errors and findings).
+		var known atomic.Pointer[func(string) string]
+		filter := func(s string) string {
+			if f := known.Load(); f != nil {
+				s = (*f)(s)
+			}
+			return cfg.unexpand.apply(s)
+		}
+		cc := sdkplugin.ClientConfig(pluginLogger{Logger: logger, filter: filter})
 		cc.StartTimeout = cfg.Plugins.StartTimeout.Std()
 		cc.SkipHostEnv = true
 		// go-plugin's cmd carries only its own variables (the
@@ -302,6 +314,8 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		if err != nil {
 			return fail(fmt.Errorf("plugin %s: %w", name, err))
 		}
+		scrub := sdkplugin.Filter(prov)
+		known.Store(&scrub)
 		r := &running{client: client, proc: proc, logger: logger}
 		if g, ok := rpc.(*plugin.GRPCClient); ok {
 			r.conn = g.Conn

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -45,6 +46,8 @@ import (
 //	padded      sends its certificate as base64 with = padding
 //	notls       handshake with a certificate, but serves without TLS
 //	pid=PATH    writes its process ID to PATH
+//	leak        from the second Read on, writes the token it returned
+//	            first (whole and in part) on stderr and in its error
 const rawArg = "credhost-raw-plugin"
 
 // serveRaw runs the raw plugin; it returns when the plugin should exit.
@@ -122,6 +125,7 @@ func serveRaw(options string) {
 		}
 	}
 	serverOpts = append(serverOpts, grpc.ForceServerCodec(rawCodec{}))
+	var reads atomic.Int32
 	srv := grpc.NewServer(serverOpts...)
 	srv.RegisterService(rawService("credhost.v1.Provider", map[string]rawHandler{
 		"Info": func([]byte) ([]byte, error) {
@@ -145,6 +149,19 @@ func serveRaw(options string) {
 			return nil, nil
 		},
 		"Read": func([]byte) ([]byte, error) {
+			if has("leak") && reads.Add(1) > 1 {
+				fmt.Fprintln(os.Stderr, "plain: the token was raw-leaky-token-0123456789abcdef")
+				fmt.Fprintln(os.Stderr, `{"@level":"error","@message":"json: part of it: leaky-token-0123456","token":"raw-leaky-token-0123456789abcdef"}`)
+				return nil, status.Error(codes.Internal, "store broke; it held raw-leaky-token-0123456789abcdef")
+			}
+			if has("leak") {
+				var cred []byte
+				cred = protowire.AppendTag(cred, 1, protowire.BytesType)
+				cred = protowire.AppendString(cred, "raw-leaky-token-0123456789abcdef")
+				var b []byte
+				b = protowire.AppendTag(b, 1, protowire.BytesType)
+				return protowire.AppendBytes(b, cred), nil
+			}
 			if has("found") {
 				var cred []byte
 				cred = protowire.AppendTag(cred, 1, protowire.BytesType)

@@ -88,8 +88,13 @@ func isSentinel(err error) bool {
 }
 
 // statusToErr turns a gRPC error from a plugin back into an error that wraps
-// the matching sentinel and reads as the provider's message.
-func statusToErr(err error) error {
+// the matching sentinel and reads as the provider's message (made safe by
+// Text).
+func statusToErr(err error) error { return statusToErrText(err, Text) }
+
+// statusToErrText is statusToErr with text as the filter for the plugin's
+// strings (the message and each line of the hint).
+func statusToErrText(err error, text func(string) string) error {
 	if err == nil {
 		return nil
 	}
@@ -97,14 +102,18 @@ func statusToErr(err error) error {
 	if !ok {
 		return err
 	}
-	re := &remoteError{msg: Text(st.Message())}
+	re := &remoteError{msg: text(st.Message())}
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *errdetails.RetryInfo:
 			re.retryDelay = d.GetRetryDelay().AsDuration()
 		case *errdetails.ErrorInfo:
 			if d.GetDomain() == hintDomain && d.GetReason() == hintReason {
-				re.hint = d.GetMetadata()[hintKey]
+				lines := strings.Split(d.GetMetadata()[hintKey], "\n")
+				for i, l := range lines {
+					lines[i] = text(l)
+				}
+				re.hint = strings.Join(lines, "\n")
 			}
 		}
 	}
@@ -120,7 +129,7 @@ func statusToErr(err error) error {
 	case codes.Canceled:
 		re.sentinel = context.Canceled
 	case codes.Unavailable:
-		re.msg = fmt.Sprintf("plugin unavailable (exited or crashed?): %s", Text(st.Message()))
+		re.msg = fmt.Sprintf("plugin unavailable (exited or crashed?): %s", text(st.Message()))
 	}
 	return re
 }
