@@ -296,3 +296,45 @@ func TestPluginStringsLoseKnownTokens(t *testing.T) {
 		t.Errorf("a part of the token is shown:\n%s\n%+v", out, st)
 	}
 }
+
+// TestWrapperWithoutExecIsBoundedByStartTimeout: a wrapper script that runs
+// its interpreter without exec, which never gets to the handshake, costs
+// plugins.start_timeout, not go-plugin's wait for its stdout to close, and
+// the error says what happened in one line; its child goes with it.
+func TestWrapperWithoutExecIsBoundedByStartTimeout(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "child.pid")
+	script := filepath.Join(dir, "wrapper.sh")
+	body := "#!/bin/sh\nsleep 60 &\necho $! > " + pidFile + "\nwait\n"
+	if err := os.WriteFile(script, []byte(body), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(true)
+	cfg.Plugins.StartTimeout = Duration(time.Second)
+	cfg.Providers = append(cfg.Providers, ProviderConfig{Name: "corp", Line: 1, Column: 3, Command: script})
+	h, _ := newLevelHost(t, cfg, hclog.Off)
+	start := time.Now()
+	_, err := h.Token(context.Background())
+	took := time.Since(start)
+	want := "  corp (error): start: plugin " + script + " printed no plugin handshake within plugins.start_timeout (1s)\n"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Token: %v; want %q", err, want)
+	}
+	t.Logf("Token took %v", took)
+	if took > 10*time.Second {
+		t.Errorf("Token took %v with a 1 s start_timeout", took)
+	}
+	raw, rerr := os.ReadFile(pidFile)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	child, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(child, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := syscall.Kill(child, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the wrapper's child %d outlived the failed start (kill 0: %v)", child, err)
+	}
+}

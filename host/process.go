@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,6 +86,7 @@ type pluginProcess struct {
 	reaped       bool
 	done         bool  // cleanup ran
 	exitErr      error // how the process ended, once reaped
+	killed       bool  // the host killed it
 	handshakeErr error // why the handshake line was refused
 }
 
@@ -257,7 +259,6 @@ func (p *pluginProcess) startError(timeout time.Duration) error {
 	if p.handshook.Load() {
 		return nil
 	}
-	var msg string
 	if p.closedOut.Load() {
 		// stdout ended: the process is ending, if not yet reaped.
 		select {
@@ -265,26 +266,40 @@ func (p *pluginProcess) startError(timeout time.Duration) error {
 		case <-time.After(exitGrace):
 		}
 	}
-	select {
-	case <-p.exited:
-		p.mu.Lock()
-		status := "exit status 0"
-		if p.exitErr != nil {
-			status = p.exitErr.Error()
-		}
-		p.mu.Unlock()
+	var msg string
+	status, exited := p.exitStatus()
+	switch {
+	case exited:
 		msg = fmt.Sprintf("plugin %s exited before the plugin handshake (%s)", p.name, status)
+	case p.closedOut.Load():
+		msg = fmt.Sprintf("plugin %s closed its stdout without the plugin handshake", p.name)
 	default:
-		if p.closedOut.Load() {
-			msg = fmt.Sprintf("plugin %s closed its stdout without the plugin handshake", p.name)
-		} else {
-			msg = fmt.Sprintf("plugin %s printed no plugin handshake within plugins.start_timeout (%s)", p.name, timeout)
-		}
+		msg = fmt.Sprintf("plugin %s printed no plugin handshake within plugins.start_timeout (%s)", p.name, timeout)
 	}
 	if last := p.tail.String(); last != "" {
 		msg += "; the last line it wrote on stderr: " + last
 	}
 	return errors.New(msg)
+}
+
+// exitStatus says how the process ended, and whether it ended by itself:
+// not when the host (go-plugin, on a failed start) killed it.
+func (p *pluginProcess) exitStatus() (string, bool) {
+	select {
+	case <-p.exited:
+	default:
+		return "", false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exitErr == nil {
+		return "exit status 0", true
+	}
+	var ee *exec.ExitError
+	if p.killed && (!errors.As(p.exitErr, &ee) || ee.ExitCode() < 0 || runtime.GOOS == "windows") {
+		return "", false
+	}
+	return p.exitErr.Error(), true
 }
 
 // checkHandshake refuses a handshake line credhost cannot use, saying
@@ -320,6 +335,7 @@ func (p *pluginProcess) Kill(context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pid != 0 && !p.reaped {
+		p.killed = true
 		killGroup(p.cmd.Process)
 	}
 	return nil
