@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -336,5 +337,71 @@ func TestWrapperWithoutExecIsBoundedByStartTimeout(t *testing.T) {
 	}
 	if err := syscall.Kill(child, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("the wrapper's child %d outlived the failed start (kill 0: %v)", child, err)
+	}
+}
+
+// pythonWithGRPC returns a Python 3 that can import grpc and cryptography
+// (Debian's python3-grpcio and python3-cryptography), or skips the test.
+func pythonWithGRPC(t *testing.T) string {
+	t.Helper()
+	candidates := []string{"/usr/bin/python3"}
+	if p, err := exec.LookPath("python3"); err == nil {
+		candidates = append(candidates, p)
+	}
+	for _, p := range candidates {
+		if exec.Command(p, "-c", "import grpc, cryptography").Run() == nil {
+			return p
+		}
+	}
+	t.Skip("no python3 with grpc and cryptography (apt-get install python3-grpcio python3-cryptography)")
+	return ""
+}
+
+// TestPythonPluginFromTheProtocolDoc: a plugin written in Python from
+// sdk/proto/PROTOCOL.md alone (testdata/pyplugin/plugin.py: no controller,
+// no generated code) serves a token, reads as empty once whatever its
+// message's prefix, is heard on stderr at warn, and ends promptly and
+// quietly; one that fails at import is one readable line.
+func TestPythonPluginFromTheProtocolDoc(t *testing.T) {
+	t.Parallel()
+	python := pythonWithGRPC(t)
+	script, err := filepath.Abs(filepath.Join("testdata", "pyplugin", "plugin.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(true)
+	for i, mode := range []string{"prefixed", "traceback", "found"} {
+		cfg.Providers = append(cfg.Providers, ProviderConfig{Name: "py" + mode, Line: i + 1, Column: 3, Command: python, Args: []string{script, mode}})
+	}
+	h, logs := newLevelHost(t, cfg, hclog.Warn)
+	st := h.Status(context.Background())
+	res, err := h.Token(context.Background())
+	if err != nil || res.Credential.AccessToken != "py-token-A" {
+		t.Fatalf("Token: %v, %v", res, err)
+	}
+	if st[0].State != StateEmpty || st[0].Reason != "nothing in the python store" {
+		t.Errorf("prefixed: %+v; want empty, the reason once", st[0])
+	}
+	if st[1].State != StateError || strings.Contains(st[1].Reason, "\n") ||
+		!strings.Contains(st[1].Reason, "exited before the plugin handshake (exit status 1); the last line it wrote on stderr: ModuleNotFoundError: No module named 'no_such_module_for_credhost'") {
+		t.Errorf("traceback: %+v", st[1])
+	}
+	start := time.Now()
+	h.Close()
+	took := time.Since(start)
+	t.Logf("Close took %v", took)
+	if took >= 1900*time.Millisecond {
+		t.Errorf("Close took %v; want no 2 s wait", took)
+	}
+	out := logs.String()
+	for _, want := range []string{"[WARN]  pyfound: plain line from a python plugin\n", "[WARN]  pytraceback: Traceback (most recent call last):\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %q:\n%s", want, out)
+		}
+	}
+	for _, bad := range []string{"failed to exit gracefully", "[ERROR]", "stdio"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("logs have %q:\n%s", bad, out)
+		}
 	}
 }
