@@ -405,3 +405,27 @@ func TestPythonPluginFromTheProtocolDoc(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedLogLinesDoNotCrashTheHost: go-plugin read a plugin's stderr
+// with an unchecked type assertion, so {"@message": 5} on a plugin's
+// stderr panicked the host. Each such line is now logged as it is, or as
+// plain text.
+func TestMalformedLogLinesDoNotCrashTheHost(t *testing.T) {
+	t.Parallel()
+	h, logs := newLevelHost(t, rawConfig("badjson,found"), hclog.Warn)
+	if _, err := h.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	out := logs.String()
+	for _, want := range []string{
+		`[WARN]  p0: {"@message": 5, "@level": "warn"}` + "\n",
+		"[WARN]  p0: level is a number\n",
+		"[WARN]  p0: timestamp is a number\n",
+		`[WARN]  p0: nested: obj="{\"k\":\"v\u001b[2J\"}"` + "\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %q:\n%s", want, out)
+		}
+	}
+}

@@ -41,6 +41,7 @@ import (
 //	            logs it on stderr (plain and JSON)
 //	stderr      writes plain lines, a traceback and JSON lines on stderr
 //	            before the handshake
+//	badjson     writes JSON log lines of the wrong types on stderr
 //	traceback   writes a Python traceback on stderr and exits 1, no handshake
 //	nocert      serves plain TCP/unix without TLS and no certificate field
 //	padded      sends its certificate as base64 with = padding
@@ -79,6 +80,12 @@ func serveRaw(options string) {
 		fmt.Fprintln(os.Stderr, `{"@level":"WARNING","@message":"first of two lines\nsecond of two lines"}`)
 		fmt.Fprintln(os.Stderr, `{"@level":"debug","@message":"a debug line"}`)
 		fmt.Fprintln(os.Stderr, "\x1b[31mred\x1b[0m and a tab\there")
+	}
+	if has("badjson") {
+		fmt.Fprintln(os.Stderr, `{"@message": 5, "@level": "warn"}`)
+		fmt.Fprintln(os.Stderr, `{"@message": "level is a number", "@level": 3}`)
+		fmt.Fprintln(os.Stderr, `{"@message": "timestamp is a number", "@level": "warn", "@timestamp": 7}`)
+		fmt.Fprintln(os.Stderr, `{"@message": "nested", "@level": "warn", "obj": {"k": "v\u001b[2J"}}`)
 	}
 	if has("traceback") {
 		fmt.Fprintln(os.Stderr, "Traceback (most recent call last):")
