@@ -429,3 +429,22 @@ func TestMalformedLogLinesDoNotCrashTheHost(t *testing.T) {
 		}
 	}
 }
+
+// TestGoPluginPrintsAreHeard: a Go plugin's plain print on os.Stderr after
+// it serves travels over go-plugin's stdio service, which the host used to
+// discard; it is logged at warn like any plain stderr line.
+func TestGoPluginPrintsAreHeard(t *testing.T) {
+	t.Parallel()
+	h, logs := newLevelHost(t, testConfig(true, "printstderr"), hclog.Warn)
+	if _, err := h.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The line travels on its own stream, after the call's answer.
+	want := "[WARN]  p0: plain from a go plugin\n"
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), want) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("logs lack %q:\n%s", want, logs)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os/exec"
 	"runtime"
 	"sync"
@@ -145,6 +146,7 @@ type running struct {
 	proc   *pluginProcess
 	conn   *grpc.ClientConn
 	logger hclog.Logger
+	stdio  io.Closer // what relays the plugin's stderr sent over gRPC
 }
 
 // controllerShutdown is go-plugin's controller service, which a plugin
@@ -192,6 +194,9 @@ func (r *running) end() {
 		}
 	}
 	r.client.Kill()
+	if r.stdio != nil {
+		r.stdio.Close()
+	}
 }
 
 // startInProcess returns a starter that builds a built-in in this process,
@@ -251,7 +256,14 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			}
 			return cfg.unexpand.apply(s)
 		}
-		cc := sdkplugin.ClientConfig(pluginLogger{Logger: logger, filter: filter})
+		plog := pluginLogger{Logger: logger, filter: filter}
+		cc := sdkplugin.ClientConfig(plog)
+		// A Go plugin's writes to os.Stderr once it serves come over
+		// go-plugin's stdio service, not the stderr pipe: they are logged
+		// as its stderr lines are.
+		stdioR, stdioW := io.Pipe()
+		cc.SyncStderr = stdioW
+		go relayStderr(stdioR, plog, new(stderrTail))
 		cc.StartTimeout = cfg.Plugins.StartTimeout.Std()
 		cc.SkipHostEnv = true
 		// go-plugin's cmd carries only its own variables (the
@@ -277,6 +289,7 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		client := plugin.NewClient(cc)
 		var rpc plugin.ClientProtocol
 		fail := func(err error) (sdk.Provider, *running, error) {
+			defer stdioW.Close()
 			if proc != nil && proc.ID() != "" {
 				// The process first: go-plugin's Kill would wait 2 s for
 				// it and say it "failed to exit gracefully".
@@ -316,7 +329,7 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		}
 		scrub := sdkplugin.Filter(prov)
 		known.Store(&scrub)
-		r := &running{client: client, proc: proc, logger: logger}
+		r := &running{client: client, proc: proc, logger: logger, stdio: stdioW}
 		if g, ok := rpc.(*plugin.GRPCClient); ok {
 			r.conn = g.Conn
 		}
