@@ -22,10 +22,11 @@ import (
 // sdkplugin.Text: a terminal escape, a newline forging a log line of the
 // host's, become spaces; cut); so does every string value.
 //
-// go-plugin's "stdio" logger only reports on a service credhost does not
-// use (a Go plugin's os.Stdout and os.Stderr sent over gRPC): its lines go
-// to debug, so a plugin that does not serve it (any plugin not written
-// with go-plugin) is not warned about at every start.
+// go-plugin's "stdio" logger reports on an optional service (a Go
+// plugin's os.Stdout and os.Stderr sent over gRPC; what comes over it is
+// relayed as stderr lines): its own lines go to debug, so a plugin that
+// does not serve it (any plugin not written with go-plugin) is not warned
+// about at every start.
 type pluginLogger struct {
 	hclog.Logger
 	// filter rewrites a plugin's string before sdkplugin.Text (nil: none).
