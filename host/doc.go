@@ -97,7 +97,13 @@
 // plugins.call_timeout. A plugin process gets a minimal environment, its
 // own process group (ended with the host), a cap on what it may send, and,
 // when its config pins a sha256, runs exactly the bytes that were hashed.
-// Nothing a plugin prints reaches the host's output verbatim.
+// Nothing a plugin prints reaches the host's output verbatim: its stderr
+// (hclog JSON at its level, any other line at warn; relayStderr), its
+// errors and findings pass one filter (known tokens and ${VAR} values
+// removed, printable, capped). Close asks a plugin to exit through
+// go-plugin's controller service, or with SIGTERM when it has none
+// (running.end). sdk/proto/PROTOCOL.md is the protocol a plugin in any
+// language speaks.
 //
 // # Concurrency
 //
