@@ -482,9 +482,9 @@ func TestServeSocketModesAndRefusedDirectories(t *testing.T) {
 			if err := tc.prepare(dir); err != nil {
 				t.Fatal(err)
 			}
-			r := s.run("serve", "--socket", filepath.Join(dir, "credhost.sock"))
-			if r.code != 2 || !strings.Contains(r.stderr, dir) || !strings.Contains(r.stderr, tc.want) {
-				t.Errorf("serve: exit %d; want 2, naming %s and %q; stderr:\n%s", r.code, dir, tc.want, r.stderr)
+			d := s.startServe(filepath.Join(dir, "credhost.sock"))
+			if code := d.wait(); code != 2 || !strings.Contains(d.stderr.String(), dir) || !strings.Contains(d.stderr.String(), tc.want) {
+				t.Errorf("serve: exit %d; want 2, naming %s and %q; stderr:\n%s", code, dir, tc.want, d.stderr)
 			}
 			if _, err := os.Lstat(filepath.Join(dir, "credhost.sock")); !os.IsNotExist(err) {
 				t.Errorf("a socket was made in the refused directory")
