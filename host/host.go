@@ -223,7 +223,8 @@ func (h *Host) forget(token string) {
 }
 
 // refreshOrDegrade refreshes res's credential through src, or returns res
-// marked degraded with the reason, logged as a warning (degrade).
+// marked degraded with the reason, logged as a warning (degrade) unless the
+// refresh was forced.
 func (h *Host) refreshOrDegrade(ctx context.Context, res Result, src *source, force bool) Result {
 	var reason error
 	switch {
@@ -240,6 +241,11 @@ func (h *Host) refreshOrDegrade(ctx context.Context, res Result, src *source, fo
 		reason = err
 	}
 	res.Degraded, res.DegradedReason = true, reason
+	if force {
+		// A forced refresh returns no degraded token: its caller gets an
+		// error that says why (`credhost refresh` prints it and exits 3).
+		return res
+	}
 	left := "unknown"
 	if d, ok := res.Credential.ExpiresIn(h.now()); ok {
 		left = d.Round(time.Second).String()
