@@ -51,12 +51,13 @@ func (h *Host) RefreshRejected(ctx context.Context, fingerprint string) (Result,
 }
 
 // Reread walks the chain afresh, past the cached result, and caches what
-// it finds: how a holder that serves from memory for hours learns of a
-// store changed behind it (a new login, another process's refresh). A
-// credential inside the buffer is refreshed as Token refreshes it. A chain
-// in which every provider now holds nothing (the user logged out) drops the
-// cached result; a provider's fault keeps it, as the token it holds may
-// still be good.
+// it finds; it never refreshes. It is how a holder that serves from memory
+// for hours learns of a store changed behind it (a new login, another
+// process's refresh) within a bounded staleness, at the cost of one walk of
+// the chain. A credential inside the buffer is returned but not cached (the
+// next Token refreshes it). A chain in which every provider now holds
+// nothing (the user logged out) drops the cached result; a provider's fault
+// keeps it, as the token it holds may still be good.
 func (h *Host) Reread(ctx context.Context) (Result, error) {
 	h.mu.Lock()
 	before := h.last
@@ -68,19 +69,35 @@ func (h *Host) Reread(ctx context.Context) (Result, error) {
 		}
 		return Result{}, err
 	}
-	cred, src := h.refreshSource(ctx, winner, cred)
+	cred, _ = h.refreshSource(ctx, winner, cred)
 	res := Result{Credential: cred, Provider: winner.cfg.Name}
 	if needsRefresh(cred, h.now(), h.buffer()) {
-		res = h.refreshOrDegrade(ctx, res, src, false)
-		h.remember(res)
+		h.replace(before, nil)
 		return res, nil
 	}
 	// A refresh that finished during the walk is newer than what the walk
-	// read: keep it.
+	// read: replace keeps it.
 	c := res
 	c.Credential = c.Credential.Clone()
 	h.replace(before, &c)
 	return res, nil
+}
+
+// Peek returns the token the chain yields, without refreshing it: the
+// cached result while it is outside the buffer, else what Reread finds
+// (possibly inside the buffer or expired). A holder that is waiting out a
+// failed refresh's backoff serves this rather than try again per request.
+func (h *Host) Peek(ctx context.Context) (Result, error) {
+	if res, ok := h.cached(); ok {
+		return res, nil
+	}
+	return h.Reread(ctx)
+}
+
+// NeedsRefresh reports whether res's credential is inside the expiry
+// buffer (the buffer rule): a Token call would refresh it.
+func (h *Host) NeedsRefresh(res Result) bool {
+	return needsRefresh(res.Credential, h.now(), h.buffer())
 }
 
 // replace sets the cached result to res unless it changed since it was old.

@@ -24,6 +24,7 @@ const shutdownGrace = time.Minute
 
 func serveCommand(g *globals) *cobra.Command {
 	var socket string
+	var staleness time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve [--socket PATH]",
 		Short: "Serve tokens to every agent of this user over a local socket, refreshing ahead of expiry",
@@ -32,6 +33,10 @@ this user, serves the token from memory over a unix socket (HTTP/JSON under
 /v1: GET /v1/token, POST /v1/refresh, GET /v1/status, GET /v1/health,
 GET /metrics), refreshes ahead of expiry, and turns many callers' 401s into
 one refresh.
+
+Requests are answered from memory; the chain is re-read every --staleness,
+so a store changed behind the daemon (a new login, another process's
+refresh) is served within that bound.
 
 Socket: --socket, else $CREDHOST_SOCKET, else $XDG_RUNTIME_DIR/credhost/credhost.sock,
 else credhost.sock in a per-user directory under the temporary directory.
@@ -45,6 +50,9 @@ end the plugins; HUP reloads the config (a bad one is logged and the old one
 kept).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if staleness <= 0 {
+				return &exitError{code: exitUsage, err: fmt.Errorf("--staleness %s: want a duration above 0, such as 2s", staleness)}
+			}
 			cfg, opts, logger, err := g.setup()
 			if err != nil {
 				return err
@@ -58,7 +66,7 @@ kept).`,
 				h.Close()
 				return &exitError{code: exitUsage, err: err}
 			}
-			srv := daemon.NewServer(daemon.Options{Host: h, Logger: logger.Named("serve")})
+			srv := daemon.NewServer(daemon.Options{Host: h, Logger: logger.Named("serve"), Staleness: staleness})
 			defer srv.Close()
 			logger.Info("serving", "socket", ln.Path(), "pid", os.Getpid(), "config", cfg.Source)
 
@@ -74,6 +82,7 @@ kept).`,
 			return nil
 		},
 	}
+	cmd.Flags().DurationVar(&staleness, "staleness", daemon.DefaultStaleness, "how often the chain is re-read for changes made behind the daemon")
 	cmd.Flags().StringVar(&socket, "socket", "", "the socket's path (default: $"+daemon.SocketEnv+", see above)")
 	return cmd
 }

@@ -16,24 +16,39 @@ import (
 	"github.com/credhost/credhost/host"
 )
 
-// Server answers the API for one Host. It is safe for concurrent use; the
-// Host can be replaced while it serves (Reload).
+// Server answers the API for one Host, refreshes its token ahead of
+// expiry and re-reads its chain every Staleness (see Serve). It is safe for
+// concurrent use; the Host can be replaced while it serves (Reload).
 type Server struct {
-	logger  hclog.Logger
-	metrics *metrics
-	uid     int
+	logger    hclog.Logger
+	metrics   *metrics
+	uid       int
+	staleness time.Duration
 
-	mu  sync.Mutex
-	cur *hostRef
+	mu      sync.Mutex
+	cur     *hostRef
+	serving context.Context // Serve's, while it runs
+	keepers sync.WaitGroup  // the refresh-ahead loops
+	retired sync.WaitGroup  // replaced hosts not yet closed
 }
 
-// hostRef is a host and the requests using it, so a replaced host is
-// closed only after they finish.
+// hostRef is a host, the requests using it (so a replaced host is closed
+// only after they finish) and its refresh-ahead loop.
 type hostRef struct {
 	h      *host.Host
 	source string
 	users  sync.WaitGroup
+	stop   context.CancelFunc // ends the refresh-ahead loop
+
+	mu        sync.Mutex
+	holdUntil time.Time // no refresh per request before then (backoff)
+	holdWhy   error     // the failure being waited out
 }
+
+// DefaultStaleness is how long a store changed behind the daemon (a new
+// login, another process's refresh) may go unnoticed: the chain is
+// re-read this often, and requests are served from memory in between.
+const DefaultStaleness = 2 * time.Second
 
 // Options configures NewServer.
 type Options struct {
@@ -43,6 +58,9 @@ type Options struct {
 	// Logger receives the server's log; nil discards it. No line holds a
 	// token.
 	Logger hclog.Logger
+	// Staleness bounds how long a change of a store behind the daemon
+	// goes unnoticed (DefaultStaleness when 0).
+	Staleness time.Duration
 }
 
 // NewServer builds a server for opts.Host.
@@ -51,11 +69,15 @@ func NewServer(opts Options) *Server {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
+	if opts.Staleness <= 0 {
+		opts.Staleness = DefaultStaleness
+	}
 	return &Server{
-		logger:  logger,
-		metrics: newMetrics(),
-		uid:     os.Geteuid(),
-		cur:     &hostRef{h: opts.Host, source: opts.Host.Config().Source},
+		logger:    logger,
+		metrics:   newMetrics(),
+		uid:       os.Geteuid(),
+		staleness: opts.Staleness,
+		cur:       &hostRef{h: opts.Host, source: opts.Host.Config().Source},
 	}
 }
 
@@ -68,32 +90,49 @@ func (s *Server) acquire() *hostRef {
 	return r
 }
 
-// Reload replaces the served host with h (a reloaded config). The old host
-// is closed once the requests using it have finished.
+// Reload replaces the served host with h (a reloaded config). The old
+// host's refresh-ahead loop ends (a refresh under way is finished and
+// saved), and the host is closed once the requests using it have finished.
 func (s *Server) Reload(h *host.Host) {
 	s.mu.Lock()
 	old := s.cur
 	s.cur = &hostRef{h: h, source: h.Config().Source}
+	if s.serving != nil {
+		s.startKeeper(s.serving, s.cur)
+	}
+	s.retired.Add(1)
 	s.mu.Unlock()
 	go func() {
+		defer s.retired.Done()
+		if old.stop != nil {
+			old.stop()
+		}
 		old.users.Wait()
 		old.h.Close()
 	}()
 }
 
-// Close ends the current host's plugin processes once the requests using
-// it have finished.
+// Close ends the hosts' plugin processes once the requests and refreshes
+// using them have finished.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	r := s.cur
 	s.mu.Unlock()
+	if r.stop != nil {
+		r.stop()
+	}
 	r.users.Wait()
+	s.retired.Wait()
 	return r.h.Close()
 }
 
-// Serve answers requests on ln until ctx ends, then stops accepting,
-// lets the requests in flight finish (up to grace), and returns. It does
-// not close the host (Close does).
+// Serve answers requests on ln until ctx ends. Meanwhile it keeps the
+// token fresh ahead of expiry (Ahead) and re-reads the chain every
+// Staleness, so requests are answered from memory and a store changed
+// behind the daemon is served within that bound. When ctx ends it stops
+// accepting, lets the requests in flight finish (up to grace), waits for a
+// refresh under way to be saved, and returns. It closes ln, not the host
+// (Close does).
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
 	srv := &http.Server{
 		Handler:           s.Handler(),
@@ -101,18 +140,115 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 		ConnContext:       s.connContext,
 		ErrorLog:          s.logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
+	s.mu.Lock()
+	s.serving = ctx
+	s.startKeeper(ctx, s.cur)
+	s.mu.Unlock()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	var err error
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		err = srv.Shutdown(sctx)
+		<-errc
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	<-errc
+	s.mu.Lock()
+	s.serving = nil
+	if s.cur.stop != nil {
+		s.cur.stop()
+	}
+	s.mu.Unlock()
+	s.keepers.Wait()
 	return err
+}
+
+// startKeeper starts ref's refresh-ahead loop. Callers hold s.mu.
+func (s *Server) startKeeper(ctx context.Context, ref *hostRef) {
+	ctx, ref.stop = context.WithCancel(ctx)
+	ref.users.Add(1)
+	s.keepers.Add(1)
+	go func() {
+		defer s.keepers.Done()
+		defer ref.users.Done()
+		s.keep(ctx, ref)
+	}()
+}
+
+// keep refreshes ref's token ahead of expiry and re-reads its chain every
+// staleness, until ctx ends.
+func (s *Server) keep(ctx context.Context, ref *hostRef) {
+	h := ref.h
+	first, err := h.Token(ctx)
+	if err == nil {
+		s.observe(first)
+	} else {
+		s.logger.Warn("no token to serve yet; the chain is re-read every "+s.staleness.String(), "error", err.Error())
+	}
+	a := &Ahead{
+		Buffer: h.Config().Refresh.Buffer.Std(),
+		Jitter: true,
+		Refresh: func(ctx context.Context, cur host.Result) (host.Result, error) {
+			// A refresh must finish and be saved once it has started.
+			ctx = context.WithoutCancel(ctx)
+			if cur.Credential.AccessToken == "" {
+				return h.Token(ctx)
+			}
+			// Ahead of the buffer: forced, unless the store already
+			// holds another token (another process refreshed).
+			return h.RefreshAfterUnauthorized(ctx, cur.Credential.AccessToken)
+		},
+		Check: h.Reread,
+		Every: s.staleness,
+		Observe: func(res host.Result, err error, retryAt time.Time) {
+			ref.mu.Lock()
+			ref.holdUntil, ref.holdWhy = retryAt, err
+			ref.mu.Unlock()
+			switch {
+			case err != nil:
+				s.metrics.refreshed(res.Provider, "failed")
+				s.metrics.degraded(true)
+			case res.Refreshed:
+				s.observe(res)
+			default: // the store held a fresh token already
+				s.metrics.refreshed(res.Provider, "adopted")
+				s.observe(res)
+			}
+		},
+		Logger: s.logger,
+		What:   "the daemon's token",
+	}
+	a.Run(ctx, first)
+}
+
+// current is the token to serve: the host's, refreshed when it needs it;
+// while a failed refresh is being waited out (backoff, Retry-After), the
+// token as it is, marked degraded, rather than another try per request.
+func (s *Server) current(ctx context.Context, ref *hostRef) (host.Result, error) {
+	ref.mu.Lock()
+	until, why := ref.holdUntil, ref.holdWhy
+	ref.mu.Unlock()
+	if time.Now().Before(until) {
+		res, err := ref.h.Peek(ctx)
+		if err != nil || !ref.h.NeedsRefresh(res) {
+			return res, err
+		}
+		res.Degraded, res.DegradedReason = true, why
+		return res, nil
+	}
+	res, err := ref.h.Token(ctx)
+	if err == nil && res.Degraded {
+		s.metrics.refreshed(res.Provider, "failed")
+		// Another request tries again in a second at the soonest.
+		ref.mu.Lock()
+		if t := time.Now().Add(FirstRetry); t.After(ref.holdUntil) {
+			ref.holdUntil, ref.holdWhy = t, res.DegradedReason
+		}
+		ref.mu.Unlock()
+	}
+	return res, err
 }
 
 // peerKey keys the peer of a connection in its requests' contexts.
@@ -187,7 +323,7 @@ func (s *Server) only(method string, h http.HandlerFunc) http.HandlerFunc {
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	ref := s.acquire()
 	defer ref.users.Done()
-	res, err := ref.h.Token(r.Context())
+	res, err := s.current(r.Context(), ref)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -243,7 +379,8 @@ func (s *Server) metricsPage(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
-// observe records a served result in the metrics.
+// observe records a served result in the metrics: a refresh it comes
+// from, when and whose token expires, whether it is degraded.
 func (s *Server) observe(res host.Result) {
 	if res.Refreshed {
 		s.metrics.refreshed(res.Provider, "ok")
