@@ -223,6 +223,49 @@ func TestServeAnswersTheAPI(t *testing.T) {
 	}
 }
 
+// TestServeRefusesARequestFromAnotherChain: a request naming a chain that
+// is not the daemon's (another config, or an environment that sets a
+// variable the chain reads) gets 409, never the daemon's token; one naming
+// the daemon's chain, or none, is served.
+func TestServeRefusesARequestFromAnotherChain(t *testing.T) {
+	t.Parallel()
+	s, srv := newRefreshSandbox(t, "in-process")
+	access, _ := s.loginFile(srv, time.Now().Add(3*time.Hour))
+	d := s.serve()
+	var h daemon.Health
+	d.call(http.MethodGet, daemon.PathHealth, "", &h)
+	if h.Chain == "" {
+		t.Fatal("GET /v1/health reports no chain")
+	}
+	ask := func(method, path, chain string) (int, string, daemon.Error) {
+		req, _ := http.NewRequest(method, "http://credhost"+path, nil)
+		if chain != "" {
+			req.Header.Set(daemon.ChainHeader, chain)
+		}
+		resp, err := d.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		var e daemon.Error
+		json.Unmarshal(data, &e)
+		return resp.StatusCode, string(data), e
+	}
+	for _, ep := range []struct{ method, path string }{{http.MethodGet, daemon.PathToken}, {http.MethodPost, daemon.PathRefresh}, {http.MethodGet, daemon.PathStatus}} {
+		status, body, e := ask(ep.method, ep.path, "another-chain")
+		if status != http.StatusConflict || e.Code != daemon.CodeChainMismatch || e.ExitCode != 2 || strings.Contains(body, access) || strings.Contains(body, sdk.Fingerprint(access)) {
+			t.Errorf("%s %s from another chain: %d %s; want 409 chain_mismatch and nothing of the token", ep.method, ep.path, status, body)
+		}
+	}
+	if status, body, _ := ask(http.MethodGet, daemon.PathToken, h.Chain); status != http.StatusOK || !strings.Contains(body, access) {
+		t.Errorf("GET /v1/token from the daemon's own chain: %d", status)
+	}
+	if srv.Requests() != 0 {
+		t.Errorf("%d token requests; want none (a refused refresh sends nothing)", srv.Requests())
+	}
+}
+
 // TestServeNoCredentialIs404WithExitCode1: an empty chain answers as
 // `credhost token` exits.
 func TestServeNoCredentialIs404WithExitCode1(t *testing.T) {
