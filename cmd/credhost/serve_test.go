@@ -664,3 +664,75 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestServeTakesASocketFromTheServiceManager: under socket activation
+// (LISTEN_FDS, as systemd hands a socket over) the daemon serves on the
+// socket it was given, and leaves it in place when it stops, for the
+// service manager to start the next one on; a handed-over socket that
+// other users may reach is refused.
+func TestServeTakesASocketFromTheServiceManager(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		mode     os.FileMode
+		wantCode int
+	}{
+		"private socket is served": {0o600, 0},
+		"open socket is refused":   {0o666, 2},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s, srv := newRefreshSandbox(t, "in-process")
+			access, _ := s.loginFile(srv, time.Now().Add(3*time.Hour))
+			path := filepath.Join(socketDir(t), "activated.sock")
+			ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.SetUnlinkOnClose(false)
+			os.Chmod(path, tc.mode)
+			f, err := ln.File()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.Close()
+			// systemd sets LISTEN_PID to the service's pid: exec keeps the
+			// shell's.
+			d := &daemonRun{t: t, socket: path, stderr: &syncBuffer{}, done: make(chan struct{}), client: unixClient(path)}
+			// The socket handed over wins over --socket.
+			d.cmd = exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" serve --socket "$1"`, credhostBin, filepath.Join(s.home, "ignored", "credhost.sock"))
+			d.cmd.Env, d.cmd.Dir, d.cmd.Stderr = s.env, s.home, d.stderr
+			d.cmd.ExtraFiles = []*os.File{f} // descriptor 3
+			if err := d.cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			go func() {
+				d.cmd.Wait()
+				d.code = d.cmd.ProcessState.ExitCode()
+				close(d.done)
+			}()
+			t.Cleanup(func() {
+				d.cmd.Process.Kill()
+				<-d.done
+			})
+			if tc.wantCode != 0 {
+				if code := d.wait(); code != tc.wantCode || !strings.Contains(d.stderr.String(), "SocketMode=0600") {
+					t.Errorf("exit %d; want %d and the fix; stderr:\n%s", code, tc.wantCode, d.stderr)
+				}
+				return
+			}
+			d.waitReady()
+			if tok := d.token(); tok.AccessToken != access {
+				t.Errorf("GET /v1/token on the handed-over socket: %s", tok.Fingerprint)
+			}
+			d.cmd.Process.Signal(syscall.SIGTERM)
+			if code := d.wait(); code != 0 {
+				t.Errorf("exit %d after SIGTERM; stderr:\n%s", code, d.stderr)
+			}
+			if _, err := os.Lstat(path); err != nil {
+				t.Errorf("the service manager's socket was removed: %v", err)
+			}
+		})
+	}
+}
