@@ -60,7 +60,9 @@ func TestRereadKeepsTheCacheOnAFaultAndDropsItOnALogout(t *testing.T) {
 	ctx := context.Background()
 	r.host.Token(ctx)
 	read := r.store.ReadF
-	r.store.ReadF = func(context.Context) (sdk.Credential, error) { return sdk.Credential{}, errors.New("unexpected end of JSON input") }
+	r.store.ReadF = func(context.Context) (sdk.Credential, error) {
+		return sdk.Credential{}, errors.New("unexpected end of JSON input")
+	}
 	if _, err := r.host.Reread(ctx); err == nil {
 		t.Fatal("Reread of a failing store: no error")
 	}
