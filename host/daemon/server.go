@@ -156,6 +156,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ConnContext:       s.connContext,
 		ErrorLog:          s.logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
