@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/credhost/credhost/sdk"
+)
+
+// hold is the fleet lock held: an etcd mutex (concurrency.NewMutex) whose
+// key lives on this process's lease. The lease is kept alive while held;
+// if this process dies, or loses the cluster for longer than lock_ttl,
+// the lease expires, etcd deletes the key and the next machine in line
+// gets the lock. A hold that lost its lease can no longer save: Save
+// compares the mutex key's revision in the same transaction.
+type hold struct {
+	p       *provider
+	s       *settings
+	cli     *clientv3.Client
+	session *concurrency.Session
+	mutex   *concurrency.Mutex
+	stop    context.CancelFunc // ends the keepalive
+
+	lost     chan struct{}
+	once     sync.Once // release
+	mu       sync.Mutex
+	lostErr  error
+	released bool
+}
+
+var _ sdk.LockHold = (*hold)(nil)
+
+// Lock takes the fleet lock req names (the lock_key Info declares): a
+// lease of lock_ttl, kept alive while held, and the mutex on it. It waits
+// for the machine holding it until ctx ends. The hold ends with Release,
+// with ctx, or when the lease is lost.
+func (p *provider) Lock(ctx context.Context, req sdk.LockRequest) (sdk.LockHold, error) {
+	cli, s, err := p.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.Lock.Kind != sdk.LockProvider || req.Lock.Path != s.lockKey {
+		return nil, fmt.Errorf("no such lock: %s (this provider holds only provider lock %s)", req.Lock, s.lockKey)
+	}
+	gctx, cancel := context.WithTimeout(ctx, s.callTimeout)
+	lease, err := cli.Grant(gctx, int64(s.lockTTL/time.Second))
+	cancel()
+	if err != nil {
+		return nil, etcdError("take the fleet lock "+s.lockKey+" at", s, err)
+	}
+	// The keepalive lives until the hold ends, not with ctx's deadline.
+	kctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	session, err := concurrency.NewSession(cli, concurrency.WithLease(lease.ID), concurrency.WithContext(kctx))
+	if err != nil {
+		stop()
+		revoke(cli, s, lease.ID)
+		return nil, etcdError("take the fleet lock "+s.lockKey+" at", s, err)
+	}
+	h := &hold{p: p, s: s, cli: cli, session: session, stop: stop, lost: make(chan struct{})}
+	h.mutex = concurrency.NewMutex(session, s.lockKey)
+	if err := h.mutex.Lock(ctx); err != nil {
+		h.end()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("another machine has held the fleet lock %s for as long as this refresh may wait: %w", s.lockKey, ctx.Err())
+		}
+		return nil, etcdError("take the fleet lock "+s.lockKey+" at", s, err)
+	}
+	p.mu.Lock()
+	p.held = h
+	p.mu.Unlock()
+	go h.watch(ctx)
+	return h, nil
+}
+
+// watch ends the hold with ctx, and marks it lost when the lease goes.
+func (h *hold) watch(ctx context.Context) {
+	select {
+	case <-h.session.Done():
+		h.mu.Lock()
+		if !h.released {
+			h.lostErr = fmt.Errorf("the fleet lock %s was lost: its etcd lease expired (the cluster was out of reach for longer than lock_ttl %s)", h.s.lockKey, h.s.lockTTL)
+			close(h.lost)
+		}
+		h.mu.Unlock()
+		h.end()
+	case <-ctx.Done():
+		h.end()
+	}
+}
+
+// Lost is closed when the lease behind the lock is gone.
+func (h *hold) Lost() <-chan struct{} { return h.lost }
+
+// Err says why the lock was lost; nil while held.
+func (h *hold) Err() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lostErr
+}
+
+// Release revokes the lease, which deletes the mutex key: the next machine
+// in line has the lock at once.
+func (h *hold) Release(ctx context.Context) error {
+	var err error
+	h.once.Do(func() { err = h.release(ctx) })
+	return err
+}
+
+// end releases the hold in the background's own time (the hold's context
+// ended, or the lease was lost).
+func (h *hold) end() {
+	ctx, cancel := context.WithTimeout(context.Background(), h.s.callTimeout)
+	defer cancel()
+	h.Release(ctx)
+}
+
+func (h *hold) release(ctx context.Context) error {
+	h.mu.Lock()
+	h.released = true
+	h.mu.Unlock()
+	h.p.mu.Lock()
+	if h.p.held == h {
+		h.p.held = nil
+	}
+	h.p.mu.Unlock()
+	h.stop()
+	rctx, cancel := context.WithTimeout(ctx, h.s.callTimeout)
+	defer cancel()
+	if _, err := h.cli.Revoke(rctx, h.session.Lease()); err != nil {
+		// The lease expires on its own within lock_ttl.
+		return etcdError("release the fleet lock "+h.s.lockKey+" at", h.s, err)
+	}
+	return nil
+}
+
+// revoke lets a lease go, best effort: unrevoked, it expires in lock_ttl.
+func revoke(cli *clientv3.Client, s *settings, id clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.callTimeout)
+	defer cancel()
+	cli.Revoke(ctx, id)
+}
