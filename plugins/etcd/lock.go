@@ -8,6 +8,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/credhost/credhost/sdk"
 )
@@ -47,9 +49,13 @@ func (p *provider) Lock(ctx context.Context, req sdk.LockRequest) (sdk.LockHold,
 	if req.Lock.Kind != sdk.LockProvider || req.Lock.Path != s.lockKey {
 		return nil, fmt.Errorf("no such lock: %s (this provider holds only provider lock %s)", req.Lock, s.lockKey)
 	}
-	gctx, cancel := context.WithTimeout(ctx, s.callTimeout)
-	lease, err := cli.Grant(gctx, int64(s.lockTTL/time.Second))
-	cancel()
+	var lease *clientv3.LeaseGrantResponse
+	err = retry(ctx, func() error {
+		gctx, cancel := context.WithTimeout(ctx, s.callTimeout)
+		defer cancel()
+		lease, err = cli.Grant(gctx, int64(s.lockTTL/time.Second))
+		return err
+	})
 	if err != nil {
 		return nil, etcdError("take the fleet lock "+s.lockKey+" at", s, err)
 	}
@@ -63,7 +69,10 @@ func (p *provider) Lock(ctx context.Context, req sdk.LockRequest) (sdk.LockHold,
 	}
 	h := &hold{p: p, s: s, cli: cli, session: session, stop: stop, lost: make(chan struct{})}
 	h.mutex = concurrency.NewMutex(session, s.lockKey)
-	if err := h.mutex.Lock(ctx); err != nil {
+	// Taking the mutex again after a member dropped the request is safe:
+	// its key is this lease's, so a second try finds its place in line
+	// (or takes a new one, if the failed try gave it up).
+	if err := retry(ctx, func() error { return h.mutex.Lock(ctx) }); err != nil {
 		h.end()
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("another machine has held the fleet lock %s for as long as this refresh may wait: %w", s.lockKey, ctx.Err())
@@ -136,6 +145,32 @@ func (h *hold) release(ctx context.Context) error {
 		return etcdError("release the fleet lock "+h.s.lockKey+" at", h.s, err)
 	}
 	return nil
+}
+
+// retryPause is the pause between tries of a request a member dropped:
+// an election after a member stops takes about a second.
+const retryPause = 50 * time.Millisecond
+
+// retry runs f until it succeeds, fails for a reason other than a member
+// that went away (gRPC Unavailable: the client moves to another), or ctx
+// ends.
+func retry(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(retryPause):
+		}
+	}
+}
+
+// transient reports an error from a member that went away mid-request.
+func transient(err error) bool {
+	return status.Code(err) == codes.Unavailable
 }
 
 // revoke lets a lease go, best effort: unrevoked, it expires in lock_ttl.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -161,7 +162,16 @@ type etcdErr struct {
 }
 
 func (e *etcdErr) Error() string { return e.msg }
-func (e *etcdErr) Unwrap() error { return e.err }
+
+// Unwrap gives a context's error (a timeout) but not the etcd client's
+// gRPC status: across the plugin boundary a wrapped status would travel
+// as this plugin's own (Unavailable reads as "plugin crashed").
+func (e *etcdErr) Unwrap() error {
+	if errors.Is(e.err, context.DeadlineExceeded) || errors.Is(e.err, context.Canceled) {
+		return e.err
+	}
+	return nil
+}
 
 // etcdError says what failed talking to the cluster: unreachable, refused
 // the user, lacks permission.
@@ -280,13 +290,15 @@ func (p *provider) Save(ctx context.Context, cred sdk.Credential) error {
 	if h != nil {
 		conds = append(conds, h.mutex.IsOwner())
 	}
-	txn, err := cli.Txn(cctx).If(conds...).
-		Then(clientv3.OpPut(s.key, string(out)), clientv3.OpDelete(s.key+refreshingSuffix)).
-		Else(clientv3.OpGet(s.key)).Commit()
+	txn, landed, err := commit(cctx, cli, s.key, out, func() (*clientv3.TxnResponse, error) {
+		return cli.Txn(cctx).If(conds...).
+			Then(clientv3.OpPut(s.key, string(out)), clientv3.OpDelete(s.key+refreshingSuffix)).
+			Else(clientv3.OpGet(s.key)).Commit()
+	})
 	if err != nil {
 		return etcdError("save "+s.key+" to", s, err)
 	}
-	if !txn.Succeeded {
+	if !landed && !txn.Succeeded {
 		now := int64(0)
 		if kvs := txn.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
 			now = kvs[0].ModRevision
@@ -297,7 +309,9 @@ func (p *provider) Save(ctx context.Context, cred sdk.Credential) error {
 		return changedError(s, base, now)
 	}
 	p.mu.Lock()
-	p.remember(p.seen, cred.RefreshToken, txn.Header.Revision)
+	if txn != nil {
+		p.remember(p.seen, cred.RefreshToken, txn.Header.Revision)
+	}
 	delete(p.refreshd, cred.AccessToken)
 	p.mu.Unlock()
 	return nil
@@ -305,4 +319,26 @@ func (p *provider) Save(ctx context.Context, cred sdk.Credential) error {
 
 func changedError(s *settings, base, now int64) error {
 	return fmt.Errorf("etcd key %s changed since it was read (revision %d, now %d): another machine saved a newer credential; not overwriting it", s.key, base, now)
+}
+
+// commit runs a transaction that writes value under key. When a member
+// goes away mid-request the write may or may not have landed: commit
+// looks, and tries again only if it did not (the transaction's compare
+// makes a second try safe). landed reports a write found in place after
+// such a failure; txn is nil then.
+func commit(ctx context.Context, cli *clientv3.Client, key string, value []byte, txnFn func() (*clientv3.TxnResponse, error)) (txn *clientv3.TxnResponse, landed bool, err error) {
+	for {
+		txn, err = txnFn()
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return txn, false, err
+		}
+		if g, gerr := cli.Get(ctx, key); gerr == nil && len(g.Kvs) > 0 && bytes.Equal(g.Kvs[0].Value, value) {
+			return nil, true, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, err
+		case <-time.After(retryPause):
+		}
+	}
 }

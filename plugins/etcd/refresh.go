@@ -112,12 +112,14 @@ func (h *hold) begin(ctx context.Context, refresh string) error {
 	}
 	rec.Tries++
 	val, _ := json.Marshal(rec)
-	txn, err := h.cli.Txn(cctx).If(h.mutex.IsOwner(), clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-		Then(clientv3.OpPut(key, string(val))).Commit()
+	txn, landed, err := commit(cctx, h.cli, key, val, func() (*clientv3.TxnResponse, error) {
+		return h.cli.Txn(cctx).If(h.mutex.IsOwner(), clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+			Then(clientv3.OpPut(key, string(val))).Commit()
+	})
 	if err != nil {
 		return etcdError("write "+key+" to", s, err)
 	}
-	if !txn.Succeeded {
+	if !landed && !txn.Succeeded {
 		return fmt.Errorf("not refreshing: this machine lost the fleet lock %s (its lease expired)", s.lockKey)
 	}
 	return nil
