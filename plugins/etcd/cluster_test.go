@@ -73,7 +73,7 @@ func withTLS(pki *testPKI) clusterOption { return func(c *cluster) { c.tls = pki
 // until every member answers.
 func startCluster(t testing.TB, n int, opts ...clusterOption) *cluster {
 	t.Helper()
-	c := &cluster{t: t, bin: etcdBinary(t), dir: t.TempDir()}
+	c := &cluster{t: t, bin: etcdBinary(t), dir: dataDir(t)}
 	for _, o := range opts {
 		o(c)
 	}
@@ -104,10 +104,11 @@ func startCluster(t testing.TB, n int, opts ...clusterOption) *cluster {
 			"--initial-cluster", strings.Join(initial, ","),
 			"--initial-cluster-state", "new",
 			"--initial-cluster-token", filepath.Base(c.dir),
-			// Fast elections, so a stopped member's leadership moves
-			// within a second rather than several.
-			"--heartbeat-interval", "50",
-			"--election-timeout", "500",
+			// etcd's defaults (100 ms, 1 s): a stopped leader is replaced
+			// within about a second, and a loaded test machine does not
+			// hold needless elections.
+			"--heartbeat-interval", "100",
+			"--election-timeout", "1000",
 			"--logger", "zap",
 			"--log-outputs", "stderr",
 		}
@@ -123,6 +124,19 @@ func startCluster(t testing.TB, n int, opts ...clusterOption) *cluster {
 	t.Cleanup(c.stopAll)
 	c.waitHealthy(c.members...)
 	return c
+}
+
+// dataDir is a temporary directory for the members' data, in memory
+// (/dev/shm) where there is one: etcd fsyncs every write, which on a
+// loaded disk makes requests time out for reasons no test is about.
+func dataDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "credhost-etcd-test-")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // freePort returns a loopback TCP port nobody listens on now.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,11 +87,15 @@ func newMachine(t testing.TB, fc fleetConfig) *machine {
 		"XDG_RUNTIME_DIR=" + filepath.Join(home, "run"),
 		"DBUS_SESSION_BUS_ADDRESS=",
 	}
+	// Generous bounds: a storm runs 48 processes and three etcd members
+	// on whatever the machine has; the tests are about how many refreshes
+	// happen, not how fast.
 	if fc.refreshTimeout == "" {
-		fc.refreshTimeout = "20s"
+		fc.refreshTimeout = "60s"
 	}
 	if fc.callTimeout == "" {
-		fc.callTimeout = "5s"
+		fc.callTimeout = "30s"
+		fc.extra = append([]string{`"dial_timeout":"10s","call_timeout":"20s"`}, fc.extra...)
 	}
 	cfg := fmt.Sprintf(`version: 1
 refresh: {buffer: 1m, timeout: %s}
@@ -221,7 +226,7 @@ func checkOneRefresh(t *testing.T, c *cluster, srv *oauthtest.Server, key, old s
 // that answers after 500 ms: exactly one token request, no reuse, all 24
 // print the same new token, and etcd holds it.
 func TestFleetRefreshesOnce(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a storm loads the machine enough on its own.
 	c, srv, ms, key := fleet(t, 3, fleetConfig{})
 	old := c.storedAccess(key)
 	srv.SetDelay(500 * time.Millisecond)
@@ -232,7 +237,7 @@ func TestFleetRefreshesOnce(t *testing.T) {
 // TestFleetRefreshesOnceWhileAMemberStops: the same storm, with one etcd
 // member stopped while the refresh is in flight: still one refresh.
 func TestFleetRefreshesOnceWhileAMemberStops(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a storm loads the machine enough on its own.
 	c, srv, ms, key := fleet(t, 3, fleetConfig{})
 	old := c.storedAccess(key)
 	srv.SetDelay(time.Second)
@@ -306,5 +311,92 @@ func TestFleetDownAnswersWithinTheCallTimeout(t *testing.T) {
 	d := m.run("doctor")
 	if d.code == 0 || !strings.Contains(d.stdout, "unreachable") {
 		t.Errorf("doctor with etcd down: exit %d\n%s%s", d.code, d.stdout, d.stderr)
+	}
+}
+
+// killHolderMidRefresh starts `credhost token` on m, waits until its
+// token request reaches srv, and kills it with SIGKILL (its plugin
+// process ends with it, without releasing the fleet lock: the lease
+// expires).
+func killHolderMidRefresh(t *testing.T, m *machine, srv *oauthtest.Server) {
+	t.Helper()
+	holder := m.command("token")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for srv.Arrived() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if srv.Arrived() == 0 {
+		holder.Process.Kill()
+		holder.Wait()
+		t.Fatal("the first machine never sent its token request")
+	}
+	holder.Process.Signal(syscall.SIGKILL)
+	holder.Wait()
+}
+
+// TestFleetKilledHolderBeforeRotation: the machine holding the fleet lock
+// is killed while its token request waits at the endpoint, which had not
+// rotated the token yet. Another machine gets the lock once the dead
+// holder's lease expires (lock_ttl 2s) and completes the refresh: no
+// reuse, and etcd holds the new token.
+func TestFleetKilledHolderBeforeRotation(t *testing.T) {
+	t.Parallel()
+	c, srv, ms, key := fleet(t, 2, fleetConfig{extra: []string{`"lock_ttl":"2s"`}})
+	old := c.storedAccess(key)
+	srv.SetDelay(30 * time.Second)
+	killHolderMidRefresh(t, ms[0], srv)
+
+	srv.SetDelay(0)
+	r := ms[1].run("token")
+	saved := c.storedAccess(key)
+	if r.code != 0 || saved == old || r.stdout != saved+"\n" {
+		t.Fatalf("second machine: exit %d, printed the new token etcd holds: %v (etcd changed: %v)\n%s", r.code, r.stdout == saved+"\n", saved != old, r.stderr)
+	}
+	if srv.Reuses() != 0 || srv.Requests() != 1 || srv.Arrived() != 2 {
+		t.Errorf("%d arrived, %d answered, %d reuses; want the killed request unanswered, one refresh, no reuse", srv.Arrived(), srv.Requests(), srv.Reuses())
+	}
+	if v, _ := c.get(key + refreshingSuffix); v != "" {
+		t.Errorf("the in-flight record is left after the save: %s", v)
+	}
+}
+
+// TestFleetKilledHolderAfterRotation: the endpoint rotates the token as
+// the request arrives and answers late; the holder is killed before the
+// answer, so nobody holds the new refresh token. The next machine may
+// present the old one once (nothing tells this apart from a request that
+// never arrived) and ends degraded with "log in again"; no machine
+// presents it again, on this machine or any other: never a loop of
+// reuses.
+func TestFleetKilledHolderAfterRotation(t *testing.T) {
+	t.Parallel()
+	c, srv, ms, key := fleet(t, 3, fleetConfig{extra: []string{`"lock_ttl":"2s"`}})
+	old := c.storedAccess(key)
+	srv.SetMode(oauthtest.RotateOnArrival)
+	srv.SetDelay(30 * time.Second)
+	killHolderMidRefresh(t, ms[0], srv)
+	srv.SetDelay(0)
+
+	r := ms[1].run("token")
+	if r.code != 0 || !strings.Contains(r.stderr, "log in again") {
+		t.Fatalf("next machine: exit %d; want degraded with \"log in again\"\n%s", r.code, r.stderr)
+	}
+	if srv.Reuses() > 1 {
+		t.Fatalf("%d reuses; want at most the one retry", srv.Reuses())
+	}
+	requests := srv.Requests()
+	for _, m := range []*machine{ms[2], ms[1], ms[0]} {
+		r := m.run("token")
+		if r.code != 0 || !strings.Contains(r.stderr, "log in again") {
+			t.Errorf("machine %s later: exit %d; want degraded with \"log in again\"\n%s", m.home, r.code, r.stderr)
+		}
+	}
+	if srv.Requests() != requests || srv.Reuses() > 1 {
+		t.Errorf("%d more token requests, %d reuses in all; want the spent token never presented again", srv.Requests()-requests, srv.Reuses())
+	}
+	if got := c.storedAccess(key); got != old {
+		t.Errorf("etcd changed (fingerprint %s); a failed refresh must leave the store as it was", sdk.Fingerprint(got))
 	}
 }
