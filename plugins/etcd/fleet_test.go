@@ -24,6 +24,7 @@ import (
 var (
 	buildOnce               sync.Once
 	buildErr                error
+	binDir                  string // removed by TestMain
 	credhostBin, etcdPlugin string
 )
 
@@ -35,6 +36,7 @@ func binaries(t testing.TB) (credhost, plugin string) {
 			buildErr = err
 			return
 		}
+		binDir = dir
 		credhostBin, etcdPlugin = filepath.Join(dir, "credhost"), filepath.Join(dir, "credhost-etcd")
 		for _, b := range []struct{ out, pkg string }{
 			{credhostBin, "github.com/credhost/credhost/cmd/credhost"},

@@ -20,7 +20,11 @@ import (
 
 func TestMain(m *testing.M) {
 	sdktest.ServeIfPlugin(func() sdk.Provider { return newProvider() })
-	os.Exit(m.Run())
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
 }
 
 var keySeq atomic.Int64
