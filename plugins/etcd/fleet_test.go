@@ -4,6 +4,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -73,8 +75,10 @@ type fleetConfig struct {
 	extra []string
 	// after, YAML appended to the providers list.
 	after string
-	// refreshTimeout and callTimeout are the host's (default 20s, 5s).
+	// refreshTimeout and callTimeout are the host's.
 	refreshTimeout, callTimeout string
+	// env is the provider's env: list (YAML), if any.
+	env string
 }
 
 func newMachine(t testing.TB, fc fleetConfig) *machine {
@@ -107,11 +111,18 @@ providers:
   - name: fleet
     command: %s
     config: %s
-%s`, fc.refreshTimeout, fc.tokenURL, fc.callTimeout, plugin, fc.cluster.configJSON(fc.key, fc.extra...), fc.after)
+%s%s`, fc.refreshTimeout, fc.tokenURL, fc.callTimeout, plugin, fc.cluster.configJSON(fc.key, fc.extra...), envLine(fc.env), fc.after)
 	if err := os.WriteFile(m.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return m
+}
+
+func envLine(env string) string {
+	if env == "" {
+		return ""
+	}
+	return "    env: " + env + "\n"
 }
 
 // command is `credhost --config <this machine's> args...`.
@@ -255,6 +266,11 @@ func TestFleetRefreshesOnceWhileAMemberStops(t *testing.T) {
 	c.stop(0)
 	runs := <-done
 	checkOneRefresh(t, c, srv, key, old, runs)
+
+	d := ms[0].run("doctor")
+	if !strings.Contains(d.stdout, "1 of 3 etcd members do not answer") {
+		t.Errorf("doctor with a member stopped does not say so:\n%s%s", d.stdout, d.stderr)
+	}
 }
 
 // TestFleetTLSWithClientCertificates: members that demand a client
@@ -400,5 +416,83 @@ func TestFleetKilledHolderAfterRotation(t *testing.T) {
 	}
 	if got := c.storedAccess(key); got != old {
 		t.Errorf("etcd changed (fingerprint %s); a failed refresh must leave the store as it was", sdk.Fingerprint(got))
+	}
+}
+
+// TestFleetUserAndPasswordFromTheEnvironment: a cluster with
+// authentication on; the password reaches the plugin only through the
+// variable password_env names (listed in the provider's env). With it,
+// the machine refreshes; with a wrong one, doctor says authentication
+// failed and never prints the password.
+func TestFleetUserAndPasswordFromTheEnvironment(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	srv := oauthtest.NewServer(t)
+	key := newKey(t)
+	access, refresh := srv.Issue()
+	c.seed(key, sdk.Credential{AccessToken: access, RefreshToken: refresh, ExpiresAt: time.Now().Add(-time.Minute)})
+	const password = "etcd-password-SECRET"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admin := c.client()
+	for _, step := range []func() error{
+		func() error { _, err := admin.UserAdd(ctx, "root", password); return err },
+		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := admin.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("enable etcd authentication: %v", err)
+		}
+	}
+	fc := fleetConfig{cluster: c, key: key, tokenURL: srv.TokenURL(),
+		extra: []string{`"username":"root","password_env":"FLEET_ETCD_PASSWORD"`},
+		after: "", env: "[FLEET_ETCD_PASSWORD]"}
+	m := newMachine(t, fc)
+	m.env = append(m.env, "FLEET_ETCD_PASSWORD="+password)
+	r := m.run("token")
+	if r.code != 0 || r.stdout == access+"\n" || srv.Requests() != 1 {
+		t.Fatalf("token as root: exit %d, refreshed: %v, %d requests\n%s", r.code, r.stdout != access+"\n", srv.Requests(), r.stderr)
+	}
+
+	wrong := newMachine(t, fc)
+	wrong.env = append(wrong.env, "FLEET_ETCD_PASSWORD=not-the-password")
+	d := wrong.run("doctor")
+	if d.code == 0 || !strings.Contains(d.stdout, `authentication as "root" failed`) {
+		t.Errorf("doctor with a wrong password: exit %d\n%s%s", d.code, d.stdout, d.stderr)
+	}
+	for _, out := range []string{r.stderr, d.stdout, d.stderr} {
+		if strings.Contains(out, password) || strings.Contains(out, "not-the-password") {
+			t.Errorf("a password reached the output:\n%s", out)
+		}
+	}
+}
+
+// TestFleetLockHeldElsewhereServesDegraded: while another machine holds
+// the fleet lock for longer than refresh.timeout, `credhost token` sends
+// no token request and serves the token it has, degraded, saying why.
+func TestFleetLockHeldElsewhereServesDegraded(t *testing.T) {
+	t.Parallel()
+	c, srv, ms, key := fleet(t, 1, fleetConfig{refreshTimeout: "2s"})
+	old := c.storedAccess(key)
+	other := configured(t, c, key, sdk.OAuthConfig{})
+	h, err := other.Lock(context.Background(), lockOf(t, other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(context.Background())
+
+	r := ms[0].run("token", "--json")
+	var out struct {
+		AccessToken string `json:"access_token"`
+		Degraded    bool   `json:"degraded"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || r.code != 0 {
+		t.Fatalf("token --json: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if !out.Degraded || out.AccessToken != old || !strings.Contains(r.stderr, "could not be had") {
+		t.Errorf("degraded %v, the old token %v; want the old token, degraded, saying the lock could not be had:\n%s", out.Degraded, out.AccessToken == old, r.stderr)
+	}
+	if srv.Arrived() != 0 {
+		t.Errorf("%d token requests while another machine held the lock; want none", srv.Arrived())
 	}
 }
