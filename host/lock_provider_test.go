@@ -301,7 +301,7 @@ func TestSpentRefreshTokenEndsInLogInAgain(t *testing.T) {
 	defer other.Close()
 	for name, h := range map[string]*Host{"this process": r.host, "another process": other} {
 		res, err := h.Token(context.Background())
-		if err != nil || !res.Degraded || !strings.Contains(res.DegradedReason.Error(), "not presenting it again: log in again") {
+		if err != nil || !res.Degraded || !strings.Contains(res.DegradedReason.Error(), "so it is not presented again: log in again") {
 			t.Errorf("%s: %v, degraded %v (%v); want degraded, log in again", name, err, res.Degraded, res.DegradedReason)
 		}
 	}

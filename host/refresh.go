@@ -147,7 +147,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	// successor, which nobody holds): presenting it again on every call
 	// would only be rejected again.
 	if m.rejected(current.RefreshToken) {
-		return refreshResult{}, providerErr(m, "refresh", fmt.Errorf("%w before, and the store still holds it; not presenting it again: log in again", sdk.ErrInvalidGrant))
+		return refreshResult{}, providerErr(m, "refresh", fmt.Errorf("%w earlier and the store still holds it, so it is not presented again: log in again", sdk.ErrInvalidGrant))
 	}
 	at, err := m.retryAfter(now)
 	if err != nil {

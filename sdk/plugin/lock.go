@@ -101,8 +101,14 @@ func (c *grpcClient) Lock(ctx context.Context, req sdk.LockRequest) (sdk.LockHol
 	sctx, cancel := context.WithCancel(ctx)
 	fail := func(err error) (sdk.LockHold, error) {
 		cancel()
-		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		cerr := ctx.Err()
+		if d, ok := ctx.Deadline(); ok && cerr == nil && !time.Now().Before(d) {
+			// The plugin's side saw the deadline first (gRPC sends it
+			// along) and cancelled the stream.
+			cerr = context.DeadlineExceeded
+		}
+		if cerr != nil && !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w (%v)", cerr, err)
 		}
 		return nil, err
 	}

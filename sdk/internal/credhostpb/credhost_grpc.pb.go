@@ -64,8 +64,8 @@ type ProviderClient interface {
 	// distributed store's lease) and holds it for as long as the stream
 	// stays open. The host sends one LockRequest naming the lock; the
 	// plugin answers LOCK_STATE_HELD once it holds it, or ends the stream
-	// with an error when it cannot have it (UNAVAILABLE: store unreachable;
-	// DEADLINE_EXCEEDED or CANCELLED: the host gave up waiting;
+	// with an error status whose message says why (UNAVAILABLE suits a store
+	// that cannot be reached; CANCELLED: the host gave up waiting;
 	// UNIMPLEMENTED: the plugin holds no locks). While held, the plugin
 	// sends LOCK_STATE_LOST with a reason if it loses the lock (a lease
 	// expired). The host releases it with a LockRequest whose release is
@@ -73,7 +73,8 @@ type ProviderClient interface {
 	// go, answers LOCK_STATE_RELEASED and ends the stream. A stream that
 	// ends any other way (the host died, the call was cancelled, the
 	// connection broke) releases the lock too; a plugin that dies leaves
-	// the store to expire it (a lease's TTL).
+	// the store to expire it (a lease's TTL). See PROTOCOL.md, "Locks a
+	// provider holds".
 	Lock(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[LockRequest, LockEvent], error)
 }
 
@@ -179,8 +180,8 @@ type ProviderServer interface {
 	// distributed store's lease) and holds it for as long as the stream
 	// stays open. The host sends one LockRequest naming the lock; the
 	// plugin answers LOCK_STATE_HELD once it holds it, or ends the stream
-	// with an error when it cannot have it (UNAVAILABLE: store unreachable;
-	// DEADLINE_EXCEEDED or CANCELLED: the host gave up waiting;
+	// with an error status whose message says why (UNAVAILABLE suits a store
+	// that cannot be reached; CANCELLED: the host gave up waiting;
 	// UNIMPLEMENTED: the plugin holds no locks). While held, the plugin
 	// sends LOCK_STATE_LOST with a reason if it loses the lock (a lease
 	// expired). The host releases it with a LockRequest whose release is
@@ -188,7 +189,8 @@ type ProviderServer interface {
 	// go, answers LOCK_STATE_RELEASED and ends the stream. A stream that
 	// ends any other way (the host died, the call was cancelled, the
 	// connection broke) releases the lock too; a plugin that dies leaves
-	// the store to expire it (a lease's TTL).
+	// the store to expire it (a lease's TTL). See PROTOCOL.md, "Locks a
+	// provider holds".
 	Lock(grpc.BidiStreamingServer[LockRequest, LockEvent]) error
 	mustEmbedUnimplementedProviderServer()
 }
