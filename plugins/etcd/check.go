@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/credhost/credhost/sdk"
 )
@@ -17,13 +18,22 @@ func (p *provider) Check(ctx context.Context) ([]sdk.Finding, error) {
 		return []sdk.Finding{{Severity: sdk.SeverityError, Message: err.Error(), Fix: fixFor(s, err)}}, nil
 	}
 	var out []sdk.Finding
+	// Every member at once, so members that are down cost one call
+	// timeout, not one each.
+	answers := make([]error, len(s.endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range s.endpoints {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, s.callTimeout)
+			defer cancel()
+			_, answers[i] = cli.Status(cctx, ep)
+		})
+	}
+	wg.Wait()
 	var down []string
-	for _, ep := range s.endpoints {
-		cctx, cancel := context.WithTimeout(ctx, s.callTimeout)
-		_, err := cli.Status(cctx, ep)
-		cancel()
+	for i, err := range answers {
 		if err != nil {
-			down = append(down, fmt.Sprintf("%s (%v)", ep, err))
+			down = append(down, fmt.Sprintf("%s (%v)", s.endpoints[i], err))
 		}
 	}
 	switch {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"google.golang.org/grpc/codes"
@@ -168,9 +170,20 @@ func retry(ctx context.Context, f func() error) error {
 	}
 }
 
-// transient reports an error from a member that went away mid-request.
+// transient reports an error that another try may not get: a member that
+// went away mid-request, or a cluster between leaders (a stopped leader's
+// requests time out on the server until a new one is elected).
 func transient(err error) bool {
-	return status.Code(err) == codes.Unavailable
+	switch {
+	case status.Code(err) == codes.Unavailable,
+		errors.Is(err, rpctypes.ErrTimeout),
+		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
+		errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost),
+		errors.Is(err, rpctypes.ErrLeaderChanged),
+		errors.Is(err, rpctypes.ErrNoLeader):
+		return true
+	}
+	return false
 }
 
 // revoke lets a lease go, best effort: unrevoked, it expires in lock_ttl.

@@ -220,7 +220,11 @@ func (p *provider) Read(ctx context.Context) (sdk.Credential, error) {
 func (p *provider) get(ctx context.Context, cli *clientv3.Client, s *settings) (sdk.Credential, int64, error) {
 	cctx, cancel := context.WithTimeout(ctx, s.callTimeout)
 	defer cancel()
-	resp, err := cli.Get(cctx, s.key)
+	var resp *clientv3.GetResponse
+	err := retry(cctx, func() (err error) {
+		resp, err = cli.Get(cctx, s.key)
+		return err
+	})
 	if err != nil {
 		return sdk.Credential{}, 0, etcdError("read "+s.key+" from", s, err)
 	}
@@ -267,7 +271,11 @@ func (p *provider) Save(ctx context.Context, cred sdk.Credential) error {
 
 	cctx, cancel := context.WithTimeout(ctx, s.callTimeout)
 	defer cancel()
-	resp, err := cli.Get(cctx, s.key)
+	var resp *clientv3.GetResponse
+	err = retry(cctx, func() (err error) {
+		resp, err = cli.Get(cctx, s.key)
+		return err
+	})
 	if err != nil {
 		return etcdError("save "+s.key+" to", s, err)
 	}

@@ -235,3 +235,34 @@ func TestSaveRefusedAfterTheLockIsLost(t *testing.T) {
 		t.Fatalf("etcd holds %s; want the old document untouched", v)
 	}
 }
+
+// TestRefreshUnderTheLockOnlyOfTheStoredToken: under the fleet lock, a
+// refresh token the store no longer holds (another machine rotated it;
+// the host refreshes the token in hand when its re-read failed) is not
+// presented: it would be a reuse. The answer matches sdk.ErrInvalidGrant,
+// on which the host re-reads and takes the stored token.
+func TestRefreshUnderTheLockOnlyOfTheStoredToken(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	srv := oauthtest.NewServer(t)
+	key := newKey(t)
+	access, refresh := srv.Issue()
+	stale := sdk.Credential{AccessToken: access, RefreshToken: refresh, ExpiresAt: time.Now().Add(-time.Minute)}
+	c.seed(key, stale)
+	ctx := context.Background()
+	p := configured(t, c, key, sdk.OAuthConfig{TokenURL: srv.TokenURL()})
+	h, err := p.Lock(ctx, lockOf(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(ctx)
+	c.seed(key, sdk.Credential{AccessToken: "rotated-elsewhere", RefreshToken: "rotated-refresh", ExpiresAt: time.Now().Add(time.Hour)})
+
+	_, err = p.Refresh(ctx, stale)
+	if !errors.Is(err, sdk.ErrInvalidGrant) || !strings.Contains(err.Error(), "another machine refreshed") {
+		t.Fatalf("Refresh of a token the store no longer holds: %v; want a rejected grant saying why", err)
+	}
+	if srv.Arrived() != 0 {
+		t.Errorf("%d token requests; want none", srv.Arrived())
+	}
+}

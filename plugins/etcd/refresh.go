@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/credjson"
 	"github.com/credhost/credhost/sdk/oauth"
 )
 
@@ -91,16 +92,30 @@ func (h *hold) begin(ctx context.Context, refresh string) error {
 	s, key := h.s, h.s.key+refreshingSuffix
 	cctx, cancel := context.WithTimeout(ctx, s.callTimeout)
 	defer cancel()
-	resp, err := h.cli.Get(cctx, key)
+	// The document and the record, read together.
+	var both *clientv3.TxnResponse
+	err := retry(cctx, func() (err error) {
+		both, err = h.cli.Txn(cctx).Then(clientv3.OpGet(s.key), clientv3.OpGet(key)).Commit()
+		return err
+	})
 	if err != nil {
-		return etcdError("read "+key+" from", s, err)
+		return etcdError("read "+s.key+" from", s, err)
+	}
+	// Refresh only the refresh token the store holds: one another machine
+	// has already rotated would be a reuse. (The host refreshes the token
+	// in hand when its re-read under the lock failed.) Answered as a
+	// rejected grant, the host re-reads and takes the stored token.
+	if doc := both.Responses[0].GetResponseRange().Kvs; len(doc) > 0 {
+		if _, stored, err := credjson.Parse(doc[0].Value, s.object); err == nil && stored.RefreshToken != refresh {
+			return rejectedError{fmt.Sprintf("not refreshing: etcd key %s holds a newer refresh token than the one offered (another machine refreshed)", s.key)}
+		}
 	}
 	rec := inflight{Token: tokenHash(refresh)}
 	rev := int64(0)
-	if len(resp.Kvs) > 0 {
-		rev = resp.Kvs[0].ModRevision
+	if kvs := both.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+		rev = kvs[0].ModRevision
 		var old inflight
-		if json.Unmarshal(resp.Kvs[0].Value, &old) == nil && old.Token == rec.Token {
+		if json.Unmarshal(kvs[0].Value, &old) == nil && old.Token == rec.Token {
 			switch {
 			case old.Rejected:
 				return rejectedError{fmt.Sprintf("the token endpoint already refused the refresh token stored under %s (a refresh on another machine was cut short after the endpoint had rotated it): log in again", s.key)}
