@@ -6,6 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/credhost/credhost/sdk"
 )
 
@@ -37,5 +41,29 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatalf("the error quotes the password: %v", err)
 			}
 		})
+	}
+}
+
+// TestTransient: what is tried again (a member going away, a cluster
+// between leaders) and what is final (refusals, the caller's deadline).
+func TestTransient(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		err  error
+		want bool
+	}{
+		"member gone":          {status.Error(codes.Unavailable, "closing transport"), true},
+		"member shutting down": {status.Error(codes.Unknown, "raft: stopped"), true},
+		"request timed out":    {rpctypes.ErrTimeout, true},
+		"no leader":            {rpctypes.ErrNoLeader, true},
+		"leader changed":       {rpctypes.ErrLeaderChanged, true},
+		"bad password":         {rpctypes.ErrAuthFailed, false},
+		"no permission":        {rpctypes.ErrPermissionDenied, false},
+		"caller's deadline":    {context.DeadlineExceeded, false},
+		"bad request":          {status.Error(codes.InvalidArgument, "bad"), false},
+	} {
+		if got := transient(tc.err); got != tc.want {
+			t.Errorf("%s: transient = %v; want %v", name, got, tc.want)
+		}
 	}
 }

@@ -170,17 +170,22 @@ func retry(ctx context.Context, f func() error) error {
 	}
 }
 
-// transient reports an error that another try may not get: a member that
-// went away mid-request, or a cluster between leaders (a stopped leader's
-// requests time out on the server until a new one is elected).
+// transient reports an error another try may not get: a member that went
+// away mid-request (Unavailable, or Unknown for "raft: stopped" from one
+// shutting down), a cluster between leaders (its requests time out on the
+// server until a new leader is elected). Refusals (bad credentials, no
+// permission, a bad request) and the caller's own deadline are final.
 func transient(err error) bool {
-	switch {
-	case status.Code(err) == codes.Unavailable,
-		errors.Is(err, rpctypes.ErrTimeout),
-		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
-		errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost),
-		errors.Is(err, rpctypes.ErrLeaderChanged),
-		errors.Is(err, rpctypes.ErrNoLeader):
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	code := status.Code(err)
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		code = ee.Code()
+	}
+	switch code {
+	case codes.Unavailable, codes.Unknown, codes.Internal, codes.Aborted:
 		return true
 	}
 	return false

@@ -28,7 +28,6 @@ type provider struct {
 	connMu sync.Mutex // one connect at a time
 
 	mu       sync.Mutex // guards the fields below
-	name     string
 	s        *settings
 	oauth    *oauth.Client
 	cli      *clientv3.Client
@@ -78,7 +77,7 @@ func (p *provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 		p.cli.Close()
 		p.cli = nil
 	}
-	p.name, p.s, p.oauth = req.Name, s, client
+	p.s, p.oauth = s, client
 	return nil
 }
 
