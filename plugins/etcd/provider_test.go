@@ -266,3 +266,33 @@ func TestRefreshUnderTheLockOnlyOfTheStoredToken(t *testing.T) {
 		t.Errorf("%d token requests; want none", srv.Arrived())
 	}
 }
+
+// TestCheckSaysWhatIsWrong: Check reports the members that answer, and
+// whether the key holds a credential.
+func TestCheckSaysWhatIsWrong(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	key := newKey(t)
+	ctx := context.Background()
+	p := configured(t, c, key, sdk.OAuthConfig{})
+	findings := func() string {
+		t.Helper()
+		fs, err := p.Check(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, f := range fs {
+			fmt.Fprintf(&b, "%s: %s (fix: %s)\n", f.Severity, f.Message, f.Fix)
+		}
+		return b.String()
+	}
+	if got := findings(); !strings.Contains(got, "ok: all 3 etcd members answer") || !strings.Contains(got, "warning: etcd key "+key+" holds nothing") || !strings.Contains(got, "etcdctl put") {
+		t.Errorf("empty key:\n%s", got)
+	}
+	c.seed(key, sdk.Credential{AccessToken: "a", RefreshToken: "r"})
+	c.stop(2)
+	if got := findings(); !strings.Contains(got, "warning: 1 of 3 etcd members do not answer") || !strings.Contains(got, "ok: etcd key "+key+" holds a credential") {
+		t.Errorf("one member stopped:\n%s", got)
+	}
+}
