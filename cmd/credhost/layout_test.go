@@ -5,6 +5,7 @@ import (
 	"go/token"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -110,5 +111,23 @@ func TestContractImportsOnlyTheStandardLibrary(t *testing.T) {
 	}
 	if files == 0 {
 		t.Fatalf("no Go files in %s", dir)
+	}
+}
+
+// TestCredhostDoesNotLinkEtcd keeps the fleet store's client out of the
+// credhost binary: plugins/etcd is its own executable, because linking
+// etcd's client (gRPC balancers, zap, its generated protocol) into
+// credhost would slow the start of every cold `credhost token`, fleet or
+// not. Nothing under cmd/credhost may depend on go.etcd.io.
+func TestCredhostDoesNotLinkEtcd(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "go.etcd.io/") {
+			t.Errorf("credhost links %s: the etcd client belongs to the plugins/etcd executable only", dep)
+		}
 	}
 }
