@@ -38,7 +38,11 @@ func errToStatus(err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok && !isSentinel(err) {
+	// A status the provider made itself travels as it is. One it merely
+	// wraps came from its own backend (a store reached over gRPC), and
+	// Unavailable from there would read on the host as this plugin having
+	// crashed: both travel as the provider's error, by the mapping below.
+	if s, ok := err.(interface{ GRPCStatus() *status.Status }); ok && !isSentinel(err) && s.GRPCStatus().Code() != codes.Unavailable {
 		return err
 	}
 	switch {

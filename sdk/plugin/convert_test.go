@@ -8,6 +8,8 @@ import (
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/credhost/credhost/sdk"
 )
@@ -53,6 +55,10 @@ func TestSentinelsSurviveTheWire(t *testing.T) {
 		"plain fault":       {errors.New("disk on fire"), nil, ""},
 		"doubly wrapped":    {fmt.Errorf("outer: %w", fmt.Errorf("%w: inner", sdk.ErrUnsupported)), sdk.ErrUnsupported, ""},
 		"fault mentions it": {errors.New("not found in PATH"), nil, ""},
+		// A store reached over gRPC: its status is the store's, not the
+		// plugin connection's, so a member going away is no plugin crash.
+		"backend status wrapped": {fmt.Errorf("etcd get: %w", status.Error(codes.Unavailable, "member went away")), nil, ""},
+		"backend unavailable":    {status.Error(codes.Unavailable, "member went away"), nil, ""},
 	}
 	sentinels := []error{sdk.ErrNotFound, sdk.ErrUnsupported, sdk.ErrInvalidConfig, sdk.ErrInvalidGrant, context.DeadlineExceeded}
 	for name, tc := range tests {
