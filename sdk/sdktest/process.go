@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/conformance"
 	"github.com/credhost/credhost/sdk/plugin"
 )
 
@@ -44,26 +44,29 @@ func Process(t testing.TB, env ...string) sdk.Provider {
 	return Dial(t, cmd)
 }
 
-// Dial starts cmd as a plugin process and returns the Provider it serves.
-// The process ends when the test does.
+// Dial starts cmd as a plugin process and returns the Provider it serves,
+// or fails the test saying why the plugin did not start (the words of
+// `credhost plugin check`). The process ends when the test does, and must
+// exit when asked.
 func Dial(t testing.TB, cmd *exec.Cmd) sdk.Provider {
 	t.Helper()
-	// The same client setup as the host's (plugin.ClientConfig); go-plugin
-	// starts cmd itself.
-	cc := plugin.ClientConfig(hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn}))
-	cc.Cmd = cmd
-	cc.StartTimeout = 30 * time.Second
-	client := goplugin.NewClient(cc)
-	t.Cleanup(client.Kill)
-	rpc, err := client.Client()
+	// The same client setup as the host's (plugin.ClientConfig), and the
+	// same explanation of a failed start as `credhost plugin check`'s.
+	proc, err := conformance.Start(cmd, conformance.Options{
+		Logger:       hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn}),
+		StartTimeout: 30 * time.Second,
+	})
 	if err != nil {
 		t.Fatalf("start plugin %s: %v", cmd.Path, err)
 	}
-	p, err := plugin.Dispense(rpc)
-	if err != nil {
-		t.Fatalf("plugin %s: %v", cmd.Path, err)
-	}
-	return p
+	// Ended as the host ends it; a plugin that does not exit when asked
+	// fails the test, as it fails `credhost plugin check`'s exit check.
+	t.Cleanup(func() {
+		if err := proc.Close(); err != nil {
+			t.Errorf("plugin %s: %v", cmd.Path, err)
+		}
+	})
+	return proc.Provider
 }
 
 // Configure configures p and fails the test on error.
