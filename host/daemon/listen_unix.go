@@ -74,3 +74,6 @@ func tryLock(f *os.File) (bool, error) {
 }
 
 func unlockFile(f *os.File) { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN) }
+
+// connRefused reports the error of a dial to a socket nobody listens on.
+func connRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
