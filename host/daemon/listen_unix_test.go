@@ -46,4 +46,3 @@ func TestListenLeavesASocketSomeoneListensOn(t *testing.T) {
 	}
 	c.Close()
 }
-

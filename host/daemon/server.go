@@ -157,6 +157,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    maxHeader,
 		ConnContext:       s.connContext,
 		ErrorLog:          s.logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
@@ -173,6 +174,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 		sctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
 		err = srv.Shutdown(sctx)
+		if err != nil {
+			// The grace is over: end the connections still open.
+			srv.Close()
+		}
 		<-errc
 	}
 	s.mu.Lock()
@@ -365,14 +370,35 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, NewToken(res))
 }
 
-// maxBody bounds a request body: a RefreshRequest is a few dozen bytes.
-const maxBody = 4 << 10
+// Bounds on a request and its answer: a RefreshRequest is a few dozen
+// bytes, a request's headers a few hundred (net/http allows a megabyte per
+// connection), and a client that sends its body or reads its answer
+// slower than ioTimeout (one stuck, or one holding the daemon's
+// connections) is cut off, so neither a handler nor the daemon's shutdown
+// waits on it. The timeouts are per request, not the server's ReadTimeout
+// or WriteTimeout, which would also cut a refresh that takes its time.
+const (
+	maxBody   = 4 << 10
+	maxHeader = 16 << 10
+	ioTimeout = 10 * time.Second
+)
 
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 	var req RefreshRequest
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(ioTimeout))
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err == nil && len(body) > maxBody {
 		err = errors.New("larger than 4 KiB")
+	}
+	if err == nil {
+		// No deadline while the refresh runs: the server's background
+		// read would end the request's context when it passed.
+		_ = rc.SetReadDeadline(time.Time{})
+	} else {
+		// The rest of the body is not read after the answer, as it
+		// would be on a connection kept open.
+		w.Header().Set("Connection", "close")
 	}
 	if err == nil && len(body) > 0 {
 		err = json.Unmarshal(body, &req)
@@ -411,6 +437,7 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) metricsPage(w http.ResponseWriter, _ *http.Request) {
+	writeDeadline(w)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	if err := s.metrics.write(w); err != nil {
 		s.logger.Warn("writing the metrics failed", "error", err.Error())
@@ -450,10 +477,18 @@ func writeError(w http.ResponseWriter, status int, code string, exit int, msg st
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeDeadline(w)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeDeadline bounds the writing of an answer, flushed when the handler
+// returns, by ioTimeout: a client that never reads its answers ends its
+// connection rather than holding it (and the daemon's shutdown) forever.
+func writeDeadline(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(ioTimeout))
 }
 
 // recorder remembers the status a handler sent.
@@ -466,3 +501,6 @@ func (r *recorder) WriteHeader(status int) {
 	r.status = status
 	r.ResponseWriter.WriteHeader(status)
 }
+
+// Unwrap lets http.ResponseController reach the connection's deadlines.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
