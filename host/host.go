@@ -31,6 +31,8 @@ type Host struct {
 	mu   sync.Mutex
 	last *Result // the last good result, served until it enters the buffer
 
+	faults faultLog // each provider's failure, warned about once
+
 	// chainEnv names the variables the chain reads beyond the base set, and
 	// environ is where their values come from (see ChainID).
 	chainEnv []string
@@ -292,13 +294,15 @@ func (h *Host) walk(ctx context.Context) (*member, sdk.Credential, error) {
 				pe = providerErr(m, "read", err)
 			}
 			if errors.Is(err, sdk.ErrNotFound) {
+				h.faults.clear(h.logger, m.cfg.Name)
 				h.logger.Debug("provider has no credential", "provider", m.cfg.Name, "reason", pe.reason())
 			} else {
-				h.logger.Warn("provider failed; trying the next one", "provider", m.cfg.Name, "error", pe.reason())
+				h.faults.warn(h.logger, m.cfg.Name, pe.reason())
 			}
 			attempts = append(attempts, pe)
 			continue
 		}
+		h.faults.clear(h.logger, m.cfg.Name)
 		h.logger.Debug("credential found", "provider", m.cfg.Name, "credential", cred.String())
 		return m, cred, nil
 	}
