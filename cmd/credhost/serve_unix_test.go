@@ -19,6 +19,7 @@ import (
 
 	"github.com/credhost/credhost/host/daemon"
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/oauth/oauthtest"
 )
 
 // The daemon's tests: they signal it and run a client as another uid.
@@ -564,5 +565,35 @@ func TestServeTakesASocketFromTheServiceManager(t *testing.T) {
 				t.Errorf("the service manager's socket was removed: %v", err)
 			}
 		})
+	}
+}
+
+// TestServeRefreshRequestsWaitOutAFailingEndpoint: while the endpoint
+// fails, requests naming a token that is not the daemon's (a stale or
+// made-up fingerprint, from a confused or hostile client) are answered
+// with the token as it is, like GET /v1/token, and do not each send the
+// endpoint a refresh.
+func TestServeRefreshRequestsWaitOutAFailingEndpoint(t *testing.T) {
+	t.Parallel()
+	s, srv := newRefreshSandbox(t, "in-process")
+	d := s.serve("--staleness", "1h")
+	old, _ := s.loginFile(srv, time.Now().Add(-time.Minute))
+	srv.SetMode(oauthtest.ServerError)
+	var first daemon.Token
+	if status, e := d.call(http.MethodGet, daemon.PathToken, "", &first); status != 200 || !first.Degraded || first.AccessToken != old {
+		t.Fatalf("GET /v1/token with a failing endpoint: %d %+v, degraded %v; want the old token, degraded", status, e, first.Degraded)
+	}
+	const requests = 30
+	for i := range requests {
+		var tok daemon.Token
+		status, e := d.call(http.MethodPost, daemon.PathRefresh, fmt.Sprintf(`{"rejected": "made-up-%d"}`, i), &tok)
+		if status != 200 || tok.AccessToken != old || !tok.Degraded {
+			t.Fatalf("POST /v1/refresh naming another token: %d %+v, degraded %v; want the daemon's token, degraded", status, e, tok.Degraded)
+		}
+	}
+	// The daemon's own backoff retries (1 s, 2 s, ...) may fall within
+	// the requests; one endpoint call per request may not.
+	if n := srv.Requests(); n > requests/3 {
+		t.Errorf("%d token requests for %d refresh requests naming other tokens while the endpoint fails", n, requests)
 	}
 }

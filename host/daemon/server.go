@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -276,6 +277,17 @@ func (s *Server) current(ctx context.Context, ref *hostRef) (host.Result, error)
 	return res, err
 }
 
+// held is why refreshes are being waited out (a failed refresh's backoff,
+// the endpoint's Retry-After), or nil.
+func (ref *hostRef) held() error {
+	ref.mu.Lock()
+	defer ref.mu.Unlock()
+	if time.Now().Before(ref.holdUntil) && ref.holdWhy != nil {
+		return ref.holdWhy
+	}
+	return nil
+}
+
 // peerKey keys the peer of a connection in its requests' contexts.
 type peerKey struct{}
 
@@ -412,6 +424,27 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer ref.users.Done()
+	if req.Rejected != "" {
+		// A rejected token that is not the one served is answered with
+		// the one served, found as GET /v1/token finds it: while a failed
+		// refresh is waited out, a stale or made-up fingerprint must not
+		// send the endpoint a refresh per request, nor may the token
+		// served being refused.
+		cur, err := s.current(r.Context(), ref)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if cur.Credential.Fingerprint() != req.Rejected {
+			s.observe(cur)
+			writeJSON(w, http.StatusOK, NewToken(cur))
+			return
+		}
+		if why := ref.held(); why != nil {
+			s.fail(w, fmt.Errorf("%w: the last refresh failed and is retried with backoff: %w", host.ErrRefreshFailed, why))
+			return
+		}
+	}
 	res, err := ref.h.RefreshRejected(r.Context(), req.Rejected)
 	if err != nil {
 		s.fail(w, err)
