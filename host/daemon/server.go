@@ -304,6 +304,24 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, peerKey{}, peer{uid, err})
 }
 
+// PeerIsSelf reports whether the process at the other end of c (for a
+// client, the daemon, or the service manager that made its socket) runs
+// as this user: the peer check, from the client's side. Where the system
+// reports no peer (Windows) it is nil.
+func PeerIsSelf(c net.Conn) error {
+	if !checkPeers {
+		return nil
+	}
+	uid, err := peerUID(c)
+	if err != nil {
+		return fmt.Errorf("the daemon's uid: %w", err)
+	}
+	if uid != os.Geteuid() {
+		return fmt.Errorf("the daemon runs as uid %d, not as this user (uid %d); not asking it", uid, os.Geteuid())
+	}
+	return nil
+}
+
 // Handler is the API: every path, behind the peer check.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
