@@ -28,6 +28,8 @@ type Host struct {
 	now     func() time.Time
 	flight  singleflight.Group // one refresh per store at a time
 
+	refreshing sync.WaitGroup // refreshes under way, which Close waits for
+
 	mu   sync.Mutex
 	last *Result // the last good result, served until it enters the buffer
 
@@ -132,8 +134,11 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 // Config returns the configuration the host runs (do not modify it).
 func (h *Host) Config() *Config { return h.cfg }
 
-// Close ends every plugin process the host started.
+// Close ends every plugin process the host started, once the refreshes
+// under way have finished and been saved (a caller that gave up on one
+// does not end it).
 func (h *Host) Close() error {
+	h.refreshing.Wait()
 	for _, m := range h.members {
 		m.close()
 	}

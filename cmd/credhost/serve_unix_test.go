@@ -597,3 +597,34 @@ func TestServeRefreshRequestsWaitOutAFailingEndpoint(t *testing.T) {
 		t.Errorf("%d token requests for %d refresh requests naming other tokens while the endpoint fails", n, requests)
 	}
 }
+
+// TestServeReloadDuringARefreshAheadIsStillOneRefresh: a hangup that
+// arrives while the daemon's refresh ahead waits on the endpoint starts a
+// second host on the same store; its own first look at the token must
+// wait for the refresh under way and adopt it, not send a second one
+// (which would reuse the spent refresh token and lose the login).
+func TestServeReloadDuringARefreshAheadIsStillOneRefresh(t *testing.T) {
+	t.Parallel()
+	inModes(t, func(t *testing.T, mode string) {
+		s, srv := newRefreshSandbox(t, mode)
+		old, _ := s.loginFile(srv, time.Now().Add(time.Minute)) // inside the buffer: refreshed at once
+		srv.SetDelay(time.Second)
+		d := s.serve("--staleness", "1h", "--log-level", "debug")
+		waitFor(t, "the refresh ahead to reach the endpoint", func() bool { return srv.Arrived() >= 1 })
+		d.cmd.Process.Signal(syscall.SIGHUP)
+		deadline := time.Now().Add(20 * time.Second)
+		for s.readCredentials().Access == old {
+			if time.Now().After(deadline) {
+				t.Fatalf("the store still holds the old token; %d token requests; stderr:\n%s", srv.Requests(), d.stderr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Second) // the reloaded host's first look has come and gone
+		if srv.Requests() != 1 || srv.Reuses() != 0 {
+			t.Errorf("%d token requests, %d reuses; want 1 and 0; stderr:\n%s", srv.Requests(), srv.Reuses(), d.stderr)
+		}
+		if tok := d.token(); tok.AccessToken != s.readCredentials().Access {
+			t.Errorf("after the reload the daemon serves %s, not the store's token", tok.Fingerprint)
+		}
+	})
+}
