@@ -628,3 +628,30 @@ func TestServeReloadDuringARefreshAheadIsStillOneRefresh(t *testing.T) {
 		}
 	})
 }
+
+// TestServeStopsServingAfterALogout: the store's file removed behind the
+// daemon (a logout) ends the serving of its token within the staleness
+// bound: 404, exit code 1, as `credhost token` would say; the file is not
+// written back.
+func TestServeStopsServingAfterALogout(t *testing.T) {
+	t.Parallel()
+	inModes(t, func(t *testing.T, mode string) {
+		s, srv := newRefreshSandbox(t, mode)
+		old, _ := s.loginFile(srv, time.Now().Add(3*time.Hour))
+		d := s.serve("--staleness", "100ms")
+		if tok := d.token(); tok.AccessToken != old {
+			t.Fatalf("before the logout: %s", tok.Fingerprint)
+		}
+		file := filepath.Join(s.home, ".claude", ".credentials.json")
+		if err := os.Remove(file); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the logged-out token to stop being served", func() bool {
+			status, e := d.call(http.MethodGet, daemon.PathToken, "", nil)
+			return status == http.StatusNotFound && e.ExitCode == 1
+		})
+		if _, err := os.Lstat(file); err == nil {
+			t.Error("the credentials file is back after the logout")
+		}
+	})
+}
