@@ -626,6 +626,10 @@ func TestServeReloadDuringARefreshAheadIsStillOneRefresh(t *testing.T) {
 		if tok := d.token(); tok.AccessToken != s.readCredentials().Access {
 			t.Errorf("after the reload the daemon serves %s, not the store's token", tok.Fingerprint)
 		}
+		// The refresh succeeded: no line may say it failed.
+		if strings.Contains(d.stderr.String(), "failed") {
+			t.Errorf("the daemon logged a failure of a refresh that succeeded:\n%s", d.stderr)
+		}
 	})
 }
 

@@ -207,7 +207,10 @@ func (s *Server) startKeeper(ctx context.Context, ref *hostRef) {
 // staleness, until ctx ends.
 func (s *Server) keep(ctx context.Context, ref *hostRef) {
 	h := ref.h
-	first, err := h.Token(ctx)
+	// A refresh the first look starts is waited for even when the loop
+	// is stopped meanwhile (a reload, a shutdown): given up on, it would
+	// be logged as a failed refresh while it goes on and succeeds.
+	first, err := h.Token(context.WithoutCancel(ctx))
 	if err == nil {
 		s.observe(first)
 	} else {
