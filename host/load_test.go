@@ -50,6 +50,7 @@ func TestParseConfigErrors(t *testing.T) {
 		"name invalid base64":       {yaml: "version: 1\nproviders: [{name: !!binary '%%', plugin: env}]\n", wantKey: "providers[0].name", wantLine: 2, wantCol: 20, wantMsg: "invalid base64"},
 		"provider without name":     {yaml: "version: 1\nproviders:\n  - plugin: file\n", wantKey: "providers[0].name", wantLine: 3, wantCol: 5, wantMsg: "missing"},
 		"bad provider name":         {yaml: "version: 1\nproviders:\n  - {name: 'a b', plugin: file}\n", wantKey: "providers[0].name", wantMsg: `"a b": use letters`},
+		"name from the environment": {yaml: "version: 1\nproviders:\n  - {name: \"${N}\", plugin: file}\n", env: map[string]string{"N": "corp"}, wantKey: "providers[0].name", wantLine: 3, wantMsg: `"${N}": write the name literally`},
 		"duplicate names":           {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file}\n  - {name: f, plugin: env}\n", wantKey: "providers[1].name", wantLine: 4, wantMsg: "also the name of providers[0] (line 3)"},
 		"plugin and command":        {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, command: /x}\n", wantKey: "providers[0]", wantMsg: "both set"},
 		"neither":                   {yaml: "version: 1\nproviders:\n  - {name: f}\n", wantKey: "providers[0]", wantMsg: "want plugin"},
@@ -120,6 +121,21 @@ func TestExpandVars(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("expandVars(%q) = %q, %v; want %q", in, got, err, want)
 		}
+	}
+}
+
+// A provider's name labels the daemon's metrics and shows in every message:
+// a ${VAR} there would put the environment's value (perhaps a token that
+// happens to use only name characters) into all of them.
+func TestProviderNameFromEnvironmentRefusedWithoutItsValue(t *testing.T) {
+	t.Parallel()
+	const secret = "sk-ant-oat01-namelike_secret"
+	_, err := ParseConfig([]byte("version: 1\nproviders:\n  - {name: \"${TOKEN}\", plugin: file}\n"), "t", env(map[string]string{"TOKEN": secret}))
+	if err == nil || !strings.Contains(err.Error(), "${TOKEN}") {
+		t.Fatalf("got %v; want the name refused as written", err)
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("error %q holds the variable's value", err)
 	}
 }
 
