@@ -24,6 +24,11 @@ type ProviderStatus struct {
 	Name string `json:"name"`
 	// Plugin is the built-in plugin name or the external command.
 	Plugin string `json:"plugin"`
+	// PluginName and PluginVersion are what the plugin says of itself
+	// (its Info), so an administrator sees what is deployed; empty when it
+	// did not start or did not say. Printable and capped.
+	PluginName    string `json:"plugin_name,omitempty"`
+	PluginVersion string `json:"plugin_version,omitempty"`
 	// State is StateFound, StateEmpty or StateError.
 	State string `json:"state"`
 	// Reason says why the state is empty or error.
@@ -69,6 +74,7 @@ func (h *Host) status(ctx context.Context, m *member, now time.Time) ProviderSta
 		st.Plugin = m.unexpand.apply(m.cfg.Command)
 	}
 	cred, err := h.read(ctx, m)
+	st.PluginName, st.PluginVersion = m.infoNameVersion()
 	if err != nil {
 		st.State = StateError
 		if errors.Is(err, sdk.ErrNotFound) {
