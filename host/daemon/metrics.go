@@ -15,10 +15,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// metricsContentType is the Content-Type of PathMetrics: the Prometheus
-// text exposition format, version 0.0.4.
-const metricsContentType = `text/plain; version=` + expfmt.TextVersion + `; charset=utf-8`
-
 // metrics are the daemon's Prometheus metrics, served on PathMetrics in the
 // text exposition format:
 //
