@@ -1,0 +1,307 @@
+//go:build unix
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/credhost/credhost/host/daemon"
+)
+
+// benchDaemon is a background process serving HTTP on a unix socket:
+// credhost serve, or the bare floor (testdata/unixhttp).
+type benchDaemon struct {
+	cmd    *exec.Cmd
+	socket string
+	client *http.Client
+	stderr bytes.Buffer
+}
+
+// startBenchDaemon starts argv (with the socket path appended where the
+// command wants it) and waits until GET path answers 200.
+func startBenchDaemon(b *testing.B, env []string, socket, path string, argv ...string) *benchDaemon {
+	b.Helper()
+	d := &benchDaemon{socket: socket, client: unixClient(socket)}
+	d.cmd = exec.Command(argv[0], argv[1:]...)
+	d.cmd.Env = env
+	d.cmd.Stderr = &d.stderr
+	if err := d.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		d.cmd.Process.Kill()
+		d.cmd.Wait()
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := d.client.Get("http://credhost" + path); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return d
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.Fatalf("%v does not answer on %s; stderr:\n%s", argv, socket, d.stderr.String())
+	return nil
+}
+
+// get is one round trip: GET path, body read to the end, status 200.
+func (d *benchDaemon) get(path string) error {
+	resp, err := d.client.Get("http://credhost" + path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
+	}
+	return err
+}
+
+// benchServeEnv is a sandbox with a token valid for an hour in the
+// credentials file, and its clean environment.
+func benchServeEnv(b *testing.B) (home string, env []string) {
+	b.Helper()
+	home = b.TempDir()
+	dir := filepath.Join(home, ".claude")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".credentials.json"), []byte(validCredentials(time.Now().Add(time.Hour))), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return home, append(newSandboxEnv(home), "CREDHOST_BUILTIN=in-process")
+}
+
+// benchSocketDir is a short private directory for sockets (a socket path
+// must fit in about 100 bytes).
+func benchSocketDir(b *testing.B) string {
+	b.Helper()
+	dir, err := os.MkdirTemp("", "chb-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// BenchmarkDaemon measures credhost serve, each figure next to its floor
+// from the same run:
+//
+//	roundtrip/floor    GET from a bare net/http server on a unix socket
+//	                   (testdata/unixhttp), a token-sized JSON answer
+//	roundtrip/daemon   GET /v1/token from credhost serve, same client
+//	concurrent100/...  the same two with 100 clients at once: ns/op is
+//	                   wall time per request; p50-ns and p99-ns are each
+//	                   request's latency
+//	token/direct       a cold `credhost token --no-daemon`
+//	token/daemon       a cold `credhost token` answered by the daemon
+//
+// The chain is the embedded default, built-ins in-process, the token in
+// the file. Run with:
+// go test -run '^$' -bench 'Daemon$' -count 10 ./cmd/credhost | benchstat -
+func BenchmarkDaemon(b *testing.B) {
+	_, env := benchServeEnv(b)
+	bin := b.TempDir()
+	floorBin := filepath.Join(bin, "unixhttp")
+	if out, err := exec.Command("go", "build", "-o", floorBin, "./testdata/unixhttp").CombinedOutput(); err != nil {
+		b.Fatalf("build unixhttp: %v\n%s", err, out)
+	}
+	sockets := benchSocketDir(b)
+	floorSock, daemonSock := filepath.Join(sockets, "floor.sock"), filepath.Join(sockets, "credhost.sock")
+	floor := startBenchDaemon(b, env, floorSock, daemon.PathToken, floorBin, floorSock)
+	serve := startBenchDaemon(b, env, daemonSock, daemon.PathToken, credhostBin, "serve", "--socket", daemonSock)
+
+	servers := []struct {
+		name string
+		d    *benchDaemon
+	}{{"floor", floor}, {"daemon", serve}}
+	for _, s := range servers {
+		b.Run("roundtrip/"+s.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := s.d.get(daemon.PathToken); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	for _, s := range servers {
+		b.Run("concurrent100/"+s.name, func(b *testing.B) {
+			concurrentGets(b, s.d, 100)
+		})
+	}
+
+	direct := append(slices.Clone(env), daemon.SocketEnv+"="+filepath.Join(sockets, "none.sock"))
+	via := append(slices.Clone(env), daemon.SocketEnv+"="+daemonSock)
+	for _, c := range []struct {
+		name string
+		argv []string
+		env  []string
+	}{
+		{"token/direct", []string{"token", "--no-daemon"}, direct},
+		{"token/daemon", []string{"token"}, via},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			before := servedTokens(b, serve)
+			n := 0
+			for b.Loop() {
+				cmd := exec.Command(credhostBin, c.argv...)
+				cmd.Env = c.env
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("credhost %v: %v\n%s", c.argv, err, out)
+				}
+				n++
+			}
+			// The daemon's own metrics say whether it answered them.
+			served := servedTokens(b, serve) - before
+			if c.name == "token/daemon" && served < float64(n) {
+				b.Fatalf("the daemon served %v of %d `credhost token`; the rest went direct", served, n)
+			}
+			if c.name == "token/direct" && served != 0 {
+				b.Fatalf("the daemon served %v `credhost token --no-daemon`", served)
+			}
+		})
+	}
+}
+
+// concurrentGets runs b.N GET /v1/token from clients goroutines at once and
+// reports each request's latency at the 50th and 99th percentile.
+func concurrentGets(b *testing.B, d *benchDaemon, clients int) {
+	b.Helper()
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for range clients {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				start := time.Now()
+				if err := d.get(daemon.PathToken); err != nil {
+					failed.Store(err)
+					return
+				}
+				lat[i] = time.Since(start)
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+}
+
+// servedTokens is the daemon's count of GET /v1/token answered 200, from
+// its /metrics.
+func servedTokens(b *testing.B, d *benchDaemon) float64 {
+	b.Helper()
+	resp, err := d.client.Get("http://credhost" + daemon.PathMetrics)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	prefix := `credhost_requests_total{path="` + daemon.PathToken + `",status="200"} `
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+// BenchmarkDaemonRSS serves a million GET /v1/token (8 clients at once)
+// and reports the daemon's resident memory after a warm-up and after each
+// quarter million: it must not grow with the requests served. One run is
+// the measurement (b.N is not used):
+// go test -run '^$' -bench DaemonRSS -benchtime 1x ./cmd/credhost
+func BenchmarkDaemonRSS(b *testing.B) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		b.Skip("reads the daemon's RSS from /proc")
+	}
+	_, env := benchServeEnv(b)
+	sock := filepath.Join(benchSocketDir(b), "credhost.sock")
+	d := startBenchDaemon(b, env, sock, daemon.PathToken, credhostBin, "serve", "--socket", sock)
+	const total, clients, quarter = 1_000_000, 8, 250_000
+	serveN := func(n int) {
+		var next atomic.Int64
+		var failed atomic.Value
+		var wg sync.WaitGroup
+		for range clients {
+			wg.Go(func() {
+				for next.Add(1) <= int64(n) {
+					if err := d.get(daemon.PathToken); err != nil {
+						failed.Store(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if err, _ := failed.Load().(error); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		serveN(10_000) // warm: connections, buffers, the heap's working size
+		b.ReportMetric(rssKB(b, d.cmd.Process.Pid), "rss-warm-kB")
+		start := time.Now()
+		for q := 1; q <= total/quarter; q++ {
+			serveN(quarter)
+			b.ReportMetric(rssKB(b, d.cmd.Process.Pid), fmt.Sprintf("rss-%dk-kB", q*quarter/1000))
+		}
+		b.ReportMetric(float64(time.Since(start).Nanoseconds())/total, "ns/request")
+		if got := servedTokens(b, d); got < total {
+			b.Fatalf("the daemon counted %v requests; want at least %d", got, total)
+		}
+	}
+}
+
+// rssKB is VmRSS of process pid, in kB.
+func rssKB(b *testing.B, pid int) float64 {
+	b.Helper()
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return f
+		}
+	}
+	b.Fatal("no VmRSS in /proc/PID/status")
+	return 0
+}
