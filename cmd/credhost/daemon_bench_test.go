@@ -103,16 +103,18 @@ func benchSocketDir(b *testing.B) string {
 }
 
 // BenchmarkDaemon measures credhost serve, each figure next to its floor
-// from the same run:
+// in the same run and interleaved with it (one floor request, one daemon
+// request, and so on), so a change of machine load hits both alike:
 //
-//	roundtrip/floor    GET from a bare net/http server on a unix socket
-//	                   (testdata/unixhttp), a token-sized JSON answer
-//	roundtrip/daemon   GET /v1/token from credhost serve, same client
-//	concurrent100/...  the same two with 100 clients at once: ns/op is
-//	                   wall time per request; p50-ns and p99-ns are each
-//	                   request's latency
-//	token/direct       a cold `credhost token --no-daemon`
-//	token/daemon       a cold `credhost token` answered by the daemon
+//	roundtrip      GET /v1/token from credhost serve (daemon-ns/op) next to
+//	               a bare net/http server on a unix socket answering a
+//	               token-sized JSON body (testdata/unixhttp, floor-ns/op),
+//	               from the same client; daemon/floor is the ratio
+//	concurrent100  bursts of 100 clients at once, to each server in turn;
+//	               each request's latency at the 50th and 99th percentile
+//	token          a cold `credhost token` answered by the daemon
+//	               (daemon-ns/op) next to `credhost token --no-daemon`
+//	               (direct-ns/op); daemon/direct is the ratio
 //
 // The chain is the embedded default, built-ins in-process, the token in
 // the file. Run with:
@@ -129,91 +131,96 @@ func BenchmarkDaemon(b *testing.B) {
 	floor := startBenchDaemon(b, env, floorSock, daemon.PathToken, floorBin, floorSock)
 	serve := startBenchDaemon(b, env, daemonSock, daemon.PathToken, credhostBin, "serve", "--socket", daemonSock)
 
-	servers := []struct {
-		name string
-		d    *benchDaemon
-	}{{"floor", floor}, {"daemon", serve}}
-	for _, s := range servers {
-		b.Run("roundtrip/"+s.name, func(b *testing.B) {
-			for b.Loop() {
-				if err := s.d.get(daemon.PathToken); err != nil {
-					b.Fatal(err)
-				}
+	b.Run("roundtrip", func(b *testing.B) {
+		var floorT, daemonT time.Duration
+		n := 0
+		for b.Loop() {
+			t0 := time.Now()
+			if err := floor.get(daemon.PathToken); err != nil {
+				b.Fatal(err)
 			}
-		})
-	}
-	for _, s := range servers {
-		b.Run("concurrent100/"+s.name, func(b *testing.B) {
-			concurrentGets(b, s.d, 100)
-		})
-	}
+			t1 := time.Now()
+			if err := serve.get(daemon.PathToken); err != nil {
+				b.Fatal(err)
+			}
+			floorT, daemonT = floorT+t1.Sub(t0), daemonT+time.Since(t1)
+			n++
+		}
+		reportPair(b, n, floorT, daemonT, "floor", "daemon")
+	})
 
-	direct := append(slices.Clone(env), daemon.SocketEnv+"="+filepath.Join(sockets, "none.sock"))
-	via := append(slices.Clone(env), daemon.SocketEnv+"="+daemonSock)
-	for _, c := range []struct {
-		name string
-		argv []string
-		env  []string
-	}{
-		{"token/direct", []string{"token", "--no-daemon"}, direct},
-		{"token/daemon", []string{"token"}, via},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			before := servedTokens(b, serve)
-			n := 0
-			for b.Loop() {
-				cmd := exec.Command(credhostBin, c.argv...)
-				cmd.Env = c.env
-				if out, err := cmd.CombinedOutput(); err != nil {
-					b.Fatalf("credhost %v: %v\n%s", c.argv, err, out)
-				}
-				n++
+	b.Run("concurrent100", func(b *testing.B) {
+		const clients = 100
+		var floorLat, daemonLat []time.Duration
+		for b.Loop() {
+			floorLat = append(floorLat, burst(b, floor, clients)...)
+			daemonLat = append(daemonLat, burst(b, serve, clients)...)
+		}
+		for _, l := range []struct {
+			name string
+			lat  []time.Duration
+		}{{"floor", floorLat}, {"daemon", daemonLat}} {
+			slices.Sort(l.lat)
+			b.ReportMetric(float64(l.lat[len(l.lat)/2].Nanoseconds()), "p50-"+l.name+"-ns")
+			b.ReportMetric(float64(l.lat[len(l.lat)*99/100].Nanoseconds()), "p99-"+l.name+"-ns")
+		}
+	})
+
+	b.Run("token", func(b *testing.B) {
+		direct := append(slices.Clone(env), daemon.SocketEnv+"="+filepath.Join(sockets, "none.sock"))
+		via := append(slices.Clone(env), daemon.SocketEnv+"="+daemonSock)
+		run := func(env []string, args ...string) time.Duration {
+			start := time.Now()
+			cmd := exec.Command(credhostBin, args...)
+			cmd.Env = env
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("credhost %v: %v\n%s", args, err, out)
 			}
-			// The daemon's own metrics say whether it answered them.
-			served := servedTokens(b, serve) - before
-			if c.name == "token/daemon" && served < float64(n) {
-				b.Fatalf("the daemon served %v of %d `credhost token`; the rest went direct", served, n)
-			}
-			if c.name == "token/direct" && served != 0 {
-				b.Fatalf("the daemon served %v `credhost token --no-daemon`", served)
-			}
-		})
-	}
+			return time.Since(start)
+		}
+		before := servedTokens(b, serve)
+		var directT, daemonT time.Duration
+		n := 0
+		for b.Loop() {
+			directT += run(direct, "token", "--no-daemon")
+			daemonT += run(via, "token")
+			n++
+		}
+		// The daemon's own metrics say it answered every `credhost token`
+		// and none of the --no-daemon ones.
+		if served := servedTokens(b, serve) - before; served != float64(n) {
+			b.Fatalf("the daemon served %v GET /v1/token for %d `credhost token` through it and %d direct; want exactly %d", served, n, n, n)
+		}
+		reportPair(b, n, directT, daemonT, "direct", "daemon")
+	})
 }
 
-// concurrentGets runs b.N GET /v1/token from clients goroutines at once and
-// reports each request's latency at the 50th and 99th percentile.
-func concurrentGets(b *testing.B, d *benchDaemon, clients int) {
-	b.Helper()
-	lat := make([]time.Duration, b.N)
-	var next atomic.Int64
-	var failed atomic.Value
+// reportPair reports two interleaved timings per operation and their ratio.
+func reportPair(b *testing.B, n int, floorT, t time.Duration, floorName, name string) {
+	b.ReportMetric(float64(floorT.Nanoseconds())/float64(n), floorName+"-ns/op")
+	b.ReportMetric(float64(t.Nanoseconds())/float64(n), name+"-ns/op")
+	b.ReportMetric(float64(t)/float64(floorT), name+"/"+floorName)
+}
+
+// burst sends clients GET /v1/token at once and returns each one's latency.
+func burst(b *testing.B, d *benchDaemon, clients int) []time.Duration {
+	lat := make([]time.Duration, clients)
+	errs := make([]error, clients)
 	var wg sync.WaitGroup
-	b.ResetTimer()
-	for range clients {
+	for i := range clients {
 		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(b.N) {
-					return
-				}
-				start := time.Now()
-				if err := d.get(daemon.PathToken); err != nil {
-					failed.Store(err)
-					return
-				}
-				lat[i] = time.Since(start)
-			}
+			start := time.Now()
+			errs[i] = d.get(daemon.PathToken)
+			lat[i] = time.Since(start)
 		})
 	}
 	wg.Wait()
-	b.StopTimer()
-	if err, _ := failed.Load().(error); err != nil {
-		b.Fatal(err)
+	for _, err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+	return lat
 }
 
 // servedTokens is the daemon's count of GET /v1/token answered 200, from
