@@ -87,7 +87,7 @@ func benchServeEnv(b *testing.B) (home string, env []string) {
 	if err := os.WriteFile(filepath.Join(dir, ".credentials.json"), []byte(validCredentials(time.Now().Add(time.Hour))), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	return home, append(newSandboxEnv(home), "CREDHOST_BUILTIN=in-process")
+	return home, newSandboxEnv(home)
 }
 
 // benchSocketDir is a short private directory for sockets (a socket path
@@ -112,15 +112,17 @@ func benchSocketDir(b *testing.B) string {
 //	               from the same client; daemon/floor is the ratio
 //	concurrent100  bursts of 100 clients at once, to each server in turn;
 //	               each request's latency at the 50th and 99th percentile
-//	token          a cold `credhost token` answered by the daemon
+//	token/...      a cold `credhost token` answered by the daemon
 //	               (daemon-ns/op) next to `credhost token --no-daemon`
-//	               (direct-ns/op); daemon/direct is the ratio
+//	               (direct-ns/op); daemon/direct is the ratio; with the
+//	               built-ins in-process and as plugin processes
 //
-// The chain is the embedded default, built-ins in-process, the token in
-// the file. Run with:
+// The chain is the embedded default with the token in the file; the
+// daemon for roundtrip and concurrent100 runs the built-ins in-process. Run with:
 // go test -run '^$' -bench 'Daemon$' -count 10 ./cmd/credhost | benchstat -
 func BenchmarkDaemon(b *testing.B) {
 	_, env := benchServeEnv(b)
+	inProcess := append(slices.Clone(env), "CREDHOST_BUILTIN=in-process")
 	bin := b.TempDir()
 	floorBin := filepath.Join(bin, "unixhttp")
 	if out, err := exec.Command("go", "build", "-o", floorBin, "./testdata/unixhttp").CombinedOutput(); err != nil {
@@ -129,7 +131,7 @@ func BenchmarkDaemon(b *testing.B) {
 	sockets := benchSocketDir(b)
 	floorSock, daemonSock := filepath.Join(sockets, "floor.sock"), filepath.Join(sockets, "credhost.sock")
 	floor := startBenchDaemon(b, env, floorSock, daemon.PathToken, floorBin, floorSock)
-	serve := startBenchDaemon(b, env, daemonSock, daemon.PathToken, credhostBin, "serve", "--socket", daemonSock)
+	serve := startBenchDaemon(b, inProcess, daemonSock, daemon.PathToken, credhostBin, "serve", "--socket", daemonSock)
 
 	b.Run("roundtrip", func(b *testing.B) {
 		var floorT, daemonT time.Duration
@@ -166,33 +168,45 @@ func BenchmarkDaemon(b *testing.B) {
 		}
 	})
 
-	b.Run("token", func(b *testing.B) {
-		direct := append(slices.Clone(env), daemon.SocketEnv+"="+filepath.Join(sockets, "none.sock"))
-		via := append(slices.Clone(env), daemon.SocketEnv+"="+daemonSock)
-		run := func(env []string, args ...string) time.Duration {
-			start := time.Now()
-			cmd := exec.Command(credhostBin, args...)
-			cmd.Env = env
-			if out, err := cmd.CombinedOutput(); err != nil {
-				b.Fatalf("credhost %v: %v\n%s", args, err, out)
+	// The chain's built-ins in-process (the default), then each a plugin
+	// process, where a cold start costs most and the daemon saves most.
+	for _, mode := range modes {
+		b.Run("token/builtins="+mode, func(b *testing.B) {
+			env := append(slices.Clone(env), "CREDHOST_BUILTIN="+mode)
+			sock := filepath.Join(sockets, mode+".sock")
+			d := serve
+			if mode != "in-process" {
+				d = startBenchDaemon(b, env, sock, daemon.PathToken, credhostBin, "serve", "--socket", sock)
+			} else {
+				sock = daemonSock
 			}
-			return time.Since(start)
-		}
-		before := servedTokens(b, serve)
-		var directT, daemonT time.Duration
-		n := 0
-		for b.Loop() {
-			directT += run(direct, "token", "--no-daemon")
-			daemonT += run(via, "token")
-			n++
-		}
-		// The daemon's own metrics say it answered every `credhost token`
-		// and none of the --no-daemon ones.
-		if served := servedTokens(b, serve) - before; served != float64(n) {
-			b.Fatalf("the daemon served %v GET /v1/token for %d `credhost token` through it and %d direct; want exactly %d", served, n, n, n)
-		}
-		reportPair(b, n, directT, daemonT, "direct", "daemon")
-	})
+			direct := append(slices.Clone(env), daemon.SocketEnv+"="+filepath.Join(sockets, "none.sock"))
+			via := append(slices.Clone(env), daemon.SocketEnv+"="+sock)
+			run := func(env []string, args ...string) time.Duration {
+				start := time.Now()
+				cmd := exec.Command(credhostBin, args...)
+				cmd.Env = env
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("credhost %v: %v\n%s", args, err, out)
+				}
+				return time.Since(start)
+			}
+			before := servedTokens(b, d)
+			var directT, daemonT time.Duration
+			n := 0
+			for b.Loop() {
+				directT += run(direct, "token", "--no-daemon")
+				daemonT += run(via, "token")
+				n++
+			}
+			// The daemon's own metrics say it answered every `credhost
+			// token` through it and none of the --no-daemon ones.
+			if served := servedTokens(b, d) - before; served != float64(n) {
+				b.Fatalf("the daemon served %v GET /v1/token for %d `credhost token` through it and %d direct; want exactly %d", served, n, n, n)
+			}
+			reportPair(b, n, directT, daemonT, "direct", "daemon")
+		})
+	}
 }
 
 // reportPair reports two interleaved timings per operation and their ratio.
@@ -256,6 +270,7 @@ func BenchmarkDaemonRSS(b *testing.B) {
 		b.Skip("reads the daemon's RSS from /proc")
 	}
 	_, env := benchServeEnv(b)
+	env = append(env, "CREDHOST_BUILTIN=in-process")
 	sock := filepath.Join(benchSocketDir(b), "credhost.sock")
 	d := startBenchDaemon(b, env, sock, daemon.PathToken, credhostBin, "serve", "--socket", sock)
 	const total, clients, quarter = 1_000_000, 8, 250_000
