@@ -28,10 +28,11 @@ import (
 // and help text and formats the numbers); the few counters are kept here.
 // It was chosen by its cost on the cold path: the binary that runs the
 // daemon also runs every cold `credhost token`, and every linked package
-// initialises on every call. Over a program that only links go-plugin,
-// the encoder's packages add about 1 % of package initialisation,
-// VictoriaMetrics/metrics about 5 % (it reads cgroup and pressure files at
-// init), prometheus/client_golang about 25 % (it registers its collectors at
+// initialises on every call. Over a program that only links go-plugin
+// (GODEBUG=inittrace=1, two runs on a busy 2-core machine), the encoder's
+// packages add under 1 % of package initialisation,
+// VictoriaMetrics/metrics 2-5 % (it reads cgroup and pressure files at
+// init), prometheus/client_golang 10-27 % (it registers its collectors at
 // init). BenchmarkColdToken (.ci/bench) shows the encoder's share in every
 // run: spawn/metricsfloor next to spawn/pluginfloor.
 //
