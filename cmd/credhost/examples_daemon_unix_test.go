@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -201,4 +203,3 @@ print(json.dumps(out))
 		}
 	})
 }
-
