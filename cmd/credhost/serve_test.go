@@ -223,6 +223,49 @@ func TestServeAnswersTheAPI(t *testing.T) {
 	}
 }
 
+// TestServeRefusesARequestFromAnotherChain: a request naming a chain that
+// is not the daemon's (another config, or an environment that sets a
+// variable the chain reads) gets 409, never the daemon's token; one naming
+// the daemon's chain, or none, is served.
+func TestServeRefusesARequestFromAnotherChain(t *testing.T) {
+	t.Parallel()
+	s, srv := newRefreshSandbox(t, "in-process")
+	access, _ := s.loginFile(srv, time.Now().Add(3*time.Hour))
+	d := s.serve()
+	var h daemon.Health
+	d.call(http.MethodGet, daemon.PathHealth, "", &h)
+	if h.Chain == "" {
+		t.Fatal("GET /v1/health reports no chain")
+	}
+	ask := func(method, path, chain string) (int, string, daemon.Error) {
+		req, _ := http.NewRequest(method, "http://credhost"+path, nil)
+		if chain != "" {
+			req.Header.Set(daemon.ChainHeader, chain)
+		}
+		resp, err := d.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		var e daemon.Error
+		json.Unmarshal(data, &e)
+		return resp.StatusCode, string(data), e
+	}
+	for _, ep := range []struct{ method, path string }{{http.MethodGet, daemon.PathToken}, {http.MethodPost, daemon.PathRefresh}, {http.MethodGet, daemon.PathStatus}} {
+		status, body, e := ask(ep.method, ep.path, "another-chain")
+		if status != http.StatusConflict || e.Code != daemon.CodeChainMismatch || e.ExitCode != 2 || strings.Contains(body, access) || strings.Contains(body, sdk.Fingerprint(access)) {
+			t.Errorf("%s %s from another chain: %d %s; want 409 chain_mismatch and nothing of the token", ep.method, ep.path, status, body)
+		}
+	}
+	if status, body, _ := ask(http.MethodGet, daemon.PathToken, h.Chain); status != http.StatusOK || !strings.Contains(body, access) {
+		t.Errorf("GET /v1/token from the daemon's own chain: %d", status)
+	}
+	if srv.Requests() != 0 {
+		t.Errorf("%d token requests; want none (a refused refresh sends nothing)", srv.Requests())
+	}
+}
+
 // TestServeNoCredentialIs404WithExitCode1: an empty chain answers as
 // `credhost token` exits.
 func TestServeNoCredentialIs404WithExitCode1(t *testing.T) {
@@ -619,5 +662,77 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestServeTakesASocketFromTheServiceManager: under socket activation
+// (LISTEN_FDS, as systemd hands a socket over) the daemon serves on the
+// socket it was given, and leaves it in place when it stops, for the
+// service manager to start the next one on; a handed-over socket that
+// other users may reach is refused.
+func TestServeTakesASocketFromTheServiceManager(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		mode     os.FileMode
+		wantCode int
+	}{
+		"private socket is served": {0o600, 0},
+		"open socket is refused":   {0o666, 2},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s, srv := newRefreshSandbox(t, "in-process")
+			access, _ := s.loginFile(srv, time.Now().Add(3*time.Hour))
+			path := filepath.Join(socketDir(t), "activated.sock")
+			ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.SetUnlinkOnClose(false)
+			os.Chmod(path, tc.mode)
+			f, err := ln.File()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.Close()
+			// systemd sets LISTEN_PID to the service's pid: exec keeps the
+			// shell's.
+			d := &daemonRun{t: t, socket: path, stderr: &syncBuffer{}, done: make(chan struct{}), client: unixClient(path)}
+			// The socket handed over wins over --socket.
+			d.cmd = exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" serve --socket "$1"`, credhostBin, filepath.Join(s.home, "ignored", "credhost.sock"))
+			d.cmd.Env, d.cmd.Dir, d.cmd.Stderr = s.env, s.home, d.stderr
+			d.cmd.ExtraFiles = []*os.File{f} // descriptor 3
+			if err := d.cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			go func() {
+				d.cmd.Wait()
+				d.code = d.cmd.ProcessState.ExitCode()
+				close(d.done)
+			}()
+			t.Cleanup(func() {
+				d.cmd.Process.Kill()
+				<-d.done
+			})
+			if tc.wantCode != 0 {
+				if code := d.wait(); code != tc.wantCode || !strings.Contains(d.stderr.String(), "SocketMode=0600") {
+					t.Errorf("exit %d; want %d and the fix; stderr:\n%s", code, tc.wantCode, d.stderr)
+				}
+				return
+			}
+			d.waitReady()
+			if tok := d.token(); tok.AccessToken != access {
+				t.Errorf("GET /v1/token on the handed-over socket: %s", tok.Fingerprint)
+			}
+			d.cmd.Process.Signal(syscall.SIGTERM)
+			if code := d.wait(); code != 0 {
+				t.Errorf("exit %d after SIGTERM; stderr:\n%s", code, d.stderr)
+			}
+			if _, err := os.Lstat(path); err != nil {
+				t.Errorf("the service manager's socket was removed: %v", err)
+			}
+		})
 	}
 }

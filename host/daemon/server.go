@@ -37,6 +37,7 @@ type Server struct {
 type hostRef struct {
 	h      *host.Host
 	source string
+	chain  string // h.ChainID(), computed once: the daemon's environment is fixed
 	users  sync.WaitGroup
 	stop   context.CancelFunc // ends the refresh-ahead loop
 
@@ -77,8 +78,26 @@ func NewServer(opts Options) *Server {
 		metrics:   newMetrics(),
 		uid:       os.Geteuid(),
 		staleness: opts.Staleness,
-		cur:       &hostRef{h: opts.Host, source: opts.Host.Config().Source},
+		cur:       newHostRef(opts.Host),
 	}
+}
+
+func newHostRef(h *host.Host) *hostRef {
+	return &hostRef{h: h, source: h.Config().Source, chain: h.ChainID()}
+}
+
+// use acquires the current host for a request, unless the request names
+// another chain (ChainHeader): then it answers 409, so the caller works
+// directly rather than get another chain's token. The caller calls
+// ref.users.Done when ok.
+func (s *Server) use(w http.ResponseWriter, r *http.Request) (ref *hostRef, ok bool) {
+	ref = s.acquire()
+	if c := r.Header.Get(ChainHeader); c != "" && c != ref.chain {
+		ref.users.Done()
+		writeError(w, http.StatusConflict, CodeChainMismatch, 2, "the caller's chain (config or the environment variables it reads) is not the daemon's; work directly")
+		return nil, false
+	}
+	return ref, true
 }
 
 // acquire returns the current host, counted as in use until release.
@@ -96,7 +115,7 @@ func (s *Server) acquire() *hostRef {
 func (s *Server) Reload(h *host.Host) {
 	s.mu.Lock()
 	old := s.cur
-	s.cur = &hostRef{h: h, source: h.Config().Source}
+	s.cur = newHostRef(h)
 	if s.serving != nil {
 		s.startKeeper(s.serving, s.cur)
 	}
@@ -321,7 +340,10 @@ func (s *Server) only(method string, h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	ref := s.acquire()
+	ref, ok := s.use(w, r)
+	if !ok {
+		return
+	}
 	defer ref.users.Done()
 	res, err := s.current(r.Context(), ref)
 	if err != nil {
@@ -348,7 +370,10 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, 2, "the body must be a JSON RefreshRequest ({\"rejected\": \"<fingerprint>\"}) or empty: "+err.Error())
 		return
 	}
-	ref := s.acquire()
+	ref, ok := s.use(w, r)
+	if !ok {
+		return
+	}
 	defer ref.users.Done()
 	res, err := ref.h.RefreshRejected(r.Context(), req.Rejected)
 	if err != nil {
@@ -360,7 +385,10 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	ref := s.acquire()
+	ref, ok := s.use(w, r)
+	if !ok {
+		return
+	}
 	defer ref.users.Done()
 	writeJSON(w, http.StatusOK, Status{Providers: ref.h.Status(r.Context())})
 }
@@ -368,8 +396,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 	ref := s.acquire()
 	defer ref.users.Done()
-	// TODO(chain): Chain is host.ChainID() once the client branch lands it.
-	writeJSON(w, http.StatusOK, Health{Status: "ok", PID: os.Getpid(), Config: ref.source})
+	writeJSON(w, http.StatusOK, Health{Status: "ok", PID: os.Getpid(), Chain: ref.chain, Config: ref.source})
 }
 
 func (s *Server) metricsPage(w http.ResponseWriter, _ *http.Request) {
