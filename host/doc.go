@@ -73,10 +73,14 @@
 //   - Reactive refresh. A 401 from the API forces one refresh of the token
 //     that was rejected, unless the chain already yields a different one.
 //     Transport replays the request once, deciding by status code alone.
-//     (Host.RefreshAfterUnauthorized, Host.Transport)
+//     A caller that knows the rejected token only by its fingerprint (a
+//     client of credhost serve) names that. (Host.RefreshAfterUnauthorized,
+//     Host.RefreshRejected, Host.Transport)
 //
 // A good result is served from memory, without any provider call, until it
-// enters the buffer.
+// enters the buffer. A holder that runs for hours (credhost serve) calls
+// Reread now and then, which walks the chain without refreshing, to learn
+// of a store changed behind it.
 //
 // # Configuration
 //

@@ -80,7 +80,7 @@ func Listen(path string) (*Listener, error) {
 	}
 	// The directory is private, so nobody else reaches the socket
 	// between bind and chmod.
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := privateMode(path); err != nil {
 		ln.Close()
 		lock.Close()
 		return nil, fmt.Errorf("socket %s: %w", path, err)

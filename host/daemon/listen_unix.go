@@ -36,6 +36,9 @@ func PrivateDir(dir string) error {
 	return nil
 }
 
+// privateMode sets the socket's mode to 0600.
+func privateMode(path string) error { return os.Chmod(path, 0o600) }
+
 // privateSocket refuses a socket that is not this user's with mode 0600.
 func privateSocket(path string) error {
 	st, err := os.Lstat(path)

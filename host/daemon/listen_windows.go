@@ -26,6 +26,10 @@ func PrivateDir(dir string) error {
 	return nil
 }
 
+// privateMode: a Windows socket file has no Unix mode; the directory's
+// ACL guards it.
+func privateMode(string) error { return nil }
+
 func privateSocket(string) error { return nil }
 
 func openLock(path string) (*os.File, error) {

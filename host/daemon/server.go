@@ -156,6 +156,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ConnContext:       s.connContext,
 		ErrorLog:          s.logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
@@ -299,12 +300,22 @@ func (s *Server) Handler() http.Handler {
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-		defer func() { s.metrics.served(r.URL.Path, rec.status) }()
+		defer func() { s.metrics.served(route(r.URL.Path), rec.status) }()
 		if !s.allowed(rec, r) {
 			return
 		}
 		mux.ServeHTTP(rec, r)
 	})
+}
+
+// route is path when it is one of the API's, else "other": a metric label
+// takes a bounded set of values, whatever clients ask for.
+func route(path string) string {
+	switch path {
+	case PathToken, PathRefresh, PathStatus, PathHealth, PathMetrics:
+		return path
+	}
+	return "other"
 }
 
 // allowed applies the peer check: a connection from another user is
