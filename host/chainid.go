@@ -36,8 +36,9 @@ import (
 func (h *Host) ChainID() string {
 	sum := sha256.New()
 	enc := json.NewEncoder(sum)
-	// Encoding these types cannot fail: no channels, funcs or cycles, and a
-	// provider's config block was itself decoded from YAML or built as JSON.
+	// Encoding these cannot fail: New refuses a provider's config block
+	// that JSON cannot encode (it is sent to the plugin as JSON), and the
+	// rest are strings, numbers and bools.
 	_ = enc.Encode(chainConfig(h.cfg))
 	_ = enc.Encode(chainEnvValues(h.environ(), h.chainEnvNames()))
 	return hex.EncodeToString(sum.Sum(nil))

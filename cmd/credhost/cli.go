@@ -63,6 +63,12 @@ Config: --config, else $CREDHOST_CONFIG, else $XDG_CONFIG_HOME/credhost/config.y
 (~/.config/credhost/config.yaml), else the system config (` + "`credhost config`" + `
 names it), else the embedded default (Claude Code's chain).
 
+Daemon: token, exec, refresh and status ask a running credhost serve
+($CREDHOST_SOCKET, else its default socket) when its chain is theirs (same
+config, same values of the variables the chain reads), with the same output
+and exit codes; when none answers within half a second, or its chain
+differs, they work directly. --no-daemon always works directly.
+
 Exit codes: 0 ok (also when degraded), 1 no credential found,
 2 usage or config error, 3 refresh required but impossible (--strict only).`,
 		SilenceUsage:  true,
