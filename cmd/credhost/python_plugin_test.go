@@ -1,0 +1,209 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pythonplugin "github.com/credhost/credhost/examples/python-plugin"
+	"github.com/credhost/credhost/sdk/oauth/oauthtest"
+)
+
+var (
+	pythonOnce sync.Once
+	pythonDir  string
+	pythonErr  error
+)
+
+// pythonPlugin returns the command of the Python example plugin
+// (examples/python-plugin/json_store.py), installed once per test binary
+// beside credhostBin as a user installs it. It skips the test when the
+// machine's Debian Python lacks the packages, unless CI requires them.
+func pythonPlugin(t testing.TB) string {
+	t.Helper()
+	pythonOnce.Do(func() {
+		dir := filepath.Join(filepath.Dir(credhostBin), "python-plugin")
+		if pythonErr = os.Mkdir(dir, 0o700); pythonErr == nil {
+			pythonErr = pythonplugin.Install("../../examples/python-plugin", dir)
+		}
+		pythonDir = dir
+	})
+	if pythonErr != nil {
+		if errors.Is(pythonErr, pythonplugin.ErrNoPython) && os.Getenv(pythonplugin.RequireEnv) != "1" {
+			t.Skip(pythonErr)
+		}
+		t.Fatalf("install the Python plugin: %v", pythonErr)
+	}
+	return filepath.Join(pythonDir, "json_store.py")
+}
+
+// pythonStore is the Python plugin's store file.
+type pythonStore struct {
+	AccessToken  string            `json:"access_token"`
+	RefreshToken string            `json:"refresh_token"`
+	ExpiresAt    *int64            `json:"expires_at"`
+	Scopes       []string          `json:"scopes"`
+	Metadata     map[string]string `json:"metadata"`
+	Note         string            `json:"note,omitempty"`
+}
+
+func (s *sandbox) readPythonStore(path string) pythonStore {
+	s.t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var st pythonStore
+	if err := json.Unmarshal(raw, &st); err != nil {
+		s.t.Fatalf("the store file is not the plugin's JSON: %v", err)
+	}
+	return st
+}
+
+// TestPythonPluginChain runs the Python plugin as a user does: the real
+// credhost binary reads a token through it, refreshes it ahead of expiry
+// against a rotating token endpoint, and saves the new one back through it;
+// the next call reads the saved token without a refresh, and a forced
+// refresh rotates again. The plugin ends cleanly each time (the controller's
+// Shutdown), and nothing secret reaches stderr.
+func TestPythonPluginChain(t *testing.T) {
+	t.Parallel()
+	cmd := pythonPlugin(t)
+	srv := oauthtest.NewServer(t)
+	s := newSandbox(t)
+	access, refresh := srv.Issue()
+	store := filepath.Join(s.home, "team", "credential.json")
+	os.MkdirAll(filepath.Dir(store), 0o700)
+	seed := fmt.Sprintf(`{"access_token":%q,"refresh_token":%q,"expires_at":%d,"scopes":["user:inference"],"metadata":{"subscriptionType":"max"},"note":"kept"}`,
+		access, refresh, time.Now().Add(time.Minute).UnixMilli())
+	if err := os.WriteFile(store, []byte(seed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := s.writeConfig(fmt.Sprintf(`version: 1
+refresh: {buffer: 5m}
+oauth: {token_url: %q, client_id: python-test}
+providers:
+  - name: team
+    command: %s
+    config: {path: %q}
+`, srv.TokenURL(), cmd, store))
+	var seen []string // every token, for the no-secret check
+	check := func(r result, what string) {
+		t.Helper()
+		for _, line := range strings.Split(r.stderr, "\n") {
+			if strings.Contains(line, "failed to exit gracefully") || strings.Contains(line, "signal: killed") {
+				t.Errorf("%s: the plugin did not end when asked: %s", what, line)
+			}
+		}
+		for _, tok := range seen {
+			if strings.Contains(r.stderr, tok) {
+				t.Errorf("%s: stderr shows a token:\n%s", what, r.stderr)
+			}
+		}
+	}
+
+	// Read, refresh (a minute left is inside the buffer), save.
+	r := s.run("token", "--json", "--config", config, "--log-level", "debug")
+	var out struct {
+		AccessToken string `json:"access_token"`
+		Provider    string `json:"provider"`
+		Refreshed   bool   `json:"refreshed"`
+		Degraded    bool   `json:"degraded"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil {
+		t.Fatalf("token --json: exit %d\nstdout: %s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	saved := s.readPythonStore(store)
+	seen = append(seen, access, refresh, saved.AccessToken, saved.RefreshToken)
+	check(r, "token")
+	if out.Provider != "team" || !out.Refreshed || out.Degraded || out.AccessToken == access || out.AccessToken == "" {
+		t.Errorf("token --json: provider %q refreshed %v degraded %v, new token %v; want team, refreshed, not degraded, a new token",
+			out.Provider, out.Refreshed, out.Degraded, out.AccessToken != access)
+	}
+	if saved.AccessToken != out.AccessToken || saved.RefreshToken == refresh || saved.RefreshToken == "" {
+		t.Errorf("the store after the refresh does not hold the new tokens (access saved: %v, refresh rotated: %v)",
+			saved.AccessToken == out.AccessToken, saved.RefreshToken != refresh && saved.RefreshToken != "")
+	}
+	if saved.ExpiresAt == nil || time.UnixMilli(*saved.ExpiresAt).Before(time.Now().Add(30*time.Minute)) {
+		t.Errorf("the store's expiry after the refresh: %v; want about an hour ahead (the endpoint's expires_in)", saved.ExpiresAt)
+	}
+	if saved.Note != "kept" || saved.Metadata["subscriptionType"] != "max" || len(saved.Scopes) == 0 {
+		t.Errorf("the save lost what it should keep: note %q, metadata %v, scopes %v", saved.Note, saved.Metadata, saved.Scopes)
+	}
+	if fi, err := os.Stat(store); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the store's mode after the save: %v, %v; want 0600", fi.Mode(), err)
+	}
+	if n := srv.Requests(); n != 1 {
+		t.Errorf("the endpoint got %d refreshes; want 1", n)
+	}
+
+	// The saved token is fresh: read as is, nothing sent.
+	r = s.run("token", "--config", config)
+	check(r, "second token")
+	if r.code != 0 || r.stdout != saved.AccessToken+"\n" {
+		t.Errorf("second token: exit %d, printed the saved token: %v\n%s", r.code, r.stdout == saved.AccessToken+"\n", r.stderr)
+	}
+	if n := srv.Requests(); n != 1 {
+		t.Errorf("a fresh stored token was refreshed again (%d requests); want 1", n)
+	}
+
+	// A forced refresh rotates from the saved refresh token.
+	r = s.run("refresh", "--config", config)
+	after := s.readPythonStore(store)
+	seen = append(seen, after.AccessToken, after.RefreshToken)
+	check(r, "refresh")
+	if r.code != 0 || after.AccessToken == saved.AccessToken || after.RefreshToken == saved.RefreshToken {
+		t.Errorf("refresh: exit %d, rotated %v\n%s", r.code, after.RefreshToken != saved.RefreshToken, r.stderr)
+	}
+	if n, reuse := srv.Requests(), srv.Reuses(); n != 2 || reuse != 0 {
+		t.Errorf("the endpoint got %d refreshes and %d reuses; want 2 and none", n, reuse)
+	}
+}
+
+// TestPythonPluginFaultsFailClearly runs the Python plugin broken on
+// purpose in each way a plugin author can get the protocol wrong
+// (credhost_plugin.py's CREDHOST_PY_FAULT) through the real credhost: each
+// fails the provider, names it, says what went wrong, and leaks nothing.
+func TestPythonPluginFaultsFailClearly(t *testing.T) {
+	t.Parallel()
+	cmd := pythonPlugin(t)
+	tests := map[string]string{
+		"no-mtls":      "tls: first record does not look like a TLS handshake",
+		"padded-cert":  "error parsing server cert: illegal base64 data",
+		"wrong-cookie": "the magic cookie CREDHOST_PLUGIN is missing or not the expected value",
+		"empty-token":  "returned a credential with an empty access token",
+		"hang-start":   "timeout while waiting for plugin to start",
+		"hang-read":    "no answer within the call timeout",
+	}
+	for fault, want := range tests {
+		t.Run(fault, func(t *testing.T) {
+			t.Parallel()
+			s := newSandbox(t)
+			store := filepath.Join(s.home, "credential.json")
+			os.WriteFile(store, []byte(`{"access_token":"python-access-SECRET","refresh_token":"python-refresh-SECRET"}`), 0o600)
+			config := s.writeConfig(fmt.Sprintf(`version: 1
+plugins: {start_timeout: 5s, call_timeout: 3s}
+providers:
+  - name: team
+    command: %s
+    env: [CREDHOST_PY_FAULT]
+    config: {path: %q}
+`, cmd, store))
+			s.setenv("CREDHOST_PY_FAULT=" + fault)
+			r := s.run("token", "--config", config)
+			if r.code != 1 || r.stdout != "" {
+				t.Errorf("exit %d, stdout %q; want 1 (no credential) and nothing", r.code, r.stdout)
+			}
+			if !strings.Contains(r.stderr, "team (error)") || !strings.Contains(r.stderr, want) {
+				t.Errorf("stderr does not name the provider and say %q:\n%s", want, r.stderr)
+			}
+			assertNoSecret(t, "stderr", r.stderr)
+		})
+	}
+}
