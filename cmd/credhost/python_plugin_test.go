@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -204,6 +205,61 @@ providers:
 				t.Errorf("stderr does not name the provider and say %q:\n%s", want, r.stderr)
 			}
 			assertNoSecret(t, "stderr", r.stderr)
+		})
+	}
+}
+
+// BenchmarkColdTokenThirdParty times a cold `credhost token` through a
+// third-party plugin process, each a chain of that one provider, next to
+// its floors measured in the same run:
+//
+//	spawn/python          Debian's python3 doing nothing
+//	spawn/python-imports  python3 importing credhost_plugin (grpc,
+//	                      protobuf, cryptography), the Python plugin's floor
+//	credhost/cmdtoken     examples/cmdtoken (Go) running `cat` on a token file
+//	credhost/python       examples/python-plugin reading its JSON store
+//
+// Run with: go test -run '^$' -bench ColdTokenThirdParty -count 10 ./cmd/credhost | benchstat -
+func BenchmarkColdTokenThirdParty(b *testing.B) {
+	py := pythonPlugin(b)
+	home := b.TempDir()
+	cmdtoken := filepath.Join(b.TempDir(), "cmdtoken")
+	if out, err := exec.Command("go", "build", "-o", cmdtoken, "../../examples/cmdtoken").CombinedOutput(); err != nil {
+		b.Fatalf("build examples/cmdtoken: %v\n%s", err, out)
+	}
+	tokenFile := filepath.Join(home, "token")
+	store := filepath.Join(home, "credential.json")
+	os.WriteFile(tokenFile, []byte("bench-token\n"), 0o600)
+	os.WriteFile(store, []byte(fmt.Sprintf(`{"access_token":"bench-token","expires_at":%d}`, time.Now().Add(time.Hour).UnixMilli())), 0o600)
+	configs := map[string]string{
+		"cmdtoken": fmt.Sprintf("version: 1\nproviders:\n  - {name: corp, command: %s, config: {argv: [cat, %q]}}\n", cmdtoken, tokenFile),
+		"python":   fmt.Sprintf("version: 1\nproviders:\n  - {name: team, command: %s, config: {path: %q}}\n", py, store),
+	}
+	for name, c := range configs {
+		if err := os.WriteFile(filepath.Join(home, name+".yaml"), []byte(c), 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	imports := fmt.Sprintf("import sys; sys.path.insert(0, %q); import credhost_plugin", filepath.Dir(py))
+	cases := []struct {
+		name string
+		argv []string
+	}{
+		{"spawn/python", []string{pythonplugin.Python, "-c", "pass"}},
+		{"spawn/python-imports", []string{pythonplugin.Python, "-c", imports}},
+		{"credhost/cmdtoken", []string{credhostBin, "token", "--config", filepath.Join(home, "cmdtoken.yaml")}},
+		{"credhost/python", []string{credhostBin, "token", "--config", filepath.Join(home, "python.yaml")}},
+	}
+	env := newSandboxEnv(home)
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				cmd := exec.Command(c.argv[0], c.argv[1:]...)
+				cmd.Env = env
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("%s: %v\n%s", c.name, err, out)
+				}
+			}
 		})
 	}
 }
