@@ -831,7 +831,18 @@ def refresh_token_grant(ctx: Context, oauth: OAuthConfig, cred: Credential) -> C
     retry_after = None
     ra = (headers.get("Retry-After", "") if headers is not None else "").strip()
     if ra.isdigit() and int(ra) > 0:
-        retry_after = float(min(int(ra), 24 * 3600))
+        retry_after = float(int(ra))
+    elif ra:
+        import email.utils
+
+        try:
+            when = email.utils.parsedate_to_datetime(ra)
+            retry_after = (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+        except (TypeError, ValueError):
+            pass
+    if retry_after is not None:
+        # A day is longer than any real rate limit; past dates mean none.
+        retry_after = min(retry_after, 24 * 3600.0) if retry_after > 0 else None
     if 300 <= status < 400:
         raise Error("token endpoint: HTTP %d: redirects are not followed" % status)
     doc, why = None, ""
