@@ -105,6 +105,7 @@ FAULTS = {
     "hang-start": "never print the handshake",
     "hang-read": "never answer Read",
     "no-controller": "serve no plugin.GRPCController (no Shutdown)",
+    "bug-read": "raise an unexpected exception in Read, as a provider's bug would",
 }
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -530,6 +531,8 @@ class _ProviderServicer(credhost_pb2_grpc.ProviderServicer):
         def do(ctx):
             if self._fault == "hang-read":
                 threading.Event().wait()
+            if self._fault == "bug-read":
+                {}["no such key"]
             cred = self._impl.read(ctx)
             if self._fault == "empty-token":
                 cred = dataclasses.replace(cred, access_token="")

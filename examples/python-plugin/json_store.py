@@ -110,24 +110,30 @@ class JSONStore(chp.Provider):
             doc["expires_at"] = round(cred.expires_at.timestamp() * 1000) if cred.expires_at else None
             doc["scopes"] = list(cred.scopes)
             doc["metadata"] = dict(cred.metadata)
-            directory = os.path.dirname(self._path)
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-            # Atomic: a temporary file beside it, 0600, synced, renamed.
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".jsonstore-")
             try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump(doc, f, indent=2)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self._path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-            dfd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+                self._write(doc)
+            except OSError as e:
+                raise chp.Error("save %s: %s" % (self._path, e.strerror or e))
+
+    def _write(self, doc):
+        directory = os.path.dirname(self._path)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        # Atomic: a temporary file beside it, 0600, synced, renamed.
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".jsonstore-")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(doc, f, indent=2)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
     def refresh(self, ctx, cred):
         if not self._oauth.token_url:

@@ -1,6 +1,7 @@
 package pythonplugin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,8 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/credhost/credhost/sdk"
 	"github.com/credhost/credhost/sdk/oauth/oauthtest"
@@ -170,4 +176,61 @@ func TestErrorsCrossTheWire(t *testing.T) {
 	if err == nil || errors.Is(err, sdk.ErrInvalidGrant) || sdk.RetryDelay(err) != 120*time.Second {
 		t.Errorf("Refresh against a 429 with Retry-After 120: got %v (retry delay %s); want a fault with a 2m0s delay", err, sdk.RetryDelay(err))
 	}
+}
+
+// TestProviderBugIsAFaultWithItsTraceback: an exception a provider did not
+// mean to raise (a bug) is a fault of the provider, not a crash of the
+// plugin: the call fails with the exception's type and message, the
+// traceback reaches the host's log as an error line (plain-text Python
+// tracebacks would be lost below the default level), and the plugin
+// serves on.
+func TestProviderBugIsAFaultWithItsTraceback(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	cc := plugin.ClientConfig(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}))
+	cmd := exec.Command(store(t))
+	cmd.Env = append(os.Environ(), "CREDHOST_PY_FAULT=bug-read")
+	cc.Cmd = cmd
+	cc.StartTimeout = 30 * time.Second
+	client := goplugin.NewClient(cc)
+	t.Cleanup(client.Kill)
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	p, err := plugin.Dispense(rpc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := sdk.Credential{AccessToken: "bug-access"}
+	sdktest.Configure(t, p, "jsonstore", pathConfig(seedFile(t, &seed)))
+	_, err = p.Read(context.Background())
+	if err == nil || errors.Is(err, sdk.ErrNotFound) || err.Error() != `KeyError: 'no such key'` {
+		t.Errorf("Read with a bug: got %v; want a fault reading \"KeyError: 'no such key'\"", err)
+	}
+	if _, err := p.Info(context.Background()); err != nil {
+		t.Errorf("Info after the bug: %v; want the plugin still serving", err)
+	}
+	client.Kill()
+	if out := logs.String(); !strings.Contains(out, "[ERROR]") || !strings.Contains(out, "Read raised KeyError") || !strings.Contains(out, "Traceback") {
+		t.Errorf("the host's log lacks an error line with the traceback:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
