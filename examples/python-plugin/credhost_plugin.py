@@ -65,6 +65,7 @@ import base64
 import collections
 import dataclasses
 import datetime
+import hashlib
 import ipaddress
 import json
 import logging
@@ -74,7 +75,6 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 import traceback
 from concurrent import futures
 from typing import Any, Dict, List, Optional
@@ -258,8 +258,6 @@ def fingerprint(token: str) -> str:
     """A short, safe name for a token in a log line (never the token)."""
     if not token:
         return "<empty>"
-    import hashlib
-
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:8]
 
 
