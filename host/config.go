@@ -120,6 +120,20 @@ type ProviderConfig struct {
 	Args []string `yaml:"args"`
 	// SHA256, when set, pins Command's checksum (64 hex digits).
 	SHA256 string `yaml:"sha256"`
+	// Script, when set, is the script Command (an interpreter) runs. The
+	// host opens it, checks ScriptSHA256 on the open file, and hands the
+	// interpreter that file as /dev/fd/N after Args, never its path, so
+	// what runs is what was hashed. Made absolute as Command is.
+	Script string `yaml:"script"`
+	// ScriptSHA256, when set, pins Script's checksum (64 hex digits).
+	ScriptSHA256 string `yaml:"script_sha256"`
+	// Modules, when set, is a directory of modules the script imports,
+	// checked against ModulesSHA256 before each start and given to the
+	// plugin as $CREDHOST_PLUGIN_MODULES. Made absolute as Command is.
+	Modules string `yaml:"modules"`
+	// ModulesSHA256 pins Modules by its tree hash: the sha256 of the
+	// sha256sum lines of its files (config.example.yaml has the command).
+	ModulesSHA256 string `yaml:"modules_sha256"`
 	// Env names the host's environment variables this provider's plugin
 	// process gets beyond the minimal set every plugin gets (PATH, HOME,
 	// locale, ...): a plugin never sees a variable nobody named for it.

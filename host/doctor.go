@@ -34,17 +34,11 @@ func (h *Host) Doctor(ctx context.Context) []Report {
 	now := h.now()
 	out := make([]Report, 0, len(h.members))
 	for _, m := range h.members {
-		r := Report{Provider: m.cfg.Name, Plugin: m.cfg.Plugin}
-		if r.Plugin == "" {
-			// As the config file spells it, like the errors that quote it.
-			r.Plugin = m.unexpand.apply(m.cfg.Command)
-		}
-		if m.cfg.Command != "" && m.cfg.SHA256 != "" {
-			if f, ok := checkPin(m.cfg.Command, m.cfg.SHA256); !ok {
-				r.Findings = append(r.Findings, f)
-				out = append(out, r)
-				continue // never run a binary whose pin does not match
-			}
+		r := Report{Provider: m.cfg.Name, Plugin: m.shownPlugin()}
+		if f, ok := checkPins(m.cfg); !ok {
+			r.Findings = append(r.Findings, f)
+			out = append(out, r)
+			continue // never run a binary whose pin does not match
 		}
 		st := h.status(ctx, m, now)
 		switch st.State {
@@ -96,21 +90,58 @@ func (h *Host) providerChecks(ctx context.Context, m *member, st ProviderStatus)
 	return out
 }
 
-// checkPin verifies an external plugin as its start would (who may change
-// it, and its checksum) without running it.
-func checkPin(path, want string) (Finding, bool) {
-	exe, err := openPinned(path, want)
+// checkPins verifies an external plugin's pins as its start would (who
+// may change each file, and its checksum: the command, the script an
+// interpreter runs, its modules) without running it.
+func checkPins(pc ProviderConfig) (Finding, bool) {
+	if pc.Command != "" && pc.SHA256 != "" {
+		if f, ok := checkPin(pc.Command, pc.SHA256, "command", openPinned); !ok {
+			return f, false
+		}
+	}
+	if pc.Script != "" && pc.ScriptSHA256 != "" {
+		if f, ok := checkPin(pc.Script, pc.ScriptSHA256, "script", openScript); !ok {
+			return f, false
+		}
+	}
+	if pc.Modules != "" {
+		if err := verifyModules(pc.Modules, pc.ModulesSHA256); err != nil {
+			return pinFinding(err, "modules"), false
+		}
+	}
+	return Finding{}, true
+}
+
+// checkPin verifies one pinned file, opened as its start opens it.
+func checkPin(path, want, key string, open func(path, want string) (*executable, error)) (Finding, bool) {
+	exe, err := open(path, want)
 	if err == nil {
 		exe.remove()
 		return Finding{}, true
 	}
+	return pinFinding(err, key), false
+}
+
+// pins says, for the key of what is pinned, what it is and its pin's key.
+var pins = map[string]struct{ what, pin string }{
+	"command": {"this binary", "sha256"},
+	"script":  {"this script", "script_sha256"},
+	"modules": {"these modules", "modules_sha256"},
+}
+
+// pinFinding is the finding for the pin of key (command, script or
+// modules) that failed, with the fix: the pin to set when only the
+// checksum differs, the path to correct when nothing is there.
+func pinFinding(err error, key string) Finding {
 	f := Finding{Severity: sdk.SeverityError, Message: err.Error()}
 	var mismatch *pinMismatchError
 	switch {
 	case errors.As(err, &mismatch):
-		f.Fix = "if you trust this binary (a new release?), set sha256: " + mismatch.got
-	case errors.Is(err, fs.ErrNotExist):
+		f.Fix = "if you trust " + pins[key].what + " (a new release?), set " + pins[key].pin + ": " + mismatch.got
+	case errors.Is(err, fs.ErrNotExist) && key == "command":
 		f.Fix = "install the plugin, or correct command: in the config"
+	case errors.Is(err, fs.ErrNotExist):
+		f.Fix = "correct " + key + ": in the config"
 	}
-	return f, false
+	return f
 }

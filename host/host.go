@@ -40,6 +40,7 @@ type options struct {
 	builtins map[string]Builtin
 	now      func() time.Time
 	environ  func() []string // the environment plugin processes draw from
+	verified func()          // tests: called after a plugin's pins are checked, before it starts
 }
 
 // WithLogger sets the logger for the host and its plugins' forwarded logs.
@@ -92,7 +93,8 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 		switch {
 		case pc.Command != "":
 			cmd := func() *exec.Cmd { return exec.Command(pc.Command, pc.Args...) }
-			spec := processSpec{cmd: cmd, name: pc.Command, checksum: pc.SHA256, env: pc.Env, environ: o.environ}
+			spec := processSpec{cmd: cmd, name: pc.Command, checksum: pc.SHA256, env: pc.Env, environ: o.environ,
+				script: pc.Script, scriptSum: pc.ScriptSHA256, modules: pc.Modules, modulesSum: pc.ModulesSHA256, verified: o.verified}
 			m.start = startProcess(spec, cfg, level, o.logger.Named(pc.Name))
 		default:
 			b, ok := o.builtins[pc.Plugin]

@@ -33,23 +33,44 @@ var runFromDescriptor = fdPath
 // openPinned opens path once, checks who may change it, hashes what it
 // opened and compares the hash with want (hex).
 func openPinned(path, want string) (*executable, error) {
+	return openVerified(path, want, runFromDescriptor)
+}
+
+// openVerified is openPinned with viaFD saying how the child reaches the
+// open file (ok false: through a private copy). An empty want pins
+// nothing: the file is neither hashed nor held to the owner rules, but it
+// still reaches the child as the file opened here.
+func openVerified(path, want string, viaFD func(*os.File) (string, bool)) (*executable, error) {
 	f, err := openNoBlock(path)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", path, unwrapPath(err))
 	}
-	if err := checkPinnedOwner(path, f); err != nil {
+	if want != "" {
+		err = checkPinnedOwner(path, f)
+	} else if fi, serr := f.Stat(); serr != nil || !fi.Mode().IsRegular() {
+		err = fmt.Errorf("plugin %s is not a regular file", path)
+	}
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	if self, ok := runFromDescriptor(f); ok {
-		sum := sha256.New()
-		if _, err := io.Copy(sum, f); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("plugin %s: %w", path, err)
-		}
-		if err := comparePin(path, sum, want); err != nil {
-			f.Close()
-			return nil, err
+	if self, ok := viaFD(f); ok {
+		if want != "" {
+			sum := sha256.New()
+			if _, err := io.Copy(sum, f); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("plugin %s: %w", path, err)
+			}
+			if err := comparePin(path, sum, want); err != nil {
+				f.Close()
+				return nil, err
+			}
+			// Where the child's open shares this offset, it reads from
+			// the start.
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("plugin %s: %w", path, err)
+			}
 		}
 		return &executable{file: f, path: self}, nil
 	}
@@ -83,7 +104,11 @@ func copyPinned(path string, f *os.File, want string) (*executable, error) {
 	return nil, fmt.Errorf("plugin %s: private copy: %w", path, err)
 }
 
+// comparePin compares sum with want; an empty want pins nothing.
 func comparePin(path string, sum hash.Hash, want string) error {
+	if want == "" {
+		return nil
+	}
 	if got := hex.EncodeToString(sum.Sum(nil)); got != want {
 		return &pinMismatchError{path: path, got: got, want: want}
 	}
@@ -91,9 +116,16 @@ func comparePin(path string, sum hash.Hash, want string) error {
 }
 
 // pinMismatchError says that a pinned plugin's bytes hash to got.
-type pinMismatchError struct{ path, got, want string }
+type pinMismatchError struct {
+	path, got, want string
+	// what is "plugin" (a command or script) or "modules" (a tree hash).
+	what string
+}
 
 func (e *pinMismatchError) Error() string {
+	if e.what == "modules" {
+		return fmt.Sprintf("modules %s: %v: its tree hash is %s; the config pins %s (modules_sha256)", e.path, errPinMismatch, e.got, e.want)
+	}
 	return fmt.Sprintf("plugin %s: %v: it has sha256 %s; the config pins %s", e.path, errPinMismatch, e.got, e.want)
 }
 

@@ -156,6 +156,13 @@ type processSpec struct {
 	env []string
 	// environ returns the host's environment (os.Environ).
 	environ func() []string
+	// script, when set, is the script cmd (an interpreter) runs, pinned
+	// by scriptSum when that is set; modules a directory of modules
+	// pinned by its tree hash, modulesSum.
+	script, scriptSum, modules, modulesSum string
+	// verified, when set, is called once every pin was checked, before
+	// the process starts (tests change files there).
+	verified func()
 }
 
 // startProcess returns a starter that runs a plugin process (see
@@ -169,12 +176,18 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		if name == "" {
 			name = c.Path
 		}
-		var exe *executable
+		var exe, script *executable
 		if spec.checksum != "" {
 			var err error
 			if exe, err = openPinned(name, spec.checksum); err != nil {
 				return nil, nil, err
 			}
+		}
+		if err := spec.interpreted(c, exe, &script); err != nil {
+			if exe != nil {
+				exe.remove()
+			}
+			return nil, nil, err
 		}
 		var proc *pluginProcess
 		// The handshake, gRPC, mutual TLS and the message cap are every
@@ -196,10 +209,14 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			if runtime.GOOS != "windows" {
 				env = append(env, sdkplugin.OwnGroupEnv+"=1")
 			}
+			if spec.modules != "" {
+				env = append(env, modulesEnv+"="+spec.modules)
+			}
 			var err error
 			proc, err = newPluginProcess(name, c, env, exe, l)
 			if proc != nil {
 				proc.sockets = sockets
+				proc.script = script
 			}
 			return proc, err
 		}
@@ -209,8 +226,12 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			if proc != nil {
 				proc.Kill(context.Background())
 				proc.cleanup()
-			} else if exe != nil {
-				exe.remove()
+			} else {
+				for _, e := range []*executable{exe, script} {
+					if e != nil {
+						e.remove()
+					}
+				}
 			}
 			return nil, nil, err
 		}
@@ -229,6 +250,32 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		}
 		return prov, client, nil
 	}
+}
+
+// interpreted verifies an interpreted plugin's script and modules, if its
+// entry names them, and makes c run the verified script (addScript); the
+// script is returned in *script, to be closed or removed with the process.
+func (spec processSpec) interpreted(c *exec.Cmd, exe *executable, script **executable) error {
+	if spec.script != "" {
+		s, err := openScript(spec.script, spec.scriptSum)
+		if err != nil {
+			return err
+		}
+		*script = s
+		addScript(c, exe, s)
+	}
+	if spec.modules != "" {
+		if err := verifyModules(spec.modules, spec.modulesSum); err != nil {
+			if *script != nil {
+				(*script).remove()
+			}
+			return err
+		}
+	}
+	if spec.verified != nil {
+		spec.verified()
+	}
+	return nil
 }
 
 // maxTokenSize caps an access or refresh token the host accepts: real ones

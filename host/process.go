@@ -54,6 +54,7 @@ type pluginProcess struct {
 	cmd     *exec.Cmd
 	logger  hclog.Logger
 	exe     *executable // nil: the command runs by its path
+	script  *executable // an interpreter's verified script; or nil
 	sockets string      // go-plugin's socket directory for this plugin
 
 	stdout    io.ReadCloser // what go-plugin reads: the handshake line only
@@ -104,8 +105,10 @@ func (p *pluginProcess) Start(context.Context) error {
 	// readers never see EOF.
 	p.cmd.Stdout.(*os.File).Close()
 	p.cmd.Stderr.(*os.File).Close()
-	if p.exe != nil {
-		p.exe.started()
+	for _, e := range []*executable{p.exe, p.script} {
+		if e != nil {
+			e.started()
+		}
 	}
 	if err != nil {
 		p.rawStdout.Close()
@@ -201,8 +204,10 @@ func (p *pluginProcess) cleanup() {
 		return
 	}
 	p.done = true
-	if p.exe != nil {
-		p.exe.remove()
+	for _, e := range []*executable{p.exe, p.script} {
+		if e != nil {
+			e.remove()
+		}
 	}
 	// go-plugin removes it only for a plugin that got a process ID.
 	if p.sockets != "" {

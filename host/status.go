@@ -22,7 +22,8 @@ const (
 type ProviderStatus struct {
 	// Name is the provider's name in the config.
 	Name string `json:"name"`
-	// Plugin is the built-in plugin name or the external command.
+	// Plugin is the built-in plugin name, the external command, or for an
+	// interpreted plugin its script (the interpreter says little).
 	Plugin string `json:"plugin"`
 	// State is StateFound, StateEmpty or StateError.
 	State string `json:"state"`
@@ -63,11 +64,7 @@ func (h *Host) Status(ctx context.Context) []ProviderStatus {
 }
 
 func (h *Host) status(ctx context.Context, m *member, now time.Time) ProviderStatus {
-	st := ProviderStatus{Name: m.cfg.Name, Plugin: m.cfg.Plugin}
-	if st.Plugin == "" {
-		// As the config file spells it, like the errors that quote it.
-		st.Plugin = m.unexpand.apply(m.cfg.Command)
-	}
+	st := ProviderStatus{Name: m.cfg.Name, Plugin: m.shownPlugin()}
 	cred, err := h.read(ctx, m)
 	if err != nil {
 		st.State = StateError
@@ -92,4 +89,17 @@ func (h *Host) status(ctx context.Context, m *member, now time.Time) ProviderSta
 	}
 	st.Refreshable = len(m.cfg.RefreshWith) > 0 || (m.info.CanRefresh && cred.RefreshToken != "")
 	return st
+}
+
+// shownPlugin is what status and doctor show as the member's plugin: the
+// built-in's name, else the script an interpreter runs, else the command,
+// as the config file spells them (like the errors that quote them).
+func (m *member) shownPlugin() string {
+	switch {
+	case m.cfg.Plugin != "":
+		return m.cfg.Plugin
+	case m.cfg.Script != "":
+		return m.unexpand.apply(m.cfg.Script)
+	}
+	return m.unexpand.apply(m.cfg.Command)
 }

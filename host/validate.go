@@ -178,6 +178,9 @@ func (cfg *Config) validate(v validator) *problem {
 		if pc.Command == "" && len(pc.Args) > 0 {
 			return &problem{key: path + ".args", msg: "args go with command, not with a built-in plugin"}
 		}
+		if pr := checkInterpreted(pc, path, v); pr != nil {
+			return pr
+		}
 		if pc.SHA256 != "" {
 			if pc.Command == "" {
 				return &problem{key: path + ".sha256", msg: "sha256 pins an external command; built-ins are part of credhost"}
@@ -214,6 +217,62 @@ func (cfg *Config) validate(v validator) *problem {
 	}
 	if err := dropOtherOS(cfg, v.goos); err != nil {
 		return &problem{key: "providers", atKey: true, msg: err.Error()}
+	}
+	return nil
+}
+
+// checkInterpreted checks and completes the keys of an interpreted
+// plugin's entry: script and modules go with command (the interpreter), a
+// pin with what it pins, modules always with its tree hash; paths are made
+// absolute as command is, pins lower-cased.
+func checkInterpreted(pc *ProviderConfig, path string, v validator) *problem {
+	for _, k := range []struct {
+		key       string
+		val, with *string
+		withKey   string
+	}{
+		{"script", &pc.Script, &pc.Command, "command"},
+		{"modules", &pc.Modules, &pc.Command, "command"},
+		{"script_sha256", &pc.ScriptSHA256, &pc.Script, "script"},
+		{"modules_sha256", &pc.ModulesSHA256, &pc.Modules, "modules"},
+		{"modules", &pc.Modules, &pc.ModulesSHA256, "modules_sha256"},
+	} {
+		if *k.val != "" && *k.with == "" {
+			msg := fmt.Sprintf("%s goes with %s, which is not set", k.key, k.withKey)
+			switch k.withKey {
+			case "command":
+				msg = k.key + " goes with command (the interpreter that runs the script), not with a built-in plugin"
+			case "modules_sha256":
+				msg = "a module directory is checked by its tree hash: set modules_sha256 (config.example.yaml shows how to compute it)"
+			}
+			return &problem{key: path + "." + k.key, msg: msg}
+		}
+	}
+	for _, p := range []*string{&pc.Script, &pc.Modules} {
+		if *p == "" {
+			continue
+		}
+		abs, err := v.command(*p)
+		if err != nil {
+			key := "script"
+			if p == &pc.Modules {
+				key = "modules"
+			}
+			return &problem{key: path + "." + key, msg: err.Error()}
+		}
+		*p = abs
+	}
+	for _, pin := range []struct {
+		key string
+		sum *string
+	}{{"script_sha256", &pc.ScriptSHA256}, {"modules_sha256", &pc.ModulesSHA256}} {
+		if *pin.sum == "" {
+			continue
+		}
+		if !hex64.MatchString(*pin.sum) {
+			return &problem{key: path + "." + pin.key, msg: "want 64 hex digits"}
+		}
+		*pin.sum = strings.ToLower(*pin.sum)
 	}
 	return nil
 }

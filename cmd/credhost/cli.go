@@ -74,7 +74,7 @@ Exit codes: 0 ok (also when degraded), 1 no credential found,
 		return &exitError{code: exitUsage, err: err}
 	})
 
-	root.AddCommand(tokenCommand(g, stdout), statusCommand(g, stdout), refreshCommand(g, stdout), execCommand(g, stdout, stderr), doctorCommand(g, stdout), pluginCommand())
+	root.AddCommand(tokenCommand(g, stdout), statusCommand(g, stdout), refreshCommand(g, stdout), execCommand(g, stdout, stderr), doctorCommand(g, stdout), pluginCommand(stdout))
 
 	err := root.Execute()
 	if err == nil {
@@ -308,14 +308,16 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// pluginCommand is the hidden `credhost plugin serve NAME`: the host starts
-// the binary this way to run a built-in provider as a plugin process.
-func pluginCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "plugin", Hidden: true}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "serve NAME",
-		Short: "Serve a built-in provider over the plugin protocol (started by the host)",
-		Args:  cobra.ExactArgs(1),
+// pluginCommand is `credhost plugin check` (see pluginCheckCommand) and the
+// hidden `credhost plugin serve NAME`: the host starts the binary this way
+// to run a built-in provider as a plugin process.
+func pluginCommand(stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "plugin", Short: "Work with provider plugins"}
+	cmd.AddCommand(pluginCheckCommand(stdout), &cobra.Command{
+		Use:    "serve NAME",
+		Short:  "Serve a built-in provider over the plugin protocol (started by the host)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			newProvider, ok := builtinProviders[args[0]]
 			if !ok {

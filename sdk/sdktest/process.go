@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/conformance"
 	"github.com/credhost/credhost/sdk/plugin"
 )
 
@@ -48,22 +48,17 @@ func Process(t testing.TB, env ...string) sdk.Provider {
 // The process ends when the test does.
 func Dial(t testing.TB, cmd *exec.Cmd) sdk.Provider {
 	t.Helper()
-	// The same client setup as the host's (plugin.ClientConfig); go-plugin
-	// starts cmd itself.
-	cc := plugin.ClientConfig(hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn}))
-	cc.Cmd = cmd
-	cc.StartTimeout = 30 * time.Second
-	client := goplugin.NewClient(cc)
-	t.Cleanup(client.Kill)
-	rpc, err := client.Client()
+	// The same client setup as the host's (plugin.ClientConfig), and the
+	// same explanation of a failed start as `credhost plugin check`'s.
+	proc, err := conformance.Start(cmd, conformance.Options{
+		Logger:       hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn}),
+		StartTimeout: 30 * time.Second,
+	})
 	if err != nil {
 		t.Fatalf("start plugin %s: %v", cmd.Path, err)
 	}
-	p, err := plugin.Dispense(rpc)
-	if err != nil {
-		t.Fatalf("plugin %s: %v", cmd.Path, err)
-	}
-	return p
+	t.Cleanup(func() { _ = proc.Close() })
+	return proc.Provider
 }
 
 // Configure configures p and fails the test on error.
