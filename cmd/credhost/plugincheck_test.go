@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/credhost/credhost/sdk/conformance"
 )
 
 // buildOnce builds a Go program (a package directory) once per test
@@ -80,6 +82,10 @@ type pluginCheckCase struct {
 	// fail, for a broken plugin, is the check that must fail and a
 	// pattern its line must match; nil for a plugin that must pass.
 	fail *wantFail
+	// timeouts, when set, are a broken plugin's --start-timeout and
+	// --call-timeout instead of 2s each: an interpreter may need longer to
+	// start on a loaded machine than a broken plugin needs to show its fault.
+	timeouts []string
 }
 
 type wantFail struct {
@@ -114,7 +120,32 @@ var pluginCheckCases = map[string]pluginCheckCase{
 	"empty token from Read": {argv: broken("empty-token"), fail: &wantFail{"read-empty", `empty access token .*not-found`}},
 	"hangs at start":        {argv: broken("hang"), fail: &wantFail{"handshake", `printed no handshake line within 2s`}},
 	"Read hangs":            {argv: broken("hang-read"), fail: &wantFail{"read-empty", `Read did not answer within 2s`}},
+
+	// The Python example (examples/python-plugin), and the same mistakes
+	// made by its module on purpose (CREDHOST_PY_FAULT).
+	"examples/python-plugin": {argv: pythonArgv, config: pythonConfig},
+	"python: wrong cookie": {argv: pythonArgv, config: pythonConfig, env: []string{"CREDHOST_PY_FAULT=wrong-cookie"}, timeouts: pythonTimeouts,
+		fail: &wantFail{"handshake", `exited .* before printing its handshake line: .*magic cookie CREDHOST_PLUGIN is missing or not the expected value`}},
+	"python: no mTLS": {argv: pythonArgv, config: pythonConfig, env: []string{"CREDHOST_PY_FAULT=no-mtls"}, timeouts: pythonTimeouts,
+		fail: &wantFail{"handshake", `no certificate .*mutual TLS only.*PLUGIN_CLIENT_CERT`}},
+	"python: padded certificate": {argv: pythonArgv, config: pythonConfig, env: []string{"CREDHOST_PY_FAULT=padded-cert"}, timeouts: pythonTimeouts,
+		fail: &wantFail{"handshake", `padded base64`}},
+	"python: empty token from Read": {argv: pythonArgv, config: pythonConfig, env: []string{"CREDHOST_PY_FAULT=empty-token"}, timeouts: pythonTimeouts,
+		fail: &wantFail{"read-seeded", `empty access token .*not-found`}},
+	// A plugin that hangs shows it whatever the machine's load: 5s is enough.
+	"python: hangs at start": {argv: pythonArgv, config: pythonConfig, env: []string{"CREDHOST_PY_FAULT=hang-start"}, timeouts: []string{"5s", "2s"},
+		fail: &wantFail{"handshake", `printed no handshake line within 5s`}},
+	"python: Read hangs": {argv: pythonArgv, config: pythonConfig, env: []string{"CREDHOST_PY_FAULT=hang-read"}, timeouts: []string{"30s", "2s"},
+		fail: &wantFail{"deadline", `the Read after the ones given up: got (Read did not answer within 2s|Deadline Exceeded)`}},
 }
+
+// The Python example plugin's command and config for plugin check, and
+// the timeouts of its broken variants (the defaults: Python starts slowly).
+var (
+	pythonArgv     = func(t *testing.T) []string { return []string{pythonPlugin(t)} }
+	pythonConfig   = `{"path":"{{dir}}/credential.json"}`
+	pythonTimeouts = []string{conformance.DefaultStartTimeout.String(), conformance.DefaultCallTimeout.String()}
+)
 
 func serveBuiltin(name string) func(t *testing.T) []string {
 	return func(*testing.T) []string { return []string{credhostBin, "plugin", "serve", name} }
@@ -134,6 +165,9 @@ func TestPluginCheck(t *testing.T) {
 			t.Parallel()
 			argv := tc.argv(t)
 			args := []string{"--start-timeout", "2s", "--call-timeout", "2s"}
+			if tc.timeouts != nil {
+				args = []string{"--start-timeout", tc.timeouts[0], "--call-timeout", tc.timeouts[1]}
+			}
 			if tc.fail == nil {
 				args = nil // the defaults, so a loaded machine fails nothing
 			}
