@@ -1,9 +1,11 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -274,5 +276,78 @@ func BenchmarkColdTokenThirdParty(b *testing.B) {
 			}
 			b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/op")
 		})
+	}
+}
+
+// TestPythonPluginPinned runs the Python plugin pinned as an interpreted
+// plugin: the interpreter isolated (-I: no script directory, no
+// PYTHONPATH on its path; -B: no bytecode written into the pinned tree),
+// the script by its sha256 and the module directory by its tree hash,
+// computed by the shell pipeline the config documents. The plugin finds
+// its modules through $CREDHOST_PLUGIN_MODULES; a module changed after
+// pinning stops it from running.
+func TestPythonPluginPinned(t *testing.T) {
+	t.Parallel()
+	pythonPlugin(t) // skips without Python
+	dir := filepath.Join(t.TempDir(), "python-plugin")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := pythonplugin.Install("../../examples/python-plugin", dir); err != nil {
+		t.Fatal(err)
+	}
+	// Only the owner may change a pinned tree, whatever the umask.
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if fi, err := os.Stat(path); err == nil {
+			os.Chmod(path, fi.Mode().Perm()&^0o022)
+		}
+		return err
+	})
+	script := filepath.Join(dir, "json_store.py")
+	data, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scriptSum := sha256.Sum256(data)
+	treeHash := func() string {
+		t.Helper()
+		out, err := exec.Command("sh", "-c", `cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum`, "sh", dir).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, _, _ := strings.Cut(string(out), " ")
+		return sum
+	}
+	s := newSandbox(t)
+	store := filepath.Join(s.home, "credential.json")
+	os.WriteFile(store, []byte(`{"access_token":"pinned-python-SECRET"}`), 0o600)
+	config := s.writeConfig(fmt.Sprintf(`version: 1
+providers:
+  - name: team
+    command: %s
+    args: [-I, -B]
+    script: %s
+    script_sha256: %x
+    modules: %s
+    modules_sha256: %s
+    config: {path: %q}
+`, pythonplugin.Python, script, scriptSum, dir, treeHash(), store))
+
+	r := s.run("token", "--config", config)
+	if r.code != 0 || r.stdout != "pinned-python-SECRET\n" {
+		t.Fatalf("token through the pinned Python plugin: exit %d\n%s", r.code, r.stderr)
+	}
+	assertNoSecret(t, "stderr", r.stderr)
+
+	// A module changed after pinning: the plugin does not run.
+	f, err := os.OpenFile(filepath.Join(dir, "credhost_plugin.py"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\n# changed after pinning\n")
+	f.Close()
+	r = s.run("token", "--config", config)
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "the config pins") || !strings.Contains(r.stderr, "modules_sha256") {
+		t.Errorf("token after a module changed: exit %d; want 1 and the modules pin mismatch\n%s", r.code, r.stderr)
 	}
 }

@@ -25,16 +25,34 @@ Use it from a credhost config:
       - name: team
         command: /opt/credhost/python-plugin/json_store.py
         config: {path: ~/.config/team/credential.json}
+
+or pinned, so that what runs is what was hashed (README.md):
+
+      - name: team
+        command: /usr/bin/python3
+        args: [-I, -B]
+        script: /opt/credhost/python-plugin/json_store.py
+        script_sha256: <sha256sum of json_store.py>
+        modules: /opt/credhost/python-plugin
+        modules_sha256: <tree hash of the directory>
+        config: {path: ~/.config/team/credential.json}
 """
 
 import datetime
 import json
 import os
 import stat
+import sys
 import tempfile
 import threading
 
-import credhost_plugin as chp
+# Pinned by credhost (script: and modules:), this file runs as /dev/fd/N
+# under `python3 -I`: neither its directory nor PYTHONPATH is on sys.path,
+# and the host names the pinned module directory instead.
+if os.environ.get("CREDHOST_PLUGIN_MODULES"):
+    sys.path.insert(0, os.environ["CREDHOST_PLUGIN_MODULES"])
+
+import credhost_plugin as chp  # noqa: E402
 
 # A store file larger than this is refused: a credential is a few KiB.
 MAX_FILE = 1 << 20
