@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/credhost/credhost/sdk/conformance"
 )
 
 // buildOnce builds a Go program (a package directory) once per test
@@ -82,9 +80,9 @@ type pluginCheckCase struct {
 	// fail, for a broken plugin, is the check that must fail and a
 	// pattern its line must match; nil for a plugin that must pass.
 	fail *wantFail
-	// timeouts, when set, are a broken plugin's --start-timeout and
-	// --call-timeout instead of 2s each: an interpreter may need longer to
-	// start on a loaded machine than a broken plugin needs to show its fault.
+	// timeouts, when set, are the --start-timeout and --call-timeout
+	// (instead of the defaults, or 2s each for a broken plugin): an
+	// interpreter may need longer to start on a loaded machine.
 	timeouts []string
 }
 
@@ -123,7 +121,7 @@ var pluginCheckCases = map[string]pluginCheckCase{
 
 	// The Python example (examples/python-plugin), and the same mistakes
 	// made by its module on purpose (CREDHOST_PY_FAULT).
-	"examples/python-plugin": {argv: pythonArgv, config: pythonConfig},
+	"examples/python-plugin": {argv: pythonArgv, config: pythonConfig, timeouts: pythonTimeouts},
 	"python: wrong cookie": {argv: pythonArgv, config: pythonConfig, env: []string{"CREDHOST_PY_FAULT=wrong-cookie"}, timeouts: pythonTimeouts,
 		fail: &wantFail{"handshake", `exited .* before printing its handshake line: .*magic cookie CREDHOST_PLUGIN is missing or not the expected value`}},
 	"python: no mTLS": {argv: pythonArgv, config: pythonConfig, env: []string{"CREDHOST_PY_FAULT=no-mtls"}, timeouts: pythonTimeouts,
@@ -140,11 +138,12 @@ var pluginCheckCases = map[string]pluginCheckCase{
 }
 
 // The Python example plugin's command and config for plugin check, and
-// the timeouts of its broken variants (the defaults: Python starts slowly).
+// its timeouts: Python with grpc and cryptography can take seconds to
+// start on a loaded machine.
 var (
 	pythonArgv     = func(t *testing.T) []string { return []string{pythonPlugin(t)} }
 	pythonConfig   = `{"path":"{{dir}}/credential.json"}`
-	pythonTimeouts = []string{conformance.DefaultStartTimeout.String(), conformance.DefaultCallTimeout.String()}
+	pythonTimeouts = []string{"60s", "30s"}
 )
 
 func serveBuiltin(name string) func(t *testing.T) []string {
@@ -165,11 +164,11 @@ func TestPluginCheck(t *testing.T) {
 			t.Parallel()
 			argv := tc.argv(t)
 			args := []string{"--start-timeout", "2s", "--call-timeout", "2s"}
-			if tc.timeouts != nil {
-				args = []string{"--start-timeout", tc.timeouts[0], "--call-timeout", tc.timeouts[1]}
-			}
 			if tc.fail == nil {
 				args = nil // the defaults, so a loaded machine fails nothing
+			}
+			if tc.timeouts != nil {
+				args = []string{"--start-timeout", tc.timeouts[0], "--call-timeout", tc.timeouts[1]}
 			}
 			if tc.config != "" {
 				args = append(args, "--config", tc.config)

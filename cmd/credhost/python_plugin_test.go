@@ -90,7 +90,8 @@ func TestPythonPluginChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	config := s.writeConfig(fmt.Sprintf(`version: 1
-refresh: {buffer: 5m}
+plugins: {start_timeout: 60s, call_timeout: 30s}
+refresh: {buffer: 5m, timeout: 60s}
 oauth: {token_url: %q, client_id: python-test}
 providers:
   - name: team
@@ -180,35 +181,39 @@ func TestPythonPluginFaultsFailClearly(t *testing.T) {
 	// Where two wordings are given, the first is go-plugin's own, the
 	// second the host's once it diagnoses a handshake itself; either says
 	// what is wrong.
-	tests := map[string]string{
-		"no-mtls":      `tls: first record does not look like a TLS handshake|the handshake has no TLS certificate`,
-		"padded-cert":  `error parsing server cert: illegal base64 data|base64 with = padding`,
-		"wrong-cookie": `the magic cookie CREDHOST_PLUGIN is missing or not the expected value`,
-		"empty-token":  `returned a credential with an empty access token`,
-		"hang-start":   `timeout while waiting for plugin to start|printed no plugin handshake within plugins.start_timeout`,
-		"hang-read":    `no answer within the call timeout`,
+	// The timeouts are generous (Python may take seconds to start on a
+	// loaded machine) but for the fault under test: a hang looks the same
+	// however long one waits.
+	const slow = "{start_timeout: 60s, call_timeout: 30s}"
+	tests := map[string]struct{ want, timeouts string }{
+		"no-mtls":      {`tls: first record does not look like a TLS handshake|the handshake has no TLS certificate`, slow},
+		"padded-cert":  {`error parsing server cert: illegal base64 data|base64 with = padding`, slow},
+		"wrong-cookie": {`the magic cookie CREDHOST_PLUGIN is missing or not the expected value`, slow},
+		"empty-token":  {`returned a credential with an empty access token`, slow},
+		"hang-start":   {`timeout while waiting for plugin to start|printed no plugin handshake within plugins.start_timeout`, "{start_timeout: 5s}"},
+		"hang-read":    {`no answer within the call timeout`, "{start_timeout: 60s, call_timeout: 3s}"},
 	}
-	for fault, want := range tests {
+	for fault, tc := range tests {
 		t.Run(fault, func(t *testing.T) {
 			t.Parallel()
 			s := newSandbox(t)
 			store := filepath.Join(s.home, "credential.json")
 			os.WriteFile(store, []byte(`{"access_token":"python-access-SECRET","refresh_token":"python-refresh-SECRET"}`), 0o600)
 			config := s.writeConfig(fmt.Sprintf(`version: 1
-plugins: {start_timeout: 5s, call_timeout: 3s}
+plugins: %s
 providers:
   - name: team
     command: %s
     env: [CREDHOST_PY_FAULT]
     config: {path: %q}
-`, cmd, store))
+`, tc.timeouts, cmd, store))
 			s.setenv("CREDHOST_PY_FAULT=" + fault)
 			r := s.run("token", "--config", config)
 			if r.code != 1 || r.stdout != "" {
 				t.Errorf("exit %d, stdout %q; want 1 (no credential) and nothing", r.code, r.stdout)
 			}
-			if !strings.Contains(r.stderr, "team (error)") || !regexp.MustCompile(want).MatchString(r.stderr) {
-				t.Errorf("stderr does not name the provider and say %q:\n%s", want, r.stderr)
+			if !strings.Contains(r.stderr, "team (error)") || !regexp.MustCompile(tc.want).MatchString(r.stderr) {
+				t.Errorf("stderr does not name the provider and say %q:\n%s", tc.want, r.stderr)
 			}
 			assertNoSecret(t, "stderr", r.stderr)
 		})
@@ -322,6 +327,7 @@ func TestPythonPluginPinned(t *testing.T) {
 	store := filepath.Join(s.home, "credential.json")
 	os.WriteFile(store, []byte(`{"access_token":"pinned-python-SECRET"}`), 0o600)
 	config := s.writeConfig(fmt.Sprintf(`version: 1
+plugins: {start_timeout: 60s, call_timeout: 30s}
 providers:
   - name: team
     command: %s
