@@ -116,7 +116,8 @@ type ProviderConfig struct {
 	// is the home directory, and a relative path is taken from the config
 	// file's directory, never the working directory.
 	Command string `yaml:"command"`
-	// Args are passed to Command.
+	// Args are passed to Command; with Script, before the script (they are
+	// then the interpreter's options).
 	Args []string `yaml:"args"`
 	// SHA256, when set, pins Command's checksum (64 hex digits).
 	SHA256 string `yaml:"sha256"`

@@ -147,10 +147,15 @@ func call[V any](s Suite, op string, f func(context.Context) (V, error)) (V, err
 }
 
 // timedOut replaces err with "did not answer" when ctx's deadline passed
-// (gRPC then says DEADLINE_EXCEEDED, or CANCELLED when the plugin's side
-// reset the stream first).
+// or the plugin says it ran out of time (DEADLINE_EXCEEDED), or gRPC says
+// CANCELLED at the deadline (the plugin's side, whose copy of the deadline
+// may run out a moment sooner, reset the stream first).
 func timedOut(ctx context.Context, op string, d time.Duration, err error) error {
-	if err != nil && ctx.Err() != nil {
+	if err == nil {
+		return nil
+	}
+	dl, _ := ctx.Deadline()
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || (errors.Is(err, context.Canceled) && time.Until(dl) < 100*time.Millisecond) {
 		return fmt.Errorf("%s did not answer within %s", op, orDefault(d))
 	}
 	return err

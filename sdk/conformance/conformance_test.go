@@ -56,7 +56,9 @@ func TestRunChecksOutsideTesting(t *testing.T) {
 	}{
 		"conforming": {breakIt: func(*memStore) {}},
 		"empty token on an empty store": {
-			breakIt:   func(m *memStore) { m.ReadF = func(context.Context) (sdk.Credential, error) { return sdk.Credential{}, nil } },
+			breakIt: func(m *memStore) {
+				m.ReadF = func(context.Context) (sdk.Credential, error) { return sdk.Credential{}, nil }
+			},
 			failCheck: "read-empty", want: "empty access token",
 		},
 		"config not strict": {

@@ -22,3 +22,8 @@ func killGroup(cmd *exec.Cmd) error {
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	return cmd.Process.Kill()
 }
+
+// terminateGroup sends SIGTERM to the group cmd's process leads.
+func terminateGroup(cmd *exec.Cmd) error {
+	return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+}

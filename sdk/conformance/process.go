@@ -18,8 +18,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/credhost/credhost/sdk"
 	pb "github.com/credhost/credhost/sdk/internal/credhostpb"
@@ -34,9 +36,17 @@ const (
 	DefaultCallTimeout  = 10 * time.Second
 )
 
-// exitWait is how long go-plugin waits, after asking a plugin to stop, for
-// it to exit before it kills it.
-const exitWait = 2 * time.Second
+// How long a plugin has to exit once asked, as the host allows it: after
+// the controller's Shutdown (go-plugin's own wait), and after SIGTERM for a
+// plugin that serves no controller.
+const (
+	exitWait = 2 * time.Second
+	termWait = 500 * time.Millisecond
+)
+
+// controllerShutdown is go-plugin's controller service, which a plugin
+// built with go-plugin serves and one in another language may leave out.
+const controllerShutdown = "/plugin.GRPCController/Shutdown"
 
 // Options say how Start runs a plugin.
 type Options struct {
@@ -71,6 +81,7 @@ type Process struct {
 	Handshake string
 
 	client *goplugin.Client
+	conn   *grpc.ClientConn // nil if go-plugin's client is not gRPC
 	run    *process
 }
 
@@ -116,7 +127,10 @@ func Start(cmd *exec.Cmd, o Options) (*Process, error) {
 		return nil, fmt.Errorf("dispense the provider: %w", err)
 	}
 	p := &Process{Provider: prov, Handshake: proc.first.String(), client: client, run: proc}
-	if err := p.reach(rpc, o.callTimeout()); err != nil {
+	if gc, ok := rpc.(*goplugin.GRPCClient); ok {
+		p.conn = gc.Conn
+	}
+	if err := p.reach(o.callTimeout()); err != nil {
 		client.Kill()
 		return nil, err
 	}
@@ -125,20 +139,19 @@ func Start(cmd *exec.Cmd, o Options) (*Process, error) {
 
 // reach makes the first call, Info, on the raw connection, to tell a
 // connection that fails (no TLS, the wrong certificate) from an answer.
-func (p *Process) reach(rpc goplugin.ClientProtocol, timeout time.Duration) error {
+func (p *Process) reach(timeout time.Duration) error {
 	fields := strings.Split(strings.TrimSpace(p.Handshake), "|")
 	if len(fields) < 6 || fields[5] == "" {
 		return fmt.Errorf("the handshake line has no certificate (a 6th field): credhost talks to plugins over mutual TLS only. " +
 			"Read the client's certificate (PEM) from $PLUGIN_CLIENT_CERT, make a certificate of your own, serve gRPC over TLS with it, " +
 			"require and verify the client's, and print yours as the 6th field, base64 of its DER without padding")
 	}
-	gc, ok := rpc.(*goplugin.GRPCClient)
-	if !ok {
+	if p.conn == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	_, err := pb.NewProviderClient(gc.Conn).Info(ctx, &pb.InfoRequest{})
+	_, err := pb.NewProviderClient(p.conn).Info(ctx, &pb.InfoRequest{})
 	switch status.Code(err) {
 	case codes.Unavailable:
 		return fmt.Errorf("the handshake line was read, but the first call (Info) could not reach the plugin: %s. "+
@@ -150,19 +163,37 @@ func (p *Process) reach(rpc goplugin.ClientProtocol, timeout time.Duration) erro
 	return nil
 }
 
-// Close asks the plugin to stop as the host does (go-plugin's controller
-// Shutdown, then the connection closed) and waits for it. The error says
-// the plugin did not exit on its own within go-plugin's wait and was
-// killed, or exited with a failure status.
+// Close ends the plugin as the host does and says whether it exited as
+// the protocol asks: the host calls go-plugin's controller service
+// (/plugin.GRPCController/Shutdown), after which the plugin exits within
+// 2 s with status 0; a plugin that does not serve the controller gets
+// SIGTERM, and must be gone within half a second. A plugin still running
+// after that is killed, and the error says so.
 func (p *Process) Close() error {
-	start := time.Now()
-	p.client.Kill()
-	if p.run.wasKilled() {
-		return fmt.Errorf("the plugin was still running %s after it was asked to stop (go-plugin's controller Shutdown, then the connection closed), and was killed: "+
-			"serve the plugin.GRPCController service and exit on Shutdown", time.Since(start).Round(100*time.Millisecond))
+	defer p.client.Kill()
+	if p.conn == nil {
+		return nil
 	}
-	if st := p.run.cmd.ProcessState; st != nil && !st.Success() {
-		return fmt.Errorf("the plugin exited with %s when asked to stop; want status 0", st)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	err := p.conn.Invoke(ctx, controllerShutdown, &emptypb.Empty{}, &emptypb.Empty{})
+	cancel()
+	how, grace := "after Shutdown", exitWait
+	switch status.Code(err) {
+	case codes.OK:
+	case codes.Unimplemented:
+		how, grace = "after SIGTERM (it serves no controller, so the host ends it so)", termWait
+		p.run.terminate()
+	default:
+		how = "after a Shutdown that failed (" + plugin.Text(status.Convert(err).Message()) + ")"
+	}
+	select {
+	case <-p.run.exited:
+	case <-time.After(grace):
+		p.run.Kill(context.Background())
+		return fmt.Errorf("the plugin was still running %s %s, and was killed: exit within 2 s of Shutdown, or on SIGTERM when you serve no controller", grace, how)
+	}
+	if st := p.run.cmd.ProcessState; how == "after Shutdown" && st != nil && !st.Success() {
+		return fmt.Errorf("the plugin ended with %s after Shutdown; want exit status 0", st)
 	}
 	return nil
 }
@@ -242,17 +273,18 @@ type process struct {
 	stderr   io.ReadCloser
 	first    firstLine
 	startErr error
+	exited   chan struct{} // closed once the process is reaped
 
 	mu     sync.Mutex
 	killed bool // Kill was called before the process ended
-	exited bool // the process ended
+	ended  bool // the process was reaped
 	closed bool // stdout ended before any Kill: the plugin exited by itself
 }
 
 var _ runner.Runner = (*process)(nil)
 
 func newProcess(cmd *exec.Cmd) (*process, error) {
-	p := &process{cmd: cmd}
+	p := &process{cmd: cmd, exited: make(chan struct{})}
 	ownGroup(cmd)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -275,19 +307,30 @@ func (p *process) Start(context.Context) error {
 func (p *process) Wait(context.Context) error {
 	err := p.cmd.Wait()
 	p.mu.Lock()
-	p.exited = true
+	p.ended = true
 	p.mu.Unlock()
+	close(p.exited)
 	return err
 }
 
 func (p *process) Kill(context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.exited || p.cmd.Process == nil {
+	if p.ended || p.cmd.Process == nil {
 		return nil
 	}
 	p.killed = true
 	return killGroup(p.cmd)
+}
+
+// terminate asks the plugin's process group to end (SIGTERM; on Windows
+// the process is ended).
+func (p *process) terminate() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.ended && p.cmd.Process != nil {
+		_ = terminateGroup(p.cmd)
+	}
 }
 
 // wasKilled reports that Kill ended the process.

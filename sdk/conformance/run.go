@@ -26,8 +26,9 @@ const (
 
 // Result is one check's outcome and what it said.
 type Result struct {
-	Name    string
-	What    string
+	// Name and What are the check's (Check.Name, Check.What).
+	Name, What string
+	// Outcome is Pass, Fail or Skip.
 	Outcome Outcome
 	// Detail is what the check reported, on one line ("" for a pass).
 	Detail string

@@ -44,8 +44,10 @@ func Process(t testing.TB, env ...string) sdk.Provider {
 	return Dial(t, cmd)
 }
 
-// Dial starts cmd as a plugin process and returns the Provider it serves.
-// The process ends when the test does.
+// Dial starts cmd as a plugin process and returns the Provider it serves,
+// or fails the test saying why the plugin did not start (the words of
+// `credhost plugin check`). The process ends when the test does, and must
+// exit when asked.
 func Dial(t testing.TB, cmd *exec.Cmd) sdk.Provider {
 	t.Helper()
 	// The same client setup as the host's (plugin.ClientConfig), and the
@@ -57,7 +59,13 @@ func Dial(t testing.TB, cmd *exec.Cmd) sdk.Provider {
 	if err != nil {
 		t.Fatalf("start plugin %s: %v", cmd.Path, err)
 	}
-	t.Cleanup(func() { _ = proc.Close() })
+	// Ended as the host ends it; a plugin that does not exit when asked
+	// fails the test, as it fails `credhost plugin check`'s exit check.
+	t.Cleanup(func() {
+		if err := proc.Close(); err != nil {
+			t.Errorf("plugin %s: %v", cmd.Path, err)
+		}
+	})
 	return proc.Provider
 }
 

@@ -12,6 +12,7 @@
 //	empty-token   Read answers a credential with an empty access token
 //	hang          never prints its handshake line
 //	hang-read     Read never answers, whatever its deadline
+//	no-exit       does not exit when the host asks it to stop
 //
 // Otherwise it is a well-behaved read-only plugin with an empty store.
 package main
@@ -78,6 +79,9 @@ func main() {
 		select {}
 	}
 	plugin.Serve(provider{mode: mode})
+	if mode == "no-exit" {
+		select {}
+	}
 }
 
 // padHandshake rewrites the handshake line go-plugin prints, giving it a
