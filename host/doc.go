@@ -44,10 +44,15 @@
 //     Result.Degraded, with a warning: it may still work for a while. A
 //     rejected refresh token first re-reads the store, since another
 //     process may have rotated it; only if the store still holds the
-//     rejected one is the user told to log in again. A Retry-After is
-//     honoured across processes (a record beside the store's lock). Nothing
-//     the host does after a failed refresh writes to the store.
-//     (Host.refreshOrDegrade, Host.refreshLocked, member.retryAfter)
+//     rejected one is the user told to log in again, and that token is
+//     never presented again (a record beside the store's lock, or in the
+//     user's cache directory for a fleet's store): it is spent, as when a
+//     process killed mid-refresh was rotated a successor nobody holds, and
+//     presenting it on every call would be a loop of reuses. A Retry-After
+//     is honoured across processes (a record beside the store's lock).
+//     Nothing the host does after a failed refresh writes to the store.
+//     (Host.refreshOrDegrade, Host.refreshLocked, member.retryAfter,
+//     member.rejected)
 //   - Save failure. A refresh whose save fails still returns, and caches,
 //     the new token, with a warning that it was not persisted.
 //     (Host.refreshLocked)
@@ -56,8 +61,15 @@
 //     store declares (sdk.Info.Locks: credhost's flock, and the directory
 //     locks Claude Code takes), re-read the store under them and use a
 //     token another process saved. With refresh-token rotation a second
-//     refresh of the same token revokes the whole family. (Host.refresh,
-//     takeLocks)
+//     refresh of the same token revokes the whole family. A store shared
+//     by machines declares a lock its provider holds itself (a lease in
+//     the distributed store, sdk.Locker; for a plugin process, a Lock
+//     stream that holds it while open), taken in order with the others:
+//     when it cannot be had within refresh.timeout, nothing is refreshed
+//     and the token is served degraded, saying why; when it is lost
+//     before the save, the store is re-read and a newer login another
+//     holder saved is never overwritten. (Host.refresh, takeLocks,
+//     takeProviderLock, Host.saveAfterLoss)
 //   - Reactive refresh. A 401 from the API forces one refresh of the token
 //     that was rejected, unless the chain already yields a different one.
 //     Transport replays the request once, deciding by status code alone.

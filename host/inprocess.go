@@ -37,6 +37,7 @@ type bounded struct {
 var (
 	_ sdk.Provider = bounded{}
 	_ sdk.Checker  = bounded{}
+	_ sdk.Locker   = bounded{}
 )
 
 // errCallTimeout is the error of a bounded call whose deadline passed; it
@@ -122,4 +123,16 @@ func (b bounded) Check(ctx context.Context) ([]sdk.Finding, error) {
 		return nil, sdk.Unsupported("the provider has no checks")
 	}
 	return boundCall(ctx, 0, func() ([]sdk.Finding, error) { return c.Check(ctx) })
+}
+
+// Lock takes a lock the provider holds itself; a provider that holds none
+// answers sdk.ErrUnsupported, as a plugin process does. It is not bounded
+// like the other calls: ctx is the hold's lifetime, and the host bounds
+// the wait for the lock itself (takeProviderLock).
+func (b bounded) Lock(ctx context.Context, req sdk.LockRequest) (sdk.LockHold, error) {
+	l, ok := b.p.(sdk.Locker)
+	if !ok {
+		return nil, sdk.Unsupported("the provider holds no locks of its own")
+	}
+	return l.Lock(ctx, req)
 }

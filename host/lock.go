@@ -29,18 +29,20 @@ import (
 //	  save-scope locks released, in reverse
 //	refresh-scope locks released, in reverse
 //
-// Each kind is taken by a lockFunc. A new kind (the fleet's lease held by a
-// distributed store through calls to its provider) is one more entry in
-// lockers; the order, scopes, bounds and the refusal of unsafe paths stay
-// as they are.
+// Each kind is taken by a lockFunc: a flock, a proper-lockfile directory,
+// or a lock the provider holds itself (sdk.Locker: a fleet's lease in a
+// distributed store, taken through the provider and, across the plugin
+// boundary, held for as long as its Lock stream stays open). The host
+// imports no store's client for it.
 
 // lockPoll is how often a waiting process retries a held lock: short next
 // to a token request (hundreds of ms), long enough not to spin.
 const lockPoll = 10 * time.Millisecond
 
 // lockFunc takes one lock, waiting until ctx ends, and returns the hold.
-// j, when set, is the journal of the flock taken before it (see journal).
-type lockFunc func(ctx context.Context, l sdk.Lock, j *journal, logger hclog.Logger) (heldLock, error)
+// j, when set, is the journal of the flock taken before it (see journal);
+// p is the store's provider, which takes the locks it holds itself.
+type lockFunc func(ctx context.Context, l sdk.Lock, j *journal, p sdk.Provider, logger hclog.Logger) (heldLock, error)
 
 // heldLock is one lock held.
 type heldLock interface {
@@ -77,7 +79,8 @@ func (s *lockSet) release() {
 
 // lost returns the first lock of the set another process has taken over
 // (it judged it stale: this process was stopped, or the machine slept),
-// or nil when every lock is still this process's.
+// or the provider reports lost (a lease expired), or nil when every lock
+// is still this process's.
 func (s *lockSet) lost() error {
 	for _, h := range s.held {
 		if err := h.lost(); err != nil {
@@ -87,11 +90,23 @@ func (s *lockSet) lost() error {
 	return nil
 }
 
-// lockers are the kinds this host can take. sdk.LockProvider is reserved
-// and absent: a store declaring it is not refreshed.
+// lostProvider is lost for the provider locks of the set alone.
+func (s *lockSet) lostProvider() error {
+	for _, h := range s.held {
+		if _, ok := h.(*providerHold); ok {
+			if err := h.lost(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// lockers are the kinds this host can take.
 var lockers = map[sdk.LockKind]lockFunc{
-	sdk.LockFlock: takeFlock,
-	sdk.LockDir:   takeDir,
+	sdk.LockFlock:    takeFlock,
+	sdk.LockDir:      takeDir,
+	sdk.LockProvider: takeProviderLock,
 }
 
 // storeLocks returns the locks info declares, the deprecated LockPath
@@ -105,8 +120,10 @@ func storeLocks(info sdk.Info) ([]sdk.Lock, error) {
 	}
 	for _, l := range locks {
 		switch {
+		case l.Kind == sdk.LockProvider && l.Path == "":
+			return nil, errors.New("the store declares a provider lock with no name; not refreshing without it")
 		case l.Kind == sdk.LockProvider:
-			return nil, fmt.Errorf("the store declares a %s, a kind this credhost cannot take yet (reserved for locks a provider holds itself); not refreshing without it", l)
+			// A name the provider understands, not a file.
 		case lockers[l.Kind] == nil:
 			return nil, fmt.Errorf("the store declares a lock of kind %q at %s, which this credhost does not know; not refreshing without it", l.Kind, l.Path)
 		case !filepath.IsAbs(l.Path):
@@ -139,10 +156,10 @@ func inScope(locks []sdk.Lock, s sdk.LockScope) []sdk.Lock {
 // when no flock precedes them in this set (the save-scope locks use the
 // refresh-scope flock's journal); the set carries the journal in use after
 // the last lock, for the next set.
-func takeLocks(ctx context.Context, locks []sdk.Lock, j *journal, logger hclog.Logger) (*lockSet, error) {
+func takeLocks(ctx context.Context, locks []sdk.Lock, j *journal, p sdk.Provider, logger hclog.Logger) (*lockSet, error) {
 	set := &lockSet{}
 	for _, l := range locks {
-		h, err := lockers[l.Kind](ctx, l, j, logger)
+		h, err := lockers[l.Kind](ctx, l, j, p, logger)
 		if err != nil {
 			set.release()
 			return nil, err
@@ -165,7 +182,7 @@ func waitMessage(l sdk.Lock, waited time.Duration) error {
 	return fmt.Errorf("another process has held the %s for %s; giving up (%s)", l, waited.Round(time.Millisecond), hint)
 }
 
-func takeFlock(ctx context.Context, l sdk.Lock, _ *journal, _ hclog.Logger) (heldLock, error) {
+func takeFlock(ctx context.Context, l sdk.Lock, _ *journal, _ sdk.Provider, _ hclog.Logger) (heldLock, error) {
 	release, j, err := lockFlockFile(ctx, l.Path)
 	if err != nil {
 		return nil, err
@@ -386,7 +403,7 @@ func takeDirLock(ctx context.Context, l sdk.Lock, j *journal, logger hclog.Logge
 }
 
 // takeDir is takeDirLock as a lockFunc.
-func takeDir(ctx context.Context, l sdk.Lock, j *journal, logger hclog.Logger) (heldLock, error) {
+func takeDir(ctx context.Context, l sdk.Lock, j *journal, _ sdk.Provider, logger hclog.Logger) (heldLock, error) {
 	h, err := takeDirLock(ctx, l, j, logger)
 	if err != nil {
 		return nil, err

@@ -240,7 +240,7 @@ func TestLockFileRootCreatesBelongsToTheStoreOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "store.lock")
-	held, err := takeLocks(context.Background(), []sdk.Lock{{Kind: sdk.LockFlock, Path: path}}, nil, hclog.NewNullLogger())
+	held, err := takeLocks(context.Background(), []sdk.Lock{{Kind: sdk.LockFlock, Path: path}}, nil, nil, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,8 +254,9 @@ func TestLockFileRootCreatesBelongsToTheStoreOwner(t *testing.T) {
 	}
 }
 
-// TestUnknownLockKindRefusesRefresh: a lock this host cannot take (the
-// reserved provider kind, or one from a newer SDK) stops the refresh.
+// TestUnknownLockKindRefusesRefresh: a lock this host cannot take (a
+// provider lock from a provider that takes no locks, or a kind from a
+// newer SDK) stops the refresh.
 func TestUnknownLockKindRefusesRefresh(t *testing.T) {
 	t.Parallel()
 	for _, kind := range []sdk.LockKind{sdk.LockProvider, "lease-v9"} {
@@ -420,7 +421,7 @@ func TestInProcessSaveFinishesBeforeLocksReleased(t *testing.T) {
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("the store's locks were released while its save was still running: %v", err)
 	}
-	held, err := takeLocks(context.Background(), []sdk.Lock{{Kind: sdk.LockFlock, Path: marker + ".lock"}}, nil, hclog.NewNullLogger())
+	held, err := takeLocks(context.Background(), []sdk.Lock{{Kind: sdk.LockFlock, Path: marker + ".lock"}}, nil, nil, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatalf("the lock is still held after the refresh: %v", err)
 	}
@@ -439,7 +440,7 @@ func TestJournalTakesOverOnlyWhatAKilledCredhostLeft(t *testing.T) {
 	log := hclog.NewNullLogger()
 
 	// A holder takes both, then "dies": its flock goes, its dir lock stays.
-	held, err := takeLocks(context.Background(), []sdk.Lock{flock, dl}, nil, log)
+	held, err := takeLocks(context.Background(), []sdk.Lock{flock, dl}, nil, nil, log)
 	if err != nil || held.journal == nil {
 		t.Fatalf("takeLocks: %v", err)
 	}
@@ -451,14 +452,14 @@ func TestJournalTakesOverOnlyWhatAKilledCredhostLeft(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	held2, err := takeLocks(ctx, []sdk.Lock{flock, dl}, nil, log)
+	held2, err := takeLocks(ctx, []sdk.Lock{flock, dl}, nil, nil, log)
 	if err != nil {
 		t.Fatalf("the lock the killed holder left was not taken over: %v", err)
 	}
 	held2.release()
 
 	// The same record, but the directory is another program's now.
-	held3, err := takeLocks(context.Background(), []sdk.Lock{flock, dl}, nil, log)
+	held3, err := takeLocks(context.Background(), []sdk.Lock{flock, dl}, nil, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +468,7 @@ func TestJournalTakesOverOnlyWhatAKilledCredhostLeft(t *testing.T) {
 	os.Mkdir(dl.Path, 0o700) // taken over by someone else: new directory
 	ctx, cancel = context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	if _, err := takeLocks(ctx, []sdk.Lock{flock, dl}, nil, log); err == nil || !strings.Contains(err.Error(), "another process has held the dir lock") {
+	if _, err := takeLocks(ctx, []sdk.Lock{flock, dl}, nil, nil, log); err == nil || !strings.Contains(err.Error(), "another process has held the dir lock") {
 		t.Errorf("a lock someone else holds was taken: %v; want a wait that gives up", err)
 	}
 }

@@ -56,8 +56,11 @@ type member struct {
 	// not refreshed (see refreshLocked).
 	infoErr error
 
-	mu      sync.Mutex // guards retryAt, and client against a concurrent close
+	mu      sync.Mutex // guards retryAt, rejectedHash, and client against a concurrent close
 	retryAt time.Time  // no refresh before this (the endpoint's Retry-After)
+	// rejectedHash is the SHA-256 of the refresh token the endpoint
+	// rejected while the store held it (see rejected.go); "" for none.
+	rejectedHash string
 }
 
 // provider returns the started, configured provider, or the error that

@@ -121,7 +121,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	// Across processes: hold the store's refresh locks over re-read,
 	// refresh and save, so a second process finds the new token in the
 	// store.
-	held, err := takeLocks(ctx, inScope(locks, sdk.LockScopeRefresh), nil, h.logger)
+	held, err := takeLocks(ctx, inScope(locks, sdk.LockScopeRefresh), nil, p, h.logger)
 	if err != nil {
 		return refreshResult{}, providerErr(m, "refresh", m.unexpand.applyErr(err))
 	}
@@ -141,6 +141,13 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	}
 	if current.RefreshToken == "" {
 		return refreshResult{}, providerErr(m, "refresh", errors.New("the credential has no refresh token"))
+	}
+	// A refresh token the endpoint already rejected while the store held
+	// it is spent (a process killed mid-refresh may have been given its
+	// successor, which nobody holds): presenting it again on every call
+	// would only be rejected again.
+	if m.rejected(current.RefreshToken) {
+		return refreshResult{}, providerErr(m, "refresh", fmt.Errorf("%w earlier and the store still holds it, so it is not presented again: log in again", sdk.ErrInvalidGrant))
 	}
 	at, err := m.retryAfter(now)
 	if err != nil {
@@ -175,6 +182,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 				h.logger.Info("refresh token was rotated by another process; using the stored token", "provider", m.cfg.Name)
 				return refreshResult{cred: again}, nil
 			}
+			m.setRejected(current.RefreshToken)
 			return refreshResult{}, providerErr(m, "refresh", fmt.Errorf("%w; the store still holds the rejected refresh token: log in again", err))
 		}
 		return refreshResult{}, providerErr(m, "refresh", callError(ctx, err))
@@ -200,6 +208,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	if !at.IsZero() {
 		m.setRetryAfter(now, time.Time{})
 	}
+	m.setRejected("") // a new refresh token: any record is out of date
 	if needsRefresh(fresh, h.now(), h.buffer()) {
 		left, _ := fresh.ExpiresIn(h.now())
 		h.logger.Warn("the new token expires within the refresh buffer, so every use will refresh it; lower refresh.buffer",
@@ -216,6 +225,20 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	// the old refresh token is spent, and the process that took the lock
 	// over re-reads the store before it refreshes, so the sooner the new
 	// token is there the likelier it finds it rather than reuse the old.
+	//
+	// A lock the provider holds (a fleet's lease) lost before the save is
+	// different: another machine may hold it now and may have saved its
+	// own refresh, which a blind save would overwrite. The store is
+	// re-read first, and the new token saved only if the store still
+	// holds the one this refresh started from; the store's own
+	// compare-and-swap on the version it read (etcd's ModRevision) is the
+	// last guard against a write landing in between.
+	if err := held.lostProvider(); err != nil {
+		if cred, saved := h.saveAfterLoss(ctx, m, p, current, fresh, locks, held.journal, err); !saved {
+			return refreshResult{cred: cred, refreshed: cred.AccessToken == fresh.AccessToken}, nil
+		}
+		return refreshResult{cred: fresh, refreshed: true}, nil
+	}
 	if err := held.lost(); err != nil {
 		h.logger.Warn("saving the refreshed token although a lock was taken over during the request", "provider", m.cfg.Name, "error", err.Error())
 	}
@@ -228,6 +251,32 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 	return refreshResult{cred: fresh, refreshed: true}, nil
 }
 
+// saveAfterLoss decides what becomes of fresh, refreshed from current
+// under a provider lock that was lost (lost, why) before the save. It
+// saves fresh only when a re-read shows the store still holding current;
+// a store holding another login (another holder refreshed and saved) is
+// left alone and its credential returned, so the fleet keeps one login;
+// a store that cannot be read is not written either, and fresh is used
+// unsaved. saved says whether fresh went to the store; cred is the
+// credential to use.
+func (h *Host) saveAfterLoss(ctx context.Context, m *member, p sdk.Provider, current, fresh sdk.Credential, locks []sdk.Lock, j *journal, lost error) (cred sdk.Credential, saved bool) {
+	lost = m.unexpand.applyErr(lost)
+	again, err := h.read(context.WithoutCancel(ctx), m)
+	switch {
+	case err != nil:
+		h.logger.Warn("refreshed, but the store's lock was lost and the store cannot be read to check that nobody saved since; not saving (the new token is used for now and will be lost when this process ends)", "provider", m.cfg.Name, "lost", lost.Error(), "error", err.Error())
+		return fresh, false
+	case again.RefreshToken != current.RefreshToken:
+		h.logger.Warn("refreshed, but the store's lock was lost and another holder has saved a new login since; using it, not overwriting it", "provider", m.cfg.Name, "lost", lost.Error())
+		return again, false
+	}
+	h.logger.Warn("the store's lock was lost during the refresh; the store still holds the token refreshed, so saving (the store's compare-and-swap guards the write)", "provider", m.cfg.Name, "lost", lost.Error())
+	if err := m.unexpand.applyErr(h.save(context.WithoutCancel(ctx), m, p, fresh, locks, j)); err != nil {
+		h.logger.Warn("refreshed, but saving the new token failed; it is used for now and will be lost when this process ends", "provider", m.cfg.Name, "error", err.Error())
+	}
+	return fresh, true
+}
+
 // save takes the save-scope locks of locks (the store's), saves, and
 // releases them only once the provider's Save has returned: a write still
 // running could land after the locks are released, over a token another
@@ -237,7 +286,7 @@ func (h *Host) refreshLocked(ctx context.Context, m *member, stale sdk.Credentia
 func (h *Host) save(ctx context.Context, m *member, p sdk.Provider, cred sdk.Credential, locks []sdk.Lock, j *journal) error {
 	lctx, cancel := h.callContextFor(ctx, h.cfg.Refresh.Timeout.Std())
 	defer cancel()
-	held, err := takeLocks(lctx, inScope(locks, sdk.LockScopeSave), j, h.logger)
+	held, err := takeLocks(lctx, inScope(locks, sdk.LockScopeSave), j, p, h.logger)
 	if err != nil {
 		return err
 	}

@@ -148,6 +148,8 @@ type rigOptions struct {
 	envToken    func(r *refreshRig) string
 	refreshWith bool // the env provider names the store in refresh_with
 	defaultExp  time.Duration
+	// refreshTimeout, when set, is refresh.timeout.
+	refreshTimeout time.Duration
 }
 
 // storeToken is the token the store holds now: it follows refreshes.
@@ -171,6 +173,9 @@ func newRig(t *testing.T, o rigOptions) *refreshRig {
 	r := &refreshRig{srv: oauthtest.NewServer(t), store: newFakeStore(), logs: &syncBuffer{}}
 	cfg := testConfig(false)
 	cfg.OAuth = OAuthConfig{TokenURL: r.srv.TokenURL(), ClientID: "client-1", Body: "json", DefaultExpiresIn: Duration(o.defaultExp)}
+	if o.refreshTimeout > 0 {
+		cfg.Refresh.Timeout = Duration(o.refreshTimeout)
+	}
 	builtins := map[string]Builtin{"store": {New: func() sdk.Provider { return r.store }}}
 	if o.envToken != nil {
 		pc := ProviderConfig{Name: "oauth-env", Plugin: "env"}

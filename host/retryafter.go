@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/credhost/credhost/sdk"
 )
 
 // The Retry-After record: when the token endpoint answers 429 or 503 with
@@ -106,11 +108,17 @@ func writeRecord(path, content string) error {
 	return f.Close()
 }
 
-// retryFile sits beside the store's first lock; "" when it has none.
+// retryFile sits beside the store's first lock file; "" when it has
+// none (a lock a provider holds is no file).
 func (m *member) retryFile() string {
 	locks, err := storeLocks(m.info)
-	if err != nil || len(locks) == 0 {
+	if err != nil {
 		return ""
 	}
-	return locks[0].Path + ".retry-after"
+	for _, l := range locks {
+		if l.Kind != sdk.LockProvider {
+			return l.Path + ".retry-after"
+		}
+	}
+	return ""
 }

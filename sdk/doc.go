@@ -15,7 +15,8 @@
 // wiring imports this package; sdk/plugin's doc says why.) Package
 // sdk/sdktest is the conformance suite a provider runs in its tests.
 //
-// A provider may also implement Checker (findings for `credhost doctor`);
+// A provider may also implement Checker (findings for `credhost doctor`)
+// and Locker (a lock it holds itself, see Locks);
 // an error it returns may implement RetryDelayer (a token endpoint's
 // Retry-After). The packages sdk/oauth (the refresh_token grant),
 // sdk/credjson (a JSON credentials document) and sdk/secretstore (what OS
@@ -42,8 +43,10 @@
 // save, and releases them in reverse, all within refresh.timeout; list another
 // program's locks in the order it takes them. A lock path that is a symlink,
 // a named pipe, or not this user's fails the refresh, naming the path.
-// LockProvider is reserved for a lock the provider holds itself (a fleet's
-// lease in a distributed store); no host takes it yet. Info.LockPath, the
+// LockProvider is a lock the provider holds itself (a fleet's lease in a
+// distributed store, shared by machines that share one login): the provider
+// implements Locker, and the host takes that lock through it, in order with
+// the others, never refreshing when it cannot be had. Info.LockPath, the
 // single flock of earlier SDKs, is still honoured when Locks is empty.
 //
 // # Errors

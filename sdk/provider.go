@@ -66,13 +66,15 @@ const (
 	// 1 s); a lock whose mtime is older than Stale is stale (its holder
 	// died), is removed and taken again; release is rmdir.
 	LockDir LockKind = "dir"
-	// LockProvider is reserved for a lock the provider itself holds (a
-	// distributed store's lease, such as an etcd mutex shared by a fleet
-	// of machines): the host would acquire and release it through calls
-	// to the provider, with Path naming the lock to the provider. No
-	// host implements it yet: a store that declares it is not refreshed
-	// (the refresh degrades with a message saying so), never refreshed
-	// without it.
+	// LockProvider is a lock the provider holds itself: a distributed
+	// store's lease, such as an etcd mutex shared by a fleet of machines,
+	// which no file on this machine can stand for. The host takes it
+	// through the provider's Locker (across the plugin boundary, a Lock
+	// stream that holds it while open), in order with the other locks;
+	// Path names the lock to the provider and is not a file. A store that
+	// declares it but does not implement Locker is not refreshed (the
+	// refresh degrades with a message saying so), never refreshed without
+	// it.
 	LockProvider LockKind = "provider"
 )
 
@@ -104,7 +106,7 @@ const DefaultLockStale = 10 * time.Second
 // the host's refresh.timeout: a lock not obtained by then fails the
 // refresh (degraded), naming the lock.
 //
-// Safety: whatever the kind, the host opens lock paths without following
+// Safety: for the file kinds, the host opens lock paths without following
 // a symlink and without blocking (a named pipe planted there cannot hang
 // it), and accepts only a regular file (LockFlock) or a real directory
 // (LockDir) owned by the user running it; anything else fails the refresh
@@ -112,7 +114,10 @@ const DefaultLockStale = 10 * time.Second
 type Lock struct {
 	// Kind is how the lock is taken.
 	Kind LockKind
-	// Path is the lock file or directory (absolute).
+	// Path is the lock file or directory (absolute). For LockProvider it
+	// is the lock's name as the provider understands it (an etcd key, a
+	// Consul session key), passed back to Locker.Lock and shown in
+	// messages: never a secret.
 	Path string
 	// Stale is, for LockDir, the age of the mtime after which a lock is
 	// taken to be abandoned; zero means DefaultLockStale. The host

@@ -74,7 +74,7 @@ Exit codes: 0 ok (also when degraded), 1 no credential found,
 		return &exitError{code: exitUsage, err: err}
 	})
 
-	root.AddCommand(tokenCommand(g, stdout), statusCommand(g, stdout), refreshCommand(g, stdout), execCommand(g, stdout, stderr), doctorCommand(g, stdout), pluginCommand(stdout))
+	root.AddCommand(tokenCommand(g, stdout), statusCommand(g, stdout), refreshCommand(g, stdout), execCommand(g, stdout, stderr), doctorCommand(g, stdout), pluginCommand(g, stdout))
 
 	err := root.Execute()
 	if err == nil {
@@ -311,9 +311,9 @@ func writeJSON(w io.Writer, v any) error {
 // pluginCommand is `credhost plugin check` (see pluginCheckCommand) and the
 // hidden `credhost plugin serve NAME`: the host starts the binary this way
 // to run a built-in provider as a plugin process.
-func pluginCommand(stdout io.Writer) *cobra.Command {
+func pluginCommand(g *globals, stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "plugin", Short: "Work with provider plugins"}
-	cmd.AddCommand(pluginCheckCommand(stdout), &cobra.Command{
+	cmd.AddCommand(pluginCheckCommand(g, stdout), &cobra.Command{
 		Use:    "serve NAME",
 		Short:  "Serve a built-in provider over the plugin protocol (started by the host)",
 		Hidden: true,

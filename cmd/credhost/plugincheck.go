@@ -19,7 +19,7 @@ var errChecksFailed = errors.New("the plugin failed a check")
 // pluginCheckCommand is `credhost plugin check -- CMD ARGS...`: the
 // conformance suite Go plugins run in their tests (sdk/sdktest), run
 // against any plugin executable, in any language, with no Go toolchain.
-func pluginCheckCommand(stdout io.Writer) *cobra.Command {
+func pluginCheckCommand(g *globals, stdout io.Writer) *cobra.Command {
 	var config string
 	var start, call time.Duration
 	cmd := &cobra.Command{
@@ -38,7 +38,8 @@ that check's own, so each starts from an empty store:
   credhost plugin check --config '{"path":"` + conformance.DirPlaceholder + `/creds.json"}' -- /opt/corp/plugin
 
 The plugin gets this environment. Prints ok, FAIL or skip per check; exits 1
-when a check failed.`,
+when a check failed. --log-level debug shows the plugin's stderr and
+go-plugin's own lines.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() != 0 {
@@ -50,11 +51,16 @@ when a check failed.`,
 					return &exitError{code: exitUsage, err: fmt.Errorf("--config: want a JSON object (the provider's config block)")}
 				}
 			}
-			ok := conformance.RunCommand(stdout, conformance.Command{
-				Argv:    args,
-				Config:  config,
-				Options: conformance.Options{StartTimeout: start, CallTimeout: call},
-			})
+			logger, err := g.logger()
+			if err != nil {
+				return err
+			}
+			opts := conformance.Options{StartTimeout: start, CallTimeout: call}
+			if logger.IsDebug() {
+				// The plugin's stderr, which a failed check may explain.
+				opts.Logger = logger
+			}
+			ok := conformance.RunCommand(stdout, conformance.Command{Argv: args, Config: config, Options: opts})
 			if !ok {
 				return &exitError{code: 1, err: errChecksFailed}
 			}

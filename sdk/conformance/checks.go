@@ -189,11 +189,13 @@ func (s Suite) mustRead(t T, p sdk.Provider) sdk.Credential {
 }
 
 func checkInfo(t T, s Suite) {
-	info := s.info(t, s.New(t, s.setup(nil)))
+	p := s.New(t, s.setup(nil))
+	info := s.info(t, p)
 	if info.Name == "" {
 		t.Errorf("Info().Name is empty; want the plugin's name")
 	}
 	checkLocks(t, info)
+	checkProviderLocks(t, p, info)
 }
 
 func checkConfigureStrict(t T, s Suite) {
@@ -366,20 +368,22 @@ func checkDeadline(t T, s Suite) {
 }
 
 // checkLocks checks the locks Info declares: a kind a host can take, an
-// absolute path, a known scope, and no stale time below proper-lockfile's
-// 2 s floor for a directory lock.
+// absolute path (a name for a provider lock), a known scope, and no stale
+// time below proper-lockfile's 2 s floor for a directory lock.
 func checkLocks(t T, info sdk.Info) {
 	t.Helper()
 	for _, l := range info.Locks {
 		switch l.Kind {
 		case sdk.LockFlock, sdk.LockDir:
+			if !filepath.IsAbs(l.Path) {
+				t.Errorf("Info declares a %s whose path is not absolute", l)
+			}
 		case sdk.LockProvider:
-			t.Errorf("Info declares a %s: that kind is reserved, and no host refreshes a store declaring it", l)
+			if l.Path == "" {
+				t.Errorf("Info declares a provider lock with no name (Path)")
+			}
 		default:
 			t.Errorf("Info declares a lock of unknown kind %q: no host refreshes a store declaring it", l.Kind)
-		}
-		if !filepath.IsAbs(l.Path) {
-			t.Errorf("Info declares a %s whose path is not absolute", l)
 		}
 		if l.Scope != "" && l.Scope != sdk.LockScopeRefresh && l.Scope != sdk.LockScopeSave {
 			t.Errorf("Info declares a %s of unknown scope %q", l, l.Scope)
@@ -387,6 +391,47 @@ func checkLocks(t T, info sdk.Info) {
 		if l.Kind == sdk.LockDir && l.Stale != 0 && l.Stale < 2*time.Second {
 			t.Errorf("Info declares a %s with stale %s: proper-lockfile takes at least 2s", l, l.Stale)
 		}
+	}
+}
+
+// checkProviderLocks takes and releases, through p, each lock p holds
+// itself (LockProvider): the host cannot refresh a store whose lock it
+// cannot have. A provider declaring one must implement sdk.Locker and
+// hold it until released; ErrUnsupported means it does not.
+func checkProviderLocks(t T, p sdk.Provider, info sdk.Info) {
+	t.Helper()
+	for _, l := range info.Locks {
+		if l.Kind != sdk.LockProvider {
+			continue
+		}
+		locker, ok := p.(sdk.Locker)
+		if !ok {
+			t.Errorf("Info declares a %s, but the provider does not implement sdk.Locker", l)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		hold, err := locker.Lock(ctx, sdk.LockRequest{Lock: l})
+		if err != nil {
+			cancel()
+			t.Errorf("Info declares a %s, but taking it failed: %v", l, err)
+			continue
+		}
+		select {
+		case <-hold.Lost():
+			t.Errorf("the %s was lost as soon as it was held: %v", l, hold.Err())
+		default:
+		}
+		if err := hold.Release(ctx); err != nil {
+			t.Errorf("release the %s: %v", l, err)
+		}
+		// Released, it can be had again at once.
+		again, err := locker.Lock(ctx, sdk.LockRequest{Lock: l})
+		if err != nil {
+			t.Errorf("the %s could not be taken again after its release: %v", l, err)
+		} else if err := again.Release(ctx); err != nil {
+			t.Errorf("release the %s: %v", l, err)
+		}
+		cancel()
 	}
 }
 

@@ -265,3 +265,34 @@ func TestClientIDAndScopesPerCredential(t *testing.T) {
 		}
 	}
 }
+
+// TestRotateOnArrivalSpendsTheTokenOfAnAbandonedRequest: in the test
+// endpoint's RotateOnArrival mode, a request abandoned before its late
+// answer has still rotated the refresh token, so presenting the old one
+// again is a reuse that revokes the family (what a client killed
+// mid-refresh leaves behind); answered in time, it is a normal refresh.
+func TestRotateOnArrivalSpendsTheTokenOfAnAbandonedRequest(t *testing.T) {
+	t.Parallel()
+	srv := oauthtest.NewServer(t)
+	srv.SetMode(oauthtest.RotateOnArrival)
+	c := newClient(t, srv, oauth.BodyJSON, 0)
+
+	access, refresh := srv.Issue()
+	fresh, err := c.Refresh(context.Background(), sdk.Credential{AccessToken: access, RefreshToken: refresh})
+	if err != nil || fresh.RefreshToken == refresh {
+		t.Fatalf("refresh answered in time: %v, rotated %v; want a new refresh token", err, fresh.RefreshToken != refresh)
+	}
+
+	access, refresh = srv.Issue()
+	srv.SetDelay(5 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := c.Refresh(ctx, sdk.Credential{AccessToken: access, RefreshToken: refresh}); err == nil {
+		t.Fatal("a refresh abandoned after 200ms of a 5s answer succeeded")
+	}
+	srv.SetDelay(0)
+	_, err = c.Refresh(context.Background(), sdk.Credential{AccessToken: access, RefreshToken: refresh})
+	if !errors.Is(err, sdk.ErrInvalidGrant) || srv.Reuses() != 1 || !srv.Revoked(refresh) {
+		t.Errorf("old token again: %v, %d reuses, revoked %v; want invalid_grant, 1 reuse, the family revoked", err, srv.Reuses(), srv.Revoked(refresh))
+	}
+}

@@ -40,6 +40,15 @@
 // Dispense returns may be called from several goroutines at once; it is
 // usable until the go-plugin client that started the process is killed.
 //
+// # Locks a provider holds
+//
+// A Provider that implements sdk.Locker is served its Lock over a stream
+// that stays open while the lock is held: the plugin lets the lock go when
+// the host releases it or when the stream ends any other way (the host
+// died), and reports a loss as it happens. The Provider that Dispense
+// returns is an sdk.Locker whose holds are such streams; a plugin without
+// locks of its own answers its Lock with sdk.ErrUnsupported.
+//
 // # Errors
 //
 // The sentinel errors of package sdk cross the process boundary as gRPC

@@ -107,6 +107,7 @@ type grpcClient struct {
 var (
 	_ sdk.Provider = (*grpcClient)(nil)
 	_ sdk.Checker  = (*grpcClient)(nil)
+	_ sdk.Locker   = (*grpcClient)(nil)
 )
 
 func (c *grpcClient) Info(ctx context.Context) (sdk.Info, error) {
@@ -141,37 +142,45 @@ var lockKinds = map[sdk.LockKind]pb.LockKind{
 func locksToProto(locks []sdk.Lock) []*pb.Lock {
 	var out []*pb.Lock
 	for _, l := range locks {
-		scope := pb.LockScope_LOCK_SCOPE_REFRESH
-		if l.Scope == sdk.LockScopeSave {
-			scope = pb.LockScope_LOCK_SCOPE_SAVE
-		}
-		// An unknown kind goes out as UNSPECIFIED, which the host refuses:
-		// a lock the host cannot take must stop the refresh, not vanish.
-		out = append(out, &pb.Lock{Kind: lockKinds[l.Kind], Path: l.Path, StaleMs: l.Stale.Milliseconds(), Scope: scope})
+		out = append(out, lockToProto(l))
 	}
 	return out
+}
+
+func lockToProto(l sdk.Lock) *pb.Lock {
+	scope := pb.LockScope_LOCK_SCOPE_REFRESH
+	if l.Scope == sdk.LockScopeSave {
+		scope = pb.LockScope_LOCK_SCOPE_SAVE
+	}
+	// An unknown kind goes out as UNSPECIFIED, which the host refuses:
+	// a lock the host cannot take must stop the refresh, not vanish.
+	return &pb.Lock{Kind: lockKinds[l.Kind], Path: l.Path, StaleMs: l.Stale.Milliseconds(), Scope: scope}
 }
 
 func locksFromProto(locks []*pb.Lock) []sdk.Lock {
 	var out []sdk.Lock
 	for _, l := range locks {
-		kind := sdk.LockKind(fmt.Sprintf("unknown kind %d", l.GetKind()))
-		for k, v := range lockKinds {
-			if v == l.GetKind() {
-				kind = k
-			}
-		}
-		scope := sdk.LockScopeRefresh
-		switch l.GetScope() {
-		case pb.LockScope_LOCK_SCOPE_REFRESH:
-		case pb.LockScope_LOCK_SCOPE_SAVE:
-			scope = sdk.LockScopeSave
-		default:
-			scope = sdk.LockScope(fmt.Sprintf("unknown scope %d", l.GetScope()))
-		}
-		out = append(out, sdk.Lock{Kind: kind, Path: l.GetPath(), Stale: time.Duration(l.GetStaleMs()) * time.Millisecond, Scope: scope})
+		out = append(out, lockFromProto(l))
 	}
 	return out
+}
+
+func lockFromProto(l *pb.Lock) sdk.Lock {
+	kind := sdk.LockKind(fmt.Sprintf("unknown kind %d", l.GetKind()))
+	for k, v := range lockKinds {
+		if v == l.GetKind() {
+			kind = k
+		}
+	}
+	scope := sdk.LockScopeRefresh
+	switch l.GetScope() {
+	case pb.LockScope_LOCK_SCOPE_REFRESH:
+	case pb.LockScope_LOCK_SCOPE_SAVE:
+		scope = sdk.LockScopeSave
+	default:
+		scope = sdk.LockScope(fmt.Sprintf("unknown scope %d", l.GetScope()))
+	}
+	return sdk.Lock{Kind: kind, Path: l.GetPath(), Stale: time.Duration(l.GetStaleMs()) * time.Millisecond, Scope: scope}
 }
 
 func (c *grpcClient) Configure(ctx context.Context, req sdk.ConfigureRequest) error {

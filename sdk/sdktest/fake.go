@@ -17,7 +17,8 @@ import (
 // declares nothing it can do; Configure succeeds; Read is sdk.ErrNotFound
 // (an empty store); Save and Refresh are sdk.ErrUnsupported (a read-only
 // store); Check is sdk.ErrUnsupported, which the host reads as a provider
-// without checks. Fake is safe for concurrent use when its functions are.
+// without checks; Lock is sdk.ErrUnsupported (a provider that holds no
+// locks of its own). Fake is safe for concurrent use when its functions are.
 // It works in-process and served as a plugin process (plugin.Serve).
 type Fake struct {
 	InfoF      func(ctx context.Context) (sdk.Info, error)
@@ -26,11 +27,13 @@ type Fake struct {
 	SaveF      func(ctx context.Context, cred sdk.Credential) error
 	RefreshF   func(ctx context.Context, cred sdk.Credential) (sdk.Credential, error)
 	CheckF     func(ctx context.Context) ([]sdk.Finding, error)
+	LockF      func(ctx context.Context, req sdk.LockRequest) (sdk.LockHold, error)
 }
 
 var (
 	_ sdk.Provider = Fake{}
 	_ sdk.Checker  = Fake{}
+	_ sdk.Locker   = Fake{}
 )
 
 // Info calls InfoF, or returns Info{Name: "fake"}.
@@ -79,4 +82,12 @@ func (f Fake) Check(ctx context.Context) ([]sdk.Finding, error) {
 		return nil, fmt.Errorf("%w: the fake store has no checks", sdk.ErrUnsupported)
 	}
 	return f.CheckF(ctx)
+}
+
+// Lock calls LockF, or returns sdk.ErrUnsupported.
+func (f Fake) Lock(ctx context.Context, req sdk.LockRequest) (sdk.LockHold, error) {
+	if f.LockF == nil {
+		return nil, fmt.Errorf("%w: the fake store holds no locks", sdk.ErrUnsupported)
+	}
+	return f.LockF(ctx, req)
 }

@@ -50,9 +50,9 @@ const (
 	// mtime refreshed every stale/2 while held, taken over when its mtime
 	// is older than stale, released with rmdir.
 	LockKind_LOCK_KIND_DIR LockKind = 2
-	// Reserved: a lock the provider holds itself (a distributed store's
-	// lease), acquired and released through calls to the provider. No host
-	// implements it yet; a host refuses to refresh a store declaring it.
+	// A lock the provider holds itself (a distributed store's lease),
+	// taken through the Lock stream; path is its name to the provider, not
+	// a file.
 	LockKind_LOCK_KIND_PROVIDER LockKind = 3
 )
 
@@ -146,6 +146,64 @@ func (x LockScope) Number() protoreflect.EnumNumber {
 // Deprecated: Use LockScope.Descriptor instead.
 func (LockScope) EnumDescriptor() ([]byte, []int) {
 	return file_credhost_proto_rawDescGZIP(), []int{1}
+}
+
+// What became of the lock, from the plugin on a Lock stream.
+type LockState int32
+
+const (
+	// Not a state; a host ignores it.
+	LockState_LOCK_STATE_UNSPECIFIED LockState = 0
+	// The lock is held: nobody else holds it until it is lost or released.
+	LockState_LOCK_STATE_HELD LockState = 1
+	// The lock is no longer held (a lease expired); someone else may hold
+	// it now. Sent at most once, after HELD.
+	LockState_LOCK_STATE_LOST LockState = 2
+	// The lock was let go, as the host asked; the stream ends after it.
+	LockState_LOCK_STATE_RELEASED LockState = 3
+)
+
+// Enum value maps for LockState.
+var (
+	LockState_name = map[int32]string{
+		0: "LOCK_STATE_UNSPECIFIED",
+		1: "LOCK_STATE_HELD",
+		2: "LOCK_STATE_LOST",
+		3: "LOCK_STATE_RELEASED",
+	}
+	LockState_value = map[string]int32{
+		"LOCK_STATE_UNSPECIFIED": 0,
+		"LOCK_STATE_HELD":        1,
+		"LOCK_STATE_LOST":        2,
+		"LOCK_STATE_RELEASED":    3,
+	}
+)
+
+func (x LockState) Enum() *LockState {
+	p := new(LockState)
+	*p = x
+	return p
+}
+
+func (x LockState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LockState) Descriptor() protoreflect.EnumDescriptor {
+	return file_credhost_proto_enumTypes[2].Descriptor()
+}
+
+func (LockState) Type() protoreflect.EnumType {
+	return &file_credhost_proto_enumTypes[2]
+}
+
+func (x LockState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LockState.Descriptor instead.
+func (LockState) EnumDescriptor() ([]byte, []int) {
+	return file_credhost_proto_rawDescGZIP(), []int{2}
 }
 
 type Credential struct {
@@ -461,7 +519,9 @@ func (x *InfoResponse) GetLocks() []*Lock {
 type Lock struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Kind  LockKind               `protobuf:"varint,1,opt,name=kind,proto3,enum=credhost.v1.LockKind" json:"kind,omitempty"`
-	// The lock file or directory, absolute.
+	// The lock file or directory, absolute; for LOCK_KIND_PROVIDER the
+	// lock's name as the provider understands it (shown in messages: never
+	// a secret).
 	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
 	// LOCK_KIND_DIR: a lock whose mtime is older is abandoned; 0 means
 	// 10000 (proper-lockfile's default).
@@ -1018,6 +1078,115 @@ func (x *CheckResponse) GetFindings() []*Finding {
 	return nil
 }
 
+// A message from the host on a Lock stream.
+type LockRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first message: the lock to take, as InfoResponse.locks declared
+	// it (kind LOCK_KIND_PROVIDER).
+	Lock *Lock `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
+	// A later message: let the lock go.
+	Release       bool `protobuf:"varint,2,opt,name=release,proto3" json:"release,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockRequest) Reset() {
+	*x = LockRequest{}
+	mi := &file_credhost_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockRequest) ProtoMessage() {}
+
+func (x *LockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_credhost_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockRequest.ProtoReflect.Descriptor instead.
+func (*LockRequest) Descriptor() ([]byte, []int) {
+	return file_credhost_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *LockRequest) GetLock() *Lock {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
+func (x *LockRequest) GetRelease() bool {
+	if x != nil {
+		return x.Release
+	}
+	return false
+}
+
+type LockEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State LockState              `protobuf:"varint,1,opt,name=state,proto3,enum=credhost.v1.LockState" json:"state,omitempty"`
+	// LOCK_STATE_LOST: why, naming the lock; never a secret.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockEvent) Reset() {
+	*x = LockEvent{}
+	mi := &file_credhost_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockEvent) ProtoMessage() {}
+
+func (x *LockEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_credhost_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockEvent.ProtoReflect.Descriptor instead.
+func (*LockEvent) Descriptor() ([]byte, []int) {
+	return file_credhost_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *LockEvent) GetState() LockState {
+	if x != nil {
+		return x.State
+	}
+	return LockState_LOCK_STATE_UNSPECIFIED
+}
+
+func (x *LockEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_credhost_proto protoreflect.FileDescriptor
 
 const file_credhost_proto_rawDesc = "" +
@@ -1090,7 +1259,13 @@ const file_credhost_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x10\n" +
 	"\x03fix\x18\x03 \x01(\tR\x03fix\"A\n" +
 	"\rCheckResponse\x120\n" +
-	"\bfindings\x18\x01 \x03(\v2\x14.credhost.v1.FindingR\bfindings*e\n" +
+	"\bfindings\x18\x01 \x03(\v2\x14.credhost.v1.FindingR\bfindings\"N\n" +
+	"\vLockRequest\x12%\n" +
+	"\x04lock\x18\x01 \x01(\v2\x11.credhost.v1.LockR\x04lock\x12\x18\n" +
+	"\arelease\x18\x02 \x01(\bR\arelease\"Q\n" +
+	"\tLockEvent\x12,\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x16.credhost.v1.LockStateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason*e\n" +
 	"\bLockKind\x12\x19\n" +
 	"\x15LOCK_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fLOCK_KIND_FLOCK\x10\x01\x12\x11\n" +
@@ -1098,14 +1273,20 @@ const file_credhost_proto_rawDesc = "" +
 	"\x12LOCK_KIND_PROVIDER\x10\x03*8\n" +
 	"\tLockScope\x12\x16\n" +
 	"\x12LOCK_SCOPE_REFRESH\x10\x00\x12\x13\n" +
-	"\x0fLOCK_SCOPE_SAVE\x10\x012\x93\x03\n" +
+	"\x0fLOCK_SCOPE_SAVE\x10\x01*j\n" +
+	"\tLockState\x12\x1a\n" +
+	"\x16LOCK_STATE_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fLOCK_STATE_HELD\x10\x01\x12\x13\n" +
+	"\x0fLOCK_STATE_LOST\x10\x02\x12\x17\n" +
+	"\x13LOCK_STATE_RELEASED\x10\x032\xd1\x03\n" +
 	"\bProvider\x12;\n" +
 	"\x04Info\x12\x18.credhost.v1.InfoRequest\x1a\x19.credhost.v1.InfoResponse\x12J\n" +
 	"\tConfigure\x12\x1d.credhost.v1.ConfigureRequest\x1a\x1e.credhost.v1.ConfigureResponse\x12;\n" +
 	"\x04Read\x12\x18.credhost.v1.ReadRequest\x1a\x19.credhost.v1.ReadResponse\x12;\n" +
 	"\x04Save\x12\x18.credhost.v1.SaveRequest\x1a\x19.credhost.v1.SaveResponse\x12D\n" +
 	"\aRefresh\x12\x1b.credhost.v1.RefreshRequest\x1a\x1c.credhost.v1.RefreshResponse\x12>\n" +
-	"\x05Check\x12\x19.credhost.v1.CheckRequest\x1a\x1a.credhost.v1.CheckResponseBAZ?github.com/credhost/credhost/sdk/internal/credhostpb;credhostpbb\x06proto3"
+	"\x05Check\x12\x19.credhost.v1.CheckRequest\x1a\x1a.credhost.v1.CheckResponse\x12<\n" +
+	"\x04Lock\x12\x18.credhost.v1.LockRequest\x1a\x16.credhost.v1.LockEvent(\x010\x01BAZ?github.com/credhost/credhost/sdk/internal/credhostpb;credhostpbb\x06proto3"
 
 var (
 	file_credhost_proto_rawDescOnce sync.Once
@@ -1119,59 +1300,66 @@ func file_credhost_proto_rawDescGZIP() []byte {
 	return file_credhost_proto_rawDescData
 }
 
-var file_credhost_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_credhost_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_credhost_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_credhost_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_credhost_proto_goTypes = []any{
 	(LockKind)(0),                 // 0: credhost.v1.LockKind
 	(LockScope)(0),                // 1: credhost.v1.LockScope
-	(*Credential)(nil),            // 2: credhost.v1.Credential
-	(*OAuthConfig)(nil),           // 3: credhost.v1.OAuthConfig
-	(*InfoRequest)(nil),           // 4: credhost.v1.InfoRequest
-	(*InfoResponse)(nil),          // 5: credhost.v1.InfoResponse
-	(*Lock)(nil),                  // 6: credhost.v1.Lock
-	(*ConfigureRequest)(nil),      // 7: credhost.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),     // 8: credhost.v1.ConfigureResponse
-	(*ReadRequest)(nil),           // 9: credhost.v1.ReadRequest
-	(*ReadResponse)(nil),          // 10: credhost.v1.ReadResponse
-	(*SaveRequest)(nil),           // 11: credhost.v1.SaveRequest
-	(*SaveResponse)(nil),          // 12: credhost.v1.SaveResponse
-	(*RefreshRequest)(nil),        // 13: credhost.v1.RefreshRequest
-	(*RefreshResponse)(nil),       // 14: credhost.v1.RefreshResponse
-	(*CheckRequest)(nil),          // 15: credhost.v1.CheckRequest
-	(*Finding)(nil),               // 16: credhost.v1.Finding
-	(*CheckResponse)(nil),         // 17: credhost.v1.CheckResponse
-	nil,                           // 18: credhost.v1.Credential.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(LockState)(0),                // 2: credhost.v1.LockState
+	(*Credential)(nil),            // 3: credhost.v1.Credential
+	(*OAuthConfig)(nil),           // 4: credhost.v1.OAuthConfig
+	(*InfoRequest)(nil),           // 5: credhost.v1.InfoRequest
+	(*InfoResponse)(nil),          // 6: credhost.v1.InfoResponse
+	(*Lock)(nil),                  // 7: credhost.v1.Lock
+	(*ConfigureRequest)(nil),      // 8: credhost.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),     // 9: credhost.v1.ConfigureResponse
+	(*ReadRequest)(nil),           // 10: credhost.v1.ReadRequest
+	(*ReadResponse)(nil),          // 11: credhost.v1.ReadResponse
+	(*SaveRequest)(nil),           // 12: credhost.v1.SaveRequest
+	(*SaveResponse)(nil),          // 13: credhost.v1.SaveResponse
+	(*RefreshRequest)(nil),        // 14: credhost.v1.RefreshRequest
+	(*RefreshResponse)(nil),       // 15: credhost.v1.RefreshResponse
+	(*CheckRequest)(nil),          // 16: credhost.v1.CheckRequest
+	(*Finding)(nil),               // 17: credhost.v1.Finding
+	(*CheckResponse)(nil),         // 18: credhost.v1.CheckResponse
+	(*LockRequest)(nil),           // 19: credhost.v1.LockRequest
+	(*LockEvent)(nil),             // 20: credhost.v1.LockEvent
+	nil,                           // 21: credhost.v1.Credential.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
 }
 var file_credhost_proto_depIdxs = []int32{
-	19, // 0: credhost.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
-	18, // 1: credhost.v1.Credential.metadata:type_name -> credhost.v1.Credential.MetadataEntry
-	6,  // 2: credhost.v1.InfoResponse.locks:type_name -> credhost.v1.Lock
+	22, // 0: credhost.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
+	21, // 1: credhost.v1.Credential.metadata:type_name -> credhost.v1.Credential.MetadataEntry
+	7,  // 2: credhost.v1.InfoResponse.locks:type_name -> credhost.v1.Lock
 	0,  // 3: credhost.v1.Lock.kind:type_name -> credhost.v1.LockKind
 	1,  // 4: credhost.v1.Lock.scope:type_name -> credhost.v1.LockScope
-	3,  // 5: credhost.v1.ConfigureRequest.oauth:type_name -> credhost.v1.OAuthConfig
-	2,  // 6: credhost.v1.ReadResponse.credential:type_name -> credhost.v1.Credential
-	2,  // 7: credhost.v1.SaveRequest.credential:type_name -> credhost.v1.Credential
-	2,  // 8: credhost.v1.RefreshRequest.credential:type_name -> credhost.v1.Credential
-	2,  // 9: credhost.v1.RefreshResponse.credential:type_name -> credhost.v1.Credential
-	16, // 10: credhost.v1.CheckResponse.findings:type_name -> credhost.v1.Finding
-	4,  // 11: credhost.v1.Provider.Info:input_type -> credhost.v1.InfoRequest
-	7,  // 12: credhost.v1.Provider.Configure:input_type -> credhost.v1.ConfigureRequest
-	9,  // 13: credhost.v1.Provider.Read:input_type -> credhost.v1.ReadRequest
-	11, // 14: credhost.v1.Provider.Save:input_type -> credhost.v1.SaveRequest
-	13, // 15: credhost.v1.Provider.Refresh:input_type -> credhost.v1.RefreshRequest
-	15, // 16: credhost.v1.Provider.Check:input_type -> credhost.v1.CheckRequest
-	5,  // 17: credhost.v1.Provider.Info:output_type -> credhost.v1.InfoResponse
-	8,  // 18: credhost.v1.Provider.Configure:output_type -> credhost.v1.ConfigureResponse
-	10, // 19: credhost.v1.Provider.Read:output_type -> credhost.v1.ReadResponse
-	12, // 20: credhost.v1.Provider.Save:output_type -> credhost.v1.SaveResponse
-	14, // 21: credhost.v1.Provider.Refresh:output_type -> credhost.v1.RefreshResponse
-	17, // 22: credhost.v1.Provider.Check:output_type -> credhost.v1.CheckResponse
-	17, // [17:23] is the sub-list for method output_type
-	11, // [11:17] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	4,  // 5: credhost.v1.ConfigureRequest.oauth:type_name -> credhost.v1.OAuthConfig
+	3,  // 6: credhost.v1.ReadResponse.credential:type_name -> credhost.v1.Credential
+	3,  // 7: credhost.v1.SaveRequest.credential:type_name -> credhost.v1.Credential
+	3,  // 8: credhost.v1.RefreshRequest.credential:type_name -> credhost.v1.Credential
+	3,  // 9: credhost.v1.RefreshResponse.credential:type_name -> credhost.v1.Credential
+	17, // 10: credhost.v1.CheckResponse.findings:type_name -> credhost.v1.Finding
+	7,  // 11: credhost.v1.LockRequest.lock:type_name -> credhost.v1.Lock
+	2,  // 12: credhost.v1.LockEvent.state:type_name -> credhost.v1.LockState
+	5,  // 13: credhost.v1.Provider.Info:input_type -> credhost.v1.InfoRequest
+	8,  // 14: credhost.v1.Provider.Configure:input_type -> credhost.v1.ConfigureRequest
+	10, // 15: credhost.v1.Provider.Read:input_type -> credhost.v1.ReadRequest
+	12, // 16: credhost.v1.Provider.Save:input_type -> credhost.v1.SaveRequest
+	14, // 17: credhost.v1.Provider.Refresh:input_type -> credhost.v1.RefreshRequest
+	16, // 18: credhost.v1.Provider.Check:input_type -> credhost.v1.CheckRequest
+	19, // 19: credhost.v1.Provider.Lock:input_type -> credhost.v1.LockRequest
+	6,  // 20: credhost.v1.Provider.Info:output_type -> credhost.v1.InfoResponse
+	9,  // 21: credhost.v1.Provider.Configure:output_type -> credhost.v1.ConfigureResponse
+	11, // 22: credhost.v1.Provider.Read:output_type -> credhost.v1.ReadResponse
+	13, // 23: credhost.v1.Provider.Save:output_type -> credhost.v1.SaveResponse
+	15, // 24: credhost.v1.Provider.Refresh:output_type -> credhost.v1.RefreshResponse
+	18, // 25: credhost.v1.Provider.Check:output_type -> credhost.v1.CheckResponse
+	20, // 26: credhost.v1.Provider.Lock:output_type -> credhost.v1.LockEvent
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_credhost_proto_init() }
@@ -1184,8 +1372,8 @@ func file_credhost_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credhost_proto_rawDesc), len(file_credhost_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   17,
+			NumEnums:      3,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

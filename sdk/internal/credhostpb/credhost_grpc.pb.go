@@ -40,6 +40,7 @@ const (
 	Provider_Save_FullMethodName      = "/credhost.v1.Provider/Save"
 	Provider_Refresh_FullMethodName   = "/credhost.v1.Provider/Refresh"
 	Provider_Check_FullMethodName     = "/credhost.v1.Provider/Check"
+	Provider_Lock_FullMethodName      = "/credhost.v1.Provider/Lock"
 )
 
 // ProviderClient is the client API for Provider service.
@@ -59,6 +60,22 @@ type ProviderClient interface {
 	// Check reports problems with the store and how to fix them (for
 	// `credhost doctor`); UNIMPLEMENTED when the plugin has no checks.
 	Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error)
+	// Lock takes a lock the provider holds itself (LOCK_KIND_PROVIDER, a
+	// distributed store's lease) and holds it for as long as the stream
+	// stays open. The host sends one LockRequest naming the lock; the
+	// plugin answers LOCK_STATE_HELD once it holds it, or ends the stream
+	// with an error status whose message says why (UNAVAILABLE suits a store
+	// that cannot be reached; CANCELLED: the host gave up waiting;
+	// UNIMPLEMENTED: the plugin holds no locks). While held, the plugin
+	// sends LOCK_STATE_LOST with a reason if it loses the lock (a lease
+	// expired). The host releases it with a LockRequest whose release is
+	// true, or by closing its side of the stream; the plugin lets the lock
+	// go, answers LOCK_STATE_RELEASED and ends the stream. A stream that
+	// ends any other way (the host died, the call was cancelled, the
+	// connection broke) releases the lock too; a plugin that dies leaves
+	// the store to expire it (a lease's TTL). See PROTOCOL.md, "Locks a
+	// provider holds".
+	Lock(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[LockRequest, LockEvent], error)
 }
 
 type providerClient struct {
@@ -129,6 +146,19 @@ func (c *providerClient) Check(ctx context.Context, in *CheckRequest, opts ...gr
 	return out, nil
 }
 
+func (c *providerClient) Lock(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[LockRequest, LockEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Provider_ServiceDesc.Streams[0], Provider_Lock_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[LockRequest, LockEvent]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Provider_LockClient = grpc.BidiStreamingClient[LockRequest, LockEvent]
+
 // ProviderServer is the server API for Provider service.
 // All implementations must embed UnimplementedProviderServer
 // for forward compatibility.
@@ -146,6 +176,22 @@ type ProviderServer interface {
 	// Check reports problems with the store and how to fix them (for
 	// `credhost doctor`); UNIMPLEMENTED when the plugin has no checks.
 	Check(context.Context, *CheckRequest) (*CheckResponse, error)
+	// Lock takes a lock the provider holds itself (LOCK_KIND_PROVIDER, a
+	// distributed store's lease) and holds it for as long as the stream
+	// stays open. The host sends one LockRequest naming the lock; the
+	// plugin answers LOCK_STATE_HELD once it holds it, or ends the stream
+	// with an error status whose message says why (UNAVAILABLE suits a store
+	// that cannot be reached; CANCELLED: the host gave up waiting;
+	// UNIMPLEMENTED: the plugin holds no locks). While held, the plugin
+	// sends LOCK_STATE_LOST with a reason if it loses the lock (a lease
+	// expired). The host releases it with a LockRequest whose release is
+	// true, or by closing its side of the stream; the plugin lets the lock
+	// go, answers LOCK_STATE_RELEASED and ends the stream. A stream that
+	// ends any other way (the host died, the call was cancelled, the
+	// connection broke) releases the lock too; a plugin that dies leaves
+	// the store to expire it (a lease's TTL). See PROTOCOL.md, "Locks a
+	// provider holds".
+	Lock(grpc.BidiStreamingServer[LockRequest, LockEvent]) error
 	mustEmbedUnimplementedProviderServer()
 }
 
@@ -173,6 +219,9 @@ func (UnimplementedProviderServer) Refresh(context.Context, *RefreshRequest) (*R
 }
 func (UnimplementedProviderServer) Check(context.Context, *CheckRequest) (*CheckResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Check not implemented")
+}
+func (UnimplementedProviderServer) Lock(grpc.BidiStreamingServer[LockRequest, LockEvent]) error {
+	return status.Error(codes.Unimplemented, "method Lock not implemented")
 }
 func (UnimplementedProviderServer) mustEmbedUnimplementedProviderServer() {}
 func (UnimplementedProviderServer) testEmbeddedByValue()                  {}
@@ -303,6 +352,13 @@ func _Provider_Check_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Provider_Lock_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ProviderServer).Lock(&grpc.GenericServerStream[LockRequest, LockEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Provider_LockServer = grpc.BidiStreamingServer[LockRequest, LockEvent]
+
 // Provider_ServiceDesc is the grpc.ServiceDesc for Provider service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -335,6 +391,13 @@ var Provider_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Provider_Check_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Lock",
+			Handler:       _Provider_Lock_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "credhost.proto",
 }

@@ -43,6 +43,13 @@ const (
 	TooManyRequests
 	// NotJSON answers 200 with a body that is not JSON.
 	NotJSON
+	// RotateOnArrival answers like Normal, but rotates the refresh token
+	// as soon as the request arrives and only then waits out Delay before
+	// answering: a client that dies or gives up meanwhile never sees the
+	// new refresh token, which the server has already made the only one
+	// that works. Nobody holds it; the old one, presented again, is a
+	// reuse.
+	RotateOnArrival
 )
 
 // Server is a rotating token endpoint.
@@ -62,7 +69,7 @@ type Server struct {
 	mode     Mode
 	seq      int
 	families map[string]*family // refresh token -> family
-	requests int                // answered (after Delay)
+	requests int                // handled (after Delay; on arrival for RotateOnArrival)
 	arrived  int                // arrived (before Delay)
 	reuses   int
 	bodies   []string // content types seen
@@ -183,8 +190,24 @@ func (s *Server) ContentTypes() []string {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.arrived++
-	delay := s.Delay
+	delay, mode := s.Delay, s.mode
 	s.mu.Unlock()
+	if mode == RotateOnArrival {
+		// Answer now, into a buffer; deliver it late.
+		rec := &recorded{header: http.Header{}}
+		s.answer(rec, r)
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			case <-s.done:
+				return
+			}
+		}
+		rec.replay(w)
+		return
+	}
 	if delay > 0 {
 		select {
 		case <-time.After(delay):
@@ -194,6 +217,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	s.answer(w, r)
+}
+
+// answer handles one request: rotation, reuse, faults.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
@@ -265,6 +293,33 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		resp["expires_in"] = int(s.ExpiresIn / time.Second)
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// recorded is an answer kept to be delivered late (RotateOnArrival).
+type recorded struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (r *recorded) Header() http.Header { return r.header }
+func (r *recorded) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+func (r *recorded) Write(b []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	r.body = append(r.body, b...)
+	return len(b), nil
+}
+
+func (r *recorded) replay(w http.ResponseWriter) {
+	for k, v := range r.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(r.status)
+	_, _ = w.Write(r.body)
 }
 
 // parseGrant reads a form or JSON body.
