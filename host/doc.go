@@ -73,10 +73,14 @@
 //   - Reactive refresh. A 401 from the API forces one refresh of the token
 //     that was rejected, unless the chain already yields a different one.
 //     Transport replays the request once, deciding by status code alone.
-//     (Host.RefreshAfterUnauthorized, Host.Transport)
+//     A caller that knows the rejected token only by its fingerprint (a
+//     client of credhost serve) names that. (Host.RefreshAfterUnauthorized,
+//     Host.RefreshRejected, Host.Transport)
 //
 // A good result is served from memory, without any provider call, until it
-// enters the buffer.
+// enters the buffer. A holder that runs for hours (credhost serve) calls
+// Reread now and then, which walks the chain without refreshing, to learn
+// of a store changed behind it.
 //
 // # Configuration
 //
@@ -97,7 +101,13 @@
 // plugins.call_timeout. A plugin process gets a minimal environment, its
 // own process group (ended with the host), a cap on what it may send, and,
 // when its config pins a sha256, runs exactly the bytes that were hashed.
-// Nothing a plugin prints reaches the host's output verbatim.
+// Nothing a plugin prints reaches the host's output verbatim: its stderr
+// (hclog JSON at its level, any other line at warn; relayStderr), its
+// errors and findings pass one filter (known tokens and ${VAR} values
+// removed, printable, capped). Close asks a plugin to exit through
+// go-plugin's controller service, or with SIGTERM when it has none
+// (running.end). sdk/proto/PROTOCOL.md is the protocol a plugin in any
+// language speaks.
 //
 // # Concurrency
 //

@@ -65,7 +65,9 @@ func (e *ChainError) Error() string {
 		if !errors.Is(a.Err, sdk.ErrNotFound) {
 			state = "error"
 		}
-		fmt.Fprintf(&b, "\n  %s (%s): %s", a.Provider, state, a.reason())
+		// A reason of several lines (a start error quoting a plugin)
+		// stays under its provider.
+		fmt.Fprintf(&b, "\n  %s (%s): %s", a.Provider, state, strings.ReplaceAll(a.reason(), "\n", "\n    "))
 	}
 	if e.Hint != "" {
 		b.WriteString("\n")

@@ -30,6 +30,11 @@ type Host struct {
 
 	mu   sync.Mutex
 	last *Result // the last good result, served until it enters the buffer
+
+	// chainEnv names the variables the chain reads beyond the base set, and
+	// environ is where their values come from (see ChainID).
+	chainEnv []string
+	environ  func() []string
 }
 
 // Option configures New.
@@ -76,7 +81,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	h := &Host{cfg: cfg, logger: o.logger, now: o.now}
+	h := &Host{cfg: cfg, logger: o.logger, now: o.now, environ: o.environ}
 	oauth := sdk.OAuthConfig{
 		TokenURL:         cfg.OAuth.TokenURL,
 		ClientID:         cfg.OAuth.ClientID,
@@ -96,11 +101,16 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 			spec := processSpec{cmd: cmd, name: pc.Command, checksum: pc.SHA256, env: pc.Env, environ: o.environ,
 				script: pc.Script, scriptSum: pc.ScriptSHA256, modules: pc.Modules, modulesSum: pc.ModulesSHA256, verified: o.verified}
 			m.start = startProcess(spec, cfg, level, o.logger.Named(pc.Name))
+			h.chainEnv = append(h.chainEnv, pc.Env...)
 		default:
 			b, ok := o.builtins[pc.Plugin]
 			if !ok {
 				return nil, &ConfigError{Source: cfg.Source, Line: pc.Line, Column: pc.Column,
 					Key: fmt.Sprintf("providers[%d].plugin", i), Msg: cfg.unexpand.apply(fmt.Sprintf("no built-in plugin %q; built-ins are %s", pc.Plugin, builtinNames(o.builtins)))}
+			}
+			h.chainEnv = append(h.chainEnv, pc.Env...)
+			if b.Env != nil {
+				h.chainEnv = append(h.chainEnv, b.Env(pc.Config)...)
 			}
 			if cfg.Plugins.Builtin == BuiltinProcess || b.New == nil {
 				spec := processSpec{cmd: b.Command, env: pc.Env, environ: o.environ}
@@ -215,7 +225,8 @@ func (h *Host) forget(token string) {
 }
 
 // refreshOrDegrade refreshes res's credential through src, or returns res
-// marked degraded with the reason, logged as a warning (degrade).
+// marked degraded with the reason, logged as a warning (degrade) unless the
+// refresh was forced.
 func (h *Host) refreshOrDegrade(ctx context.Context, res Result, src *source, force bool) Result {
 	var reason error
 	switch {
@@ -232,6 +243,11 @@ func (h *Host) refreshOrDegrade(ctx context.Context, res Result, src *source, fo
 		reason = err
 	}
 	res.Degraded, res.DegradedReason = true, reason
+	if force {
+		// A forced refresh returns no degraded token: its caller gets an
+		// error that says why (`credhost refresh` prints it and exits 3).
+		return res
+	}
 	left := "unknown"
 	if d, ok := res.Credential.ExpiresIn(h.now()); ok {
 		left = d.Round(time.Second).String()

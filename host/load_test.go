@@ -456,3 +456,42 @@ func TestUnexpandKeepsPathsAndWords(t *testing.T) {
 		}
 	}
 }
+
+// TestExpandedConfigValuesKeepTheirYAMLType: a value ${VAR} expansion
+// produced inside a provider's config: block reaches the plugin with the
+// type it would have had written literally; quoting forces a string.
+func TestExpandedConfigValuesKeepTheirYAMLType(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"NUM": "42", "FLOAT": "1.5", "YES": "false", "WORD": "hello", "EMPTY": ""}
+	tests := map[string]struct {
+		value string
+		want  string // the value as JSON
+	}{
+		"default bool":         {`${UNSET:-true}`, `true`},
+		"bool from variable":   {`${YES}`, `false`},
+		"number":               {`${NUM}`, `42`},
+		"float":                {`${FLOAT}`, `1.5`},
+		"word stays a string":  {`${WORD}`, `"hello"`},
+		"mixed text":           {`${NUM}s`, `"42s"`},
+		"double quoted":        {`"${NUM}"`, `"42"`},
+		"single quoted":        {`'${UNSET:-true}'`, `"true"`},
+		"explicit string tag":  {`!!str ${NUM}`, `"42"`},
+		"empty stays a string": {`${EMPTY}`, `""`},
+		"literal number":       {`7`, `7`},
+		"nested in a list":     {"\n        - ${NUM}\n        - ${WORD}", `[42,"hello"]`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			doc := "version: 1\nproviders:\n  - name: s\n    plugin: file\n    config:\n      v: " + tc.value + "\n"
+			cfg, err := ParseConfig([]byte(doc), "t.yaml", env(vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := json.Marshal(cfg.Providers[0].Config["v"])
+			if err != nil || string(got) != tc.want {
+				t.Errorf("config v: %s reached the plugin as %s (%v); want %s", tc.value, got, err, tc.want)
+			}
+		})
+	}
+}

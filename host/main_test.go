@@ -23,6 +23,10 @@ func TestMain(m *testing.M) {
 		serveHelper(os.Args[2])
 		os.Exit(0)
 	}
+	if len(os.Args) >= 3 && os.Args[1] == rawArg {
+		serveRaw(os.Args[2])
+		os.Exit(0)
+	}
 	if len(os.Args) >= 4 && os.Args[1] == hostHelperArg {
 		runHostHelper(os.Args[2], os.Args[3])
 		os.Exit(0)
@@ -42,6 +46,17 @@ func serveHelper(mode string) {
 	case "exit":
 		// A plugin that dies before the handshake.
 		os.Exit(3)
+	case "printstderr":
+		// A Go plugin that prints on os.Stderr once it serves (go-plugin
+		// sends that over its stdio service).
+		p := scriptedProvider("found:A")
+		read := p.ReadF
+		p.ReadF = func(ctx context.Context) (sdk.Credential, error) {
+			fmt.Fprintln(os.Stderr, "plain from a go plugin")
+			return read(ctx)
+		}
+		sdkplugin.Serve(p)
+		return
 	}
 	if p := boundaryProvider(mode); p != nil {
 		sdkplugin.Serve(p)

@@ -47,6 +47,7 @@ func parseConfig(data []byte, source string, lookupEnv func(string) (string, boo
 	if err := p.expand(root, false); err != nil {
 		return nil, err
 	}
+	p.retypeProviderConfigs(root)
 	if err := p.check(root, reflect.TypeOf(Config{}), ""); err != nil {
 		return nil, err
 	}
@@ -70,7 +71,10 @@ type parser struct {
 	// and what it became; vars, for every variable read, ${NAME} and its
 	// value: errors quote the file, never the environment.
 	expanded, vars []expansion
-	goos           string // the operating system os: entries are matched against
+	// changed holds the scalar nodes ${VAR} expansion changed (see
+	// retypeProviderConfigs).
+	changed map[*yaml.Node]bool
+	goos    string // the operating system os: entries are matched against
 }
 
 // errAt is the one place a parse error is made: its message is passed
@@ -132,6 +136,10 @@ func (p *parser) expand(n *yaml.Node, isKey bool) error {
 		}
 		if v != n.Value {
 			p.expanded = append(p.expanded, expansion{raw: n.Value, value: v})
+			if p.changed == nil {
+				p.changed = map[*yaml.Node]bool{}
+			}
+			p.changed[n] = true
 		}
 		n.Value = v
 	case yaml.MappingNode:
@@ -150,6 +158,45 @@ func (p *parser) expand(n *yaml.Node, isKey bool) error {
 		return p.errAt(n, "", "YAML aliases are not supported in credhost config")
 	}
 	return nil
+}
+
+// retypeProviderConfigs gives every value ${VAR} expansion changed inside a
+// provider's config: block the YAML type it would have had written
+// literally: YAML typed the scalar "${X:-true}" as a string before it was
+// expanded, and the plugin would get "true", not true. A number becomes a
+// number, true/false a boolean, anything else stays a string. Quoting the
+// value in the file (or an explicit tag) keeps it a string, as it would
+// literally; so does a value that expands to nothing, rather than a null.
+// The other keys are typed by credhost's own fields, which read a string
+// as what they need.
+func (p *parser) retypeProviderConfigs(root *yaml.Node) {
+	list := child(root, "providers")
+	if list == nil || list.Kind != yaml.SequenceNode || len(p.changed) == 0 {
+		return
+	}
+	for _, entry := range list.Content {
+		if cfg := child(entry, "config"); cfg != nil {
+			p.retype(cfg)
+		}
+	}
+}
+
+func (p *parser) retype(n *yaml.Node) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		const quoted = yaml.TaggedStyle | yaml.DoubleQuotedStyle | yaml.SingleQuotedStyle | yaml.LiteralStyle | yaml.FoldedStyle
+		if p.changed[n] && n.Style&quoted == 0 && n.Value != "" {
+			n.Tag = (&yaml.Node{Kind: yaml.ScalarNode, Value: n.Value}).ShortTag()
+		}
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			p.retype(n.Content[i])
+		}
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			p.retype(c)
+		}
+	}
 }
 
 // lookup reads a variable for expansion and remembers its value.

@@ -4,14 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os/exec"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/credhost/credhost/sdk"
 	sdkplugin "github.com/credhost/credhost/sdk/plugin"
@@ -40,7 +46,7 @@ type Builtin struct {
 type member struct {
 	cfg         ProviderConfig
 	oauth       sdk.OAuthConfig
-	start       func() (sdk.Provider, *plugin.Client, error)
+	start       func() (sdk.Provider, *running, error)
 	logger      hclog.Logger
 	callTimeout time.Duration // bounds Configure and Info, not the start
 	// unexpand makes start and configure errors, which may quote the
@@ -49,7 +55,7 @@ type member struct {
 
 	once   sync.Once
 	prov   sdk.Provider
-	client *plugin.Client
+	client *running // nil: in-process
 	err    error
 	info   sdk.Info
 	// infoErr is why Info failed: the store's locks are unknown, so it is
@@ -133,15 +139,74 @@ func (m *member) close() {
 	client := m.client
 	m.mu.Unlock()
 	if client != nil {
-		client.Kill()
+		client.end()
+	}
+}
+
+// running is a plugin process the host started and its connection.
+type running struct {
+	client *plugin.Client
+	proc   *pluginProcess
+	conn   *grpc.ClientConn
+	logger hclog.Logger
+	stdio  io.Closer // what relays the plugin's stderr sent over gRPC
+}
+
+// controllerShutdown is go-plugin's controller service, which a plugin
+// built with go-plugin serves and one written in another language may
+// leave out.
+const controllerShutdown = "/plugin.GRPCController/Shutdown"
+
+const (
+	// shutdownAnswer bounds the Shutdown call itself.
+	shutdownAnswer = time.Second
+	// exitGrace is how long a plugin that accepted Shutdown has to exit
+	// (go-plugin's own wait).
+	exitGrace = 2 * time.Second
+	// termGrace is how long a plugin without the controller service has
+	// to exit after SIGTERM before its group is killed: it holds no state
+	// the host needs, so an exit is all that is asked.
+	termGrace = 500 * time.Millisecond
+)
+
+// end ends the plugin process promptly and quietly: it asks the plugin to
+// shut down through go-plugin's controller service; a plugin that does not
+// serve it gets SIGTERM (its process group) at once instead of go-plugin's
+// 2-second wait and "failed to exit gracefully"; one that is still there
+// after the grace is killed. go-plugin's Kill then finds the process gone.
+func (r *running) end() {
+	if r.proc != nil && r.conn != nil {
+		r.proc.ending.Store(true)
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownAnswer)
+		err := r.conn.Invoke(ctx, controllerShutdown, &emptypb.Empty{}, &emptypb.Empty{})
+		cancel()
+		grace := exitGrace
+		if status.Code(err) == codes.Unimplemented {
+			r.proc.terminate()
+			grace = termGrace
+		}
+		select {
+		case <-r.proc.exited:
+		case <-time.After(grace):
+			r.logger.Warn("plugin did not exit when asked; killing it", "path", r.proc.name)
+			r.proc.Kill(context.Background())
+			select {
+			case <-r.proc.exited:
+			case <-time.After(exitGrace):
+			}
+		}
+	}
+	r.client.Kill()
+	if r.stdio != nil {
+		r.stdio.Close()
 	}
 }
 
 // startInProcess returns a starter that builds a built-in in this process,
 // each call bounded by its context as a plugin process's is (a Refresh
 // past its deadline gets refreshGrace more; see bounded).
-func startInProcess(b Builtin, refreshGrace time.Duration) func() (sdk.Provider, *plugin.Client, error) {
-	return func() (sdk.Provider, *plugin.Client, error) {
+func startInProcess(b Builtin, refreshGrace time.Duration) func() (sdk.Provider, *running, error) {
+	return func() (sdk.Provider, *running, error) {
 		return bounded{p: b.New(), refreshGrace: refreshGrace, saves: new(sync.WaitGroup)}, nil, nil
 	}
 }
@@ -172,8 +237,8 @@ type processSpec struct {
 // pluginProcess) and dispenses its Provider. A pinned executable is
 // verified here, on the bytes that then run; go-plugin's own check hashes
 // by path and runs the path again, which a rename in between defeats.
-func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hclog.Logger) func() (sdk.Provider, *plugin.Client, error) {
-	return func() (sdk.Provider, *plugin.Client, error) {
+func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hclog.Logger) func() (sdk.Provider, *running, error) {
+	return func() (sdk.Provider, *running, error) {
 		c := spec.cmd()
 		name := spec.name
 		if name == "" {
@@ -196,7 +261,25 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		// The handshake, gRPC, mutual TLS and the message cap are every
 		// plugin client's (sdkplugin.ClientConfig); how the process starts is
 		// the host's.
-		cc := sdkplugin.ClientConfig(pluginLogger{logger})
+		// One filter for every string of the plugin's: the tokens that
+		// crossed its connection (known once it is dispensed), then the
+		// values ${VAR} expansion put in the config, then printable and
+		// cut (pluginLogger; sdkplugin for errors and findings).
+		var known atomic.Pointer[func(string) string]
+		filter := func(s string) string {
+			if f := known.Load(); f != nil {
+				s = (*f)(s)
+			}
+			return cfg.unexpand.apply(s)
+		}
+		plog := pluginLogger{Logger: logger, filter: filter}
+		cc := sdkplugin.ClientConfig(plog)
+		// A Go plugin's writes to os.Stderr once it serves come over
+		// go-plugin's stdio service, not the stderr pipe: they are logged
+		// as its stderr lines are.
+		stdioR, stdioW := io.Pipe()
+		cc.SyncStderr = stdioW
+		go relayStderr(stdioR, plog, new(stderrTail))
 		cc.StartTimeout = cfg.Plugins.StartTimeout.Std()
 		cc.SkipHostEnv = true
 		// go-plugin's cmd carries only its own variables (the
@@ -224,15 +307,31 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			return proc, err
 		}
 		client := plugin.NewClient(cc)
-		fail := func(err error) (sdk.Provider, *plugin.Client, error) {
-			client.Kill()
-			if proc != nil {
+		var rpc plugin.ClientProtocol
+		fail := func(err error) (sdk.Provider, *running, error) {
+			defer stdioW.Close()
+			if proc != nil && proc.ID() != "" {
+				// The process first: go-plugin's Kill would wait 2 s for
+				// it and say it "failed to exit gracefully".
+				proc.ending.Store(true)
 				proc.Kill(context.Background())
+				select {
+				case <-proc.exited:
+				case <-time.After(exitGrace):
+				}
 				proc.cleanup()
+				if rpc != nil {
+					client.Kill()
+				}
 			} else {
-				for _, e := range []*executable{exe, script} {
-					if e != nil {
-						e.remove()
+				client.Kill()
+				if proc != nil {
+					proc.cleanup()
+				} else {
+					for _, e := range []*executable{exe, script} {
+						if e != nil {
+							e.remove()
+						}
 					}
 				}
 			}
@@ -240,8 +339,9 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		}
 		rpc, err := client.Client()
 		if err != nil {
+			rpc = nil
 			if proc != nil {
-				if serr := proc.stdoutError(); serr != nil {
+				if serr := proc.startError(cc.StartTimeout); serr != nil {
 					return fail(serr)
 				}
 			}
@@ -251,7 +351,13 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		if err != nil {
 			return fail(fmt.Errorf("plugin %s: %w", name, err))
 		}
-		return prov, client, nil
+		scrub := sdkplugin.Filter(prov)
+		known.Store(&scrub)
+		r := &running{client: client, proc: proc, logger: logger, stdio: stdioW}
+		if g, ok := rpc.(*plugin.GRPCClient); ok {
+			r.conn = g.Conn
+		}
+		return prov, r, nil
 	}
 }
 

@@ -3,15 +3,20 @@ package host
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin/runner"
@@ -48,7 +53,14 @@ func isHandshake(line []byte) bool {
 //   - it leads a process group of its own, and ending it ends the group, so
 //     a wrapper script's children go too;
 //   - its stdout is read here: only a well-formed handshake line reaches
-//     go-plugin, anything else is counted, never shown.
+//     go-plugin, anything else is counted, never shown; a handshake
+//     without the TLS certificate credhost requires is refused with an
+//     error that says so;
+//   - its stderr is read here too (see relayStderr): go-plugin would drop
+//     a plain line to debug and take hclog's JSON only with its exact
+//     timestamp format; the last line is kept for the start error;
+//   - it is ended as the host asks (see running.end): when the host ended
+//     it, its exit status is no error.
 type pluginProcess struct {
 	name    string // the configured path, for messages
 	cmd     *exec.Cmd
@@ -58,17 +70,25 @@ type pluginProcess struct {
 	sockets string      // go-plugin's socket directory for this plugin
 
 	stdout    io.ReadCloser // what go-plugin reads: the handshake line only
-	stderr    io.ReadCloser
+	stderr    io.ReadCloser // what go-plugin reads: nothing (see relayStderr)
 	rawStdout *os.File
+	rawStderr *os.File
 	junk      atomic.Int64 // bytes printed on stdout that were not a handshake
 	rejected  atomic.Bool  // the first line was not a handshake
+	closedOut atomic.Bool  // stdout ended before any line
+	handshook atomic.Bool  // a handshake line was passed on
+	ending    atomic.Bool  // the host is ending the process
+	tail      stderrTail   // the last line on stderr
 
 	exited chan struct{} // closed once the process is reaped
 
-	mu     sync.Mutex
-	pid    int
-	reaped bool
-	done   bool // cleanup ran
+	mu           sync.Mutex
+	pid          int
+	reaped       bool
+	done         bool  // cleanup ran
+	exitErr      error // how the process ended, once reaped
+	killed       bool  // the host killed it
+	handshakeErr error // why the handshake line was refused
 }
 
 var _ runner.Runner = (*pluginProcess)(nil)
@@ -94,7 +114,7 @@ func newPluginProcess(name string, cmd *exec.Cmd, env []string, exe *executable,
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
-	p.rawStdout, p.stderr = outR, errR
+	p.rawStdout, p.rawStderr = outR, errR
 	return p, nil
 }
 
@@ -112,7 +132,7 @@ func (p *pluginProcess) Start(context.Context) error {
 	}
 	if err != nil {
 		p.rawStdout.Close()
-		p.stderr.Close()
+		p.rawStderr.Close()
 		return err
 	}
 	p.mu.Lock()
@@ -122,6 +142,15 @@ func (p *pluginProcess) Start(context.Context) error {
 	r, w := io.Pipe()
 	p.stdout = r
 	go p.filterStdout(w)
+	// go-plugin reads stderr until EOF before it waits for the process:
+	// it gets EOF once every line has been logged here.
+	er, ew := io.Pipe()
+	p.stderr = er
+	go func() {
+		defer ew.Close()
+		defer p.rawStderr.Close()
+		relayStderr(p.rawStderr, p.logger, &p.tail)
+	}()
 	return nil
 }
 
@@ -133,11 +162,21 @@ func (p *pluginProcess) filterStdout(w *io.PipeWriter) {
 	br := bufio.NewReaderSize(p.rawStdout, maxHandshakeLine)
 	line, err := br.ReadSlice('\n')
 	if len(line) > 0 && isHandshake(line) {
-		_, _ = w.Write(line)
+		if herr := checkHandshake(line); herr != nil {
+			p.mu.Lock()
+			p.handshakeErr = herr
+			p.mu.Unlock()
+			p.rejected.Store(true)
+		} else {
+			p.handshook.Store(true)
+			_, _ = w.Write(line)
+		}
 	} else {
 		p.junk.Add(int64(len(line)))
 		if len(line) > 0 || err == nil || errors.Is(err, bufio.ErrBufferFull) {
 			p.rejected.Store(true)
+		} else {
+			p.closedOut.Store(true)
 		}
 	}
 	// Keep the pipe open while the plugin runs: go-plugin reads it until
@@ -160,6 +199,12 @@ func (p *pluginProcess) stdoutError() error {
 	if !p.rejected.Load() {
 		return nil
 	}
+	p.mu.Lock()
+	herr := p.handshakeErr
+	p.mu.Unlock()
+	if herr != nil {
+		return fmt.Errorf("plugin %s: %w", p.name, herr)
+	}
 	return fmt.Errorf("plugin %s printed %d bytes on stdout instead of the plugin handshake (not shown: stdout carries only the handshake; a plugin logs to stderr)", p.name, p.junk.Load())
 }
 
@@ -180,9 +225,112 @@ func (p *pluginProcess) Wait(context.Context) error {
 		p.reaped = true
 		p.mu.Unlock()
 	}
+	p.mu.Lock()
+	p.exitErr = err
+	p.mu.Unlock()
 	close(p.exited)
 	p.cleanup()
+	if err != nil && (p.ending.Load() || !p.handshook.Load()) {
+		// The host ended it (a signal, or an exit status a plugin gives
+		// on SIGTERM): no error to report. Or it ended before its
+		// handshake: the start error says how (see startError).
+		p.logger.Debug("plugin ended", "path", p.name, "status", err.Error())
+		return nil
+	}
 	return err
+}
+
+// terminate asks the plugin's process group to end (SIGTERM); where there
+// is no such signal, it ends the process.
+func (p *pluginProcess) terminate() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pid != 0 && !p.reaped {
+		terminateGroup(p.cmd.Process)
+	}
+}
+
+// startError says why the plugin did not start, in one line, when the
+// process tells more than go-plugin's error (err): what it printed
+// instead of a handshake, a handshake credhost refuses, its exit before
+// the handshake or no handshake within timeout, each with the last line
+// it wrote on stderr. nil: go-plugin's error says it.
+func (p *pluginProcess) startError(timeout time.Duration) error {
+	if err := p.stdoutError(); err != nil {
+		return err
+	}
+	if p.handshook.Load() {
+		return nil
+	}
+	if p.closedOut.Load() {
+		// stdout ended: the process is ending, if not yet reaped.
+		select {
+		case <-p.exited:
+		case <-time.After(exitGrace):
+		}
+	}
+	var msg string
+	status, exited := p.exitStatus()
+	switch {
+	case exited:
+		msg = fmt.Sprintf("plugin %s exited before the plugin handshake (%s)", p.name, status)
+	case p.closedOut.Load():
+		msg = fmt.Sprintf("plugin %s closed its stdout without the plugin handshake", p.name)
+	default:
+		msg = fmt.Sprintf("plugin %s printed no plugin handshake within plugins.start_timeout (%s)", p.name, timeout)
+	}
+	if last := p.tail.String(); last != "" {
+		msg += "; the last line it wrote on stderr: " + last
+	}
+	return errors.New(msg)
+}
+
+// exitStatus says how the process ended, and whether it ended by itself:
+// not when the host (go-plugin, on a failed start) killed it.
+func (p *pluginProcess) exitStatus() (string, bool) {
+	select {
+	case <-p.exited:
+	default:
+		return "", false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exitErr == nil {
+		return "exit status 0", true
+	}
+	var ee *exec.ExitError
+	if p.killed && (!errors.As(p.exitErr, &ee) || ee.ExitCode() < 0 || runtime.GOOS == "windows") {
+		return "", false
+	}
+	return p.exitErr.Error(), true
+}
+
+// checkHandshake refuses a handshake line credhost cannot use, saying
+// why: the 6th field must be the plugin's TLS certificate (credhost
+// requires mutual TLS; go-plugin would connect in plain text and fail at
+// the first call), as unpadded base64 of its DER bytes.
+func checkHandshake(line []byte) error {
+	fields := strings.Split(strings.TrimRight(string(line), "\r\n"), "|")
+	if fields[0] != "1" {
+		return fmt.Errorf("handshake field 1 (core protocol version) is %q; want 1", fields[0])
+	}
+	if fields[4] != "grpc" {
+		return fmt.Errorf("handshake field 5 (protocol) is %q; credhost speaks grpc only", fields[4])
+	}
+	if len(fields) < 6 || fields[5] == "" {
+		return errors.New("the handshake has no TLS certificate (field 6): credhost requires mutual TLS; the plugin must read PLUGIN_CLIENT_CERT, serve TLS with a certificate of its own and print that certificate, base64 without padding, as field 6 (see sdk/proto/PROTOCOL.md)")
+	}
+	if strings.Contains(fields[5], "=") {
+		return errors.New("the TLS certificate in the handshake (field 6) is base64 with = padding; it must be base64 without padding")
+	}
+	der, err := base64.RawStdEncoding.DecodeString(fields[5])
+	if err != nil {
+		return fmt.Errorf("the TLS certificate in the handshake (field 6) is not base64 without padding: %w", err)
+	}
+	if _, err := x509.ParseCertificate(der); err != nil {
+		return fmt.Errorf("the handshake's field 6 is not a DER certificate: %w", err)
+	}
+	return nil
 }
 
 // Kill ends the plugin's whole process group.
@@ -190,6 +338,7 @@ func (p *pluginProcess) Kill(context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pid != 0 && !p.reaped {
+		p.killed = true
 		killGroup(p.cmd.Process)
 	}
 	return nil

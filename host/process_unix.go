@@ -26,3 +26,11 @@ func killGroup(p *os.Process) {
 	_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
 	_ = p.Kill()
 }
+
+// terminateGroup sends SIGTERM to the process group p leads.
+func terminateGroup(p *os.Process) {
+	if p == nil || p.Pid <= 0 {
+		return
+	}
+	_ = syscall.Kill(-p.Pid, syscall.SIGTERM)
+}

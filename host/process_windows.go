@@ -18,3 +18,6 @@ func killGroup(p *os.Process) {
 
 // waitExited cannot wait without reaping on Windows.
 func waitExited(int) bool { return false }
+
+// terminateGroup ends the plugin process: Windows has no SIGTERM.
+func terminateGroup(p *os.Process) { killGroup(p) }

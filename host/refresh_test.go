@@ -589,3 +589,27 @@ func TestShortLivedTokenWarns(t *testing.T) {
 		t.Errorf("no warning that a 1m token is inside the 5m buffer:\n%s", r.logs.String())
 	}
 }
+
+// A forced refresh that fails returns an error saying why, and no token: it
+// must not also warn that it returns the token as it is (degraded), which
+// `credhost refresh` would print before exiting 3 without one.
+func TestFailedForcedRefreshDoesNotWarnOfADegradedToken(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOptions{})
+	r.seed(testNow.Add(time.Hour))
+	r.srv.SetMode(oauthtest.ServerError)
+	if _, err := r.host.Refresh(context.Background()); !errors.Is(err, ErrRefreshFailed) {
+		t.Fatalf("Refresh: %v; want ErrRefreshFailed", err)
+	}
+	if out := r.logs.String(); strings.Contains(out, "returning it as it is") {
+		t.Errorf("a failed forced refresh warned of a degraded token:\n%s", out)
+	}
+	// Token still warns of the degraded token it returns.
+	r.seed(testNow.Add(time.Minute))
+	if res, err := r.host.Token(context.Background()); err != nil || !res.Degraded {
+		t.Fatalf("Token: %v, degraded %v; want a degraded token", err, res.Degraded)
+	}
+	if out := r.logs.String(); !strings.Contains(out, "returning it as it is (degraded)") {
+		t.Errorf("a degraded token was not warned of:\n%s", out)
+	}
+}

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -48,6 +49,17 @@ type Seconds time.Duration
 // MarshalJSON encodes s as whole seconds.
 func (s Seconds) MarshalJSON() ([]byte, error) {
 	return strconv.AppendInt(nil, int64(time.Duration(s)/time.Second), 10), nil
+}
+
+// UnmarshalJSON decodes whole seconds, as MarshalJSON encodes them: a
+// status read back from `credhost serve` shows the time left it sent.
+func (s *Seconds) UnmarshalJSON(data []byte) error {
+	n, err := strconv.ParseInt(string(data), 10, 64)
+	if err != nil {
+		return fmt.Errorf("expires_in_seconds: want whole seconds, got %s", data)
+	}
+	*s = Seconds(time.Duration(n) * time.Second)
+	return nil
 }
 
 // Status reads every provider (concurrently) and reports each one's state,

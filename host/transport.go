@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // Transport returns an http.RoundTripper that sets `Authorization: Bearer`
@@ -20,15 +22,37 @@ import (
 // the caller made: a redirect to another host, port or scheme (https to
 // http included) is followed without it, and a 401 there refreshes nothing.
 func (h *Host) Transport(base http.RoundTripper) http.RoundTripper {
+	return NewTransport(h, base, h.logger)
+}
+
+// TokenSource is where a Transport gets its token: a Host, or a client of
+// `credhost serve` that asks the daemon's.
+type TokenSource interface {
+	// Token returns a usable token.
+	Token(ctx context.Context) (Result, error)
+	// RefreshAfterUnauthorized handles a 401 for token: one refresh, unless
+	// the source already holds a different token, which it returns.
+	RefreshAfterUnauthorized(ctx context.Context, token string) (Result, error)
+}
+
+// NewTransport is Host.Transport over any TokenSource: the same
+// origin-only Authorization and the same one refresh and replay on a 401.
+// logger gets the warning of a 401 with no new token to retry with; nil
+// discards it. base nil means http.DefaultTransport.
+func NewTransport(src TokenSource, base http.RoundTripper, logger hclog.Logger) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &transport{h: h, base: base}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &transport{src: src, base: base, logger: logger}
 }
 
 type transport struct {
-	h    *Host
-	base http.RoundTripper
+	src    TokenSource
+	base   http.RoundTripper
+	logger hclog.Logger
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -42,7 +66,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.send(req, req)
 	}
 	ctx := req.Context()
-	res, err := t.h.Token(ctx)
+	res, err := t.src.Token(ctx)
 	if err != nil {
 		closeBody(req)
 		return nil, fmt.Errorf("credhost: %w", err)
@@ -54,9 +78,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
 		return resp, nil
 	}
-	fresh, err := t.h.RefreshAfterUnauthorized(ctx, res.Credential.AccessToken)
+	fresh, err := t.src.RefreshAfterUnauthorized(ctx, res.Credential.AccessToken)
 	if err != nil || fresh.Credential.AccessToken == res.Credential.AccessToken {
-		t.h.logger.Warn("401 from the API and no new token to retry with", "provider", res.Provider, "error", fmt.Sprint(err))
+		t.logger.Warn("401 from the API and no new token to retry with", "provider", res.Provider, "error", fmt.Sprint(err))
 		return resp, nil
 	}
 	replay := req.Clone(ctx)

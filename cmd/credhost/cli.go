@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credhost/credhost/host"
+	"github.com/credhost/credhost/host/daemon"
 	"github.com/credhost/credhost/sdk/plugin"
 )
 
@@ -43,6 +44,8 @@ type globals struct {
 	logLevel  string
 	logFormat string
 	stderr    io.Writer
+	// noDaemon is --no-daemon: work directly even when a daemon serves.
+	noDaemon bool
 }
 
 // run is main without the process: it parses args, writes to stdout and
@@ -74,7 +77,7 @@ Exit codes: 0 ok (also when degraded), 1 no credential found,
 		return &exitError{code: exitUsage, err: err}
 	})
 
-	root.AddCommand(tokenCommand(g, stdout), statusCommand(g, stdout), refreshCommand(g, stdout), execCommand(g, stdout, stderr), doctorCommand(g, stdout), pluginCommand(g, stdout))
+	root.AddCommand(tokenCommand(g, stdout), statusCommand(g, stdout), refreshCommand(g, stdout), execCommand(g, stdout, stderr), doctorCommand(g, stdout), serveCommand(g), pluginCommand(g, stdout))
 
 	err := root.Execute()
 	if err == nil {
@@ -172,8 +175,8 @@ func tokenCommand(g *globals, stdout io.Writer) *cobra.Command {
 		Long: `Print a usable access token and a newline on stdout, nothing else;
 warnings go to stderr. Usable as Claude Code's apiKeyHelper.`,
 		Args: cobra.NoArgs,
-		RunE: g.withHost(func(ctx context.Context, h *host.Host) error {
-			res, err := h.Token(ctx)
+		RunE: g.withSource(func(ctx context.Context, src *source) error {
+			res, err := src.token(ctx)
 			if err != nil {
 				return err
 			}
@@ -184,17 +187,12 @@ warnings go to stderr. Usable as Claude Code's apiKeyHelper.`,
 				_, err = fmt.Fprintln(stdout, res.Credential.AccessToken)
 				return err
 			}
-			return writeJSON(stdout, tokenJSON{
-				AccessToken: res.Credential.AccessToken,
-				ExpiresAt:   expiryPtr(res.Credential.ExpiresAt),
-				Provider:    res.Provider,
-				Refreshed:   res.Refreshed,
-				Degraded:    res.Degraded,
-			})
+			return writeJSON(stdout, daemon.NewToken(res))
 		}),
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"access_token","expires_at","provider","refreshed","degraded"}`)
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"access_token","expires_at","provider","refreshed","degraded","degraded_reason","fingerprint"}`)
 	cmd.Flags().BoolVar(&strict, "strict", false, "exit 3 instead of printing a token whose needed refresh failed")
+	g.noDaemonFlag(cmd)
 	return cmd
 }
 
@@ -208,8 +206,8 @@ expiry, and save it to the store it came from. Use it after the API answered
 401. Prints the provider and the new expiry (never the token); exits 3 when
 the credential cannot be refreshed or the refresh fails.`,
 		Args: cobra.NoArgs,
-		RunE: g.withHost(func(ctx context.Context, h *host.Host) error {
-			res, err := h.Refresh(ctx)
+		RunE: g.withSource(func(ctx context.Context, src *source) error {
+			res, err := src.refresh(ctx)
 			if err != nil {
 				return err
 			}
@@ -230,16 +228,8 @@ the credential cannot be refreshed or the refresh fails.`,
 		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	g.noDaemonFlag(cmd)
 	return cmd
-}
-
-// tokenJSON is the contract of `credhost token --json`.
-type tokenJSON struct {
-	AccessToken string     `json:"access_token"`
-	ExpiresAt   *time.Time `json:"expires_at"`
-	Provider    string     `json:"provider"`
-	Refreshed   bool       `json:"refreshed"`
-	Degraded    bool       `json:"degraded"`
 }
 
 func expiryPtr(t time.Time) *time.Time {
@@ -256,17 +246,19 @@ func statusCommand(g *globals, stdout io.Writer) *cobra.Command {
 		Use:   "status",
 		Short: "Show every provider: found, empty or error, expiry, refreshable (never a secret)",
 		Args:  cobra.NoArgs,
-		RunE: g.withHost(func(ctx context.Context, h *host.Host) error {
-			rows := h.Status(ctx)
+		RunE: g.withSource(func(ctx context.Context, src *source) error {
+			rows, err := src.status(ctx)
+			if err != nil {
+				return err
+			}
 			if asJSON {
-				return writeJSON(stdout, struct {
-					Providers []host.ProviderStatus `json:"providers"`
-				}{rows})
+				return writeJSON(stdout, daemon.Status{Providers: rows})
 			}
 			return writeStatusTable(stdout, rows)
 		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	g.noDaemonFlag(cmd)
 	return cmd
 }
 

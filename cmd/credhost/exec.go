@@ -54,6 +54,11 @@ the store after a 401, as Claude Code does, finds a fresh token there. A
 token from an environment variable with no store behind it (an enterprise
 token) is never refreshed. Plugin processes run only during a refresh.
 
+When a daemon (credhost serve) serves this chain, the token comes from it,
+and the daemon keeps the store fresh; exec then only stands by, looking at
+the store half way into the buffer and refreshing only if the daemon has
+not (--no-daemon: work directly).
+
 Signals: HUP, TERM, USR1 and USR2 sent to credhost are passed on to COMMAND;
 INT, QUIT and WINCH too, except when credhost and COMMAND are the terminal's
 foreground job: the terminal already delivered them to COMMAND itself.
@@ -79,8 +84,18 @@ it; before COMMAND starts it exits 1 (no credential), 2 (usage or config) or
 			if err != nil {
 				return err
 			}
+			// The token comes from the daemon when one serves this chain,
+			// else from a host built for this call alone: the command may
+			// run for hours, and the plugin processes must not.
 			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt)
-			res, err := tokenOnce(ctx, cfg, opts)
+			src, err := g.openSource(ctx, cfg, opts, logger)
+			if err != nil {
+				cancel()
+				return err
+			}
+			res, err := src.token(ctx)
+			viaDaemon := src.client != nil
+			src.close()
 			cancel()
 			if err != nil {
 				return err
@@ -106,6 +121,16 @@ it; before COMMAND starts it exits 1 (no credential), 2 (usage or config) or
 				buffer: cfg.Refresh.Buffer.Std(),
 				logger: logger,
 			}
+			if viaDaemon {
+				// The daemon refreshes the store ahead, as the token
+				// enters the buffer. exec stands by: it looks at the
+				// store half way into the buffer, when the daemon has
+				// long refreshed and it finds a fresh token and does
+				// nothing; only if the daemon is gone by then does it
+				// refresh itself, still before the expiry.
+				fresh.buffer /= 2
+				logger.Debug("the daemon keeps the store fresh; exec stands by", "from", fresh.buffer.String()+" before expiry")
+			}
 			if fromEnv(cfg, res.Provider) && res.Credential.ExpiresAt.IsZero() {
 				logger.Debug("the token came from the environment with no store behind it: nothing to keep fresh", "provider", res.Provider)
 			}
@@ -116,6 +141,7 @@ it; before COMMAND starts it exits 1 (no credential), 2 (usage or config) or
 	cmd.Flags().StringVar(&envName, "env", "", "the variable that holds the token (default: see above)")
 	cmd.Flags().BoolVar(&useFD, "fd", false, "pass an OAuth token on descriptor 3 ("+fdExecVar+"), not in the environment (Linux, Claude Code)")
 	cmd.Flags().BoolVar(&strict, "strict", false, "exit 3 instead of running with a token whose needed refresh failed")
+	g.noDaemonFlag(cmd)
 	return cmd
 }
 

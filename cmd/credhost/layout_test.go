@@ -5,6 +5,7 @@ import (
 	"go/token"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,7 +14,8 @@ import (
 
 // TestImportArrows keeps the dependency arrows one way: sdk/ imports no
 // other credhost package; host/ never imports plugins/ or cmd/; plugins/ and
-// examples/ import only sdk/ (test files included; a package's external
+// examples/ import only sdk/, but for the one embedding example,
+// examples/launcher, which imports host/ too (test files included; a package's external
 // test may import the package itself). Within sdk/, the contract (package
 // sdk itself) imports no credhost package at all: its wiring (sdk/plugin)
 // and helpers (sdk/oauth, ...) import it, never the other way. host/ and
@@ -27,6 +29,13 @@ func TestImportArrows(t *testing.T) {
 		"plugins":  {"sdk"},
 		"examples": {"sdk"},
 	}
+	// examples/launcher shows a Go launcher embedding credhost: it talks to
+	// `credhost serve` through host/daemon's client and its Transport, so
+	// it imports host/ (and only it) besides sdk/. Every other example is a
+	// plugin, and imports sdk/ alone.
+	embedding := map[string][]string{
+		"examples/launcher": {"sdk", "host"},
+	}
 	root := filepath.Join("..", "..")
 	for top, ok := range allowed {
 		err := filepath.WalkDir(filepath.Join(root, top), func(path string, d fs.DirEntry, err error) error {
@@ -39,6 +48,10 @@ func TestImportArrows(t *testing.T) {
 			}
 			rel, _ := filepath.Rel(root, filepath.Dir(path))
 			self := module + filepath.ToSlash(rel) // an external test package imports its own
+			ok := ok
+			if e, found := embedding[filepath.ToSlash(rel)]; found {
+				ok = e
+			}
 			for _, imp := range f.Imports {
 				p, _ := strconv.Unquote(imp.Path.Value)
 				if !strings.HasPrefix(p, module) || p == self {
@@ -98,5 +111,23 @@ func TestContractImportsOnlyTheStandardLibrary(t *testing.T) {
 	}
 	if files == 0 {
 		t.Fatalf("no Go files in %s", dir)
+	}
+}
+
+// TestCredhostDoesNotLinkEtcd keeps the fleet store's client out of the
+// credhost binary: plugins/etcd is its own executable, because linking
+// etcd's client (gRPC balancers, zap, its generated protocol) into
+// credhost would slow the start of every cold `credhost token`, fleet or
+// not. Nothing under cmd/credhost may depend on go.etcd.io.
+func TestCredhostDoesNotLinkEtcd(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "go.etcd.io/") {
+			t.Errorf("credhost links %s: the etcd client belongs to the plugins/etcd executable only", dep)
+		}
 	}
 }

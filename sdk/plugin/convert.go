@@ -38,7 +38,11 @@ func errToStatus(err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok && !isSentinel(err) {
+	// A status the provider made itself travels as it is. One it merely
+	// wraps came from its own backend (a store reached over gRPC), and
+	// Unavailable from there would read on the host as this plugin having
+	// crashed: both travel as the provider's error, by the mapping below.
+	if s, ok := err.(interface{ GRPCStatus() *status.Status }); ok && !isSentinel(err) && s.GRPCStatus().Code() != codes.Unavailable {
 		return err
 	}
 	switch {
@@ -88,8 +92,13 @@ func isSentinel(err error) bool {
 }
 
 // statusToErr turns a gRPC error from a plugin back into an error that wraps
-// the matching sentinel and reads as the provider's message.
-func statusToErr(err error) error {
+// the matching sentinel and reads as the provider's message (made safe by
+// Text).
+func statusToErr(err error) error { return statusToErrText(err, Text) }
+
+// statusToErrText is statusToErr with text as the filter for the plugin's
+// strings (the message and each line of the hint).
+func statusToErrText(err error, text func(string) string) error {
 	if err == nil {
 		return nil
 	}
@@ -97,20 +106,25 @@ func statusToErr(err error) error {
 	if !ok {
 		return err
 	}
-	re := &remoteError{msg: Text(st.Message())}
+	re := &remoteError{msg: text(st.Message())}
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *errdetails.RetryInfo:
 			re.retryDelay = d.GetRetryDelay().AsDuration()
 		case *errdetails.ErrorInfo:
 			if d.GetDomain() == hintDomain && d.GetReason() == hintReason {
-				re.hint = d.GetMetadata()[hintKey]
+				lines := strings.Split(d.GetMetadata()[hintKey], "\n")
+				for i, l := range lines {
+					lines[i] = text(l)
+				}
+				re.hint = strings.Join(lines, "\n")
 			}
 		}
 	}
 	for _, e := range errorCodes {
 		if st.Code() == e.code {
 			re.sentinel = e.err
+			re.msg = reasonOnly(re.msg, e.err)
 		}
 	}
 	switch st.Code() {
@@ -119,17 +133,38 @@ func statusToErr(err error) error {
 	case codes.Canceled:
 		re.sentinel = context.Canceled
 	case codes.Unavailable:
-		re.msg = fmt.Sprintf("plugin unavailable (exited or crashed?): %s", Text(st.Message()))
+		re.msg = fmt.Sprintf("plugin unavailable (exited or crashed?): %s", text(st.Message()))
 	}
 	return re
 }
 
+// reasonOnly returns a plugin's message without the words of the sentinel
+// its code already carries: a plugin built before sdk.NotFound and its kin,
+// or one written in another language after Go's habit, sends "no credential
+// found: $X is not set" where sdk.NotFound sends "$X is not set". The code
+// decides what the error means; the words would only read twice ("no
+// credential found; ... (empty): no credential found: ..."). A message that
+// is nothing but the words is kept.
+func reasonOnly(msg string, sentinel error) string {
+	words := sentinel.Error()
+	if len(msg) <= len(words) || !strings.EqualFold(msg[:len(words)], words) {
+		return msg
+	}
+	rest := strings.TrimLeft(msg[len(words):], " ")
+	after, ok := strings.CutPrefix(rest, ":")
+	if !ok {
+		return msg
+	}
+	if after = strings.TrimSpace(after); after == "" {
+		return msg
+	}
+	return after
+}
+
 // remoteError is an error that came back from a plugin: its text is the
-// plugin's message, errors.Is finds the sentinel it was sent as (if any),
-// sdk.RetryDelay the server's Retry-After it carried and Hint its hint. A plugin
-// built before sdk.NotFound and its kin wrote the sentinel's words in front
-// of the reason ("no credential found: $X is not set"); that text is kept
-// as it came, and reads once.
+// plugin's message (without the sentinel's words: see reasonOnly), errors.Is
+// finds the sentinel it was sent as (if any), sdk.RetryDelay the server's
+// Retry-After it carried and Hint its hint.
 type remoteError struct {
 	msg        string
 	sentinel   error

@@ -16,6 +16,7 @@
 // programs that start plugins: the host and sdk/sdktest build their
 // go-plugin client with ClientConfig and get the Provider with Dispense;
 // LogLevelEnv and Handshake say what a plugin process is started with;
+// Filter is the filter for what a plugin process sends;
 // DisableCoreDumps hardens any program that holds credentials.
 //
 // # Why Serve lives here and not in package sdk
@@ -53,7 +54,11 @@
 //
 // The sentinel errors of package sdk cross the process boundary as gRPC
 // status codes and come back as the same sentinels (errors.Is works on the
-// client side), with the provider's message as the text; a Retry-After an
-// error carries (sdk.RetryDelayer) crosses too. A client whose plugin
-// process died gets an error that says so.
+// client side), with the provider's reason as the text (the sentinel's own
+// words in front of it, which some plugins write, are dropped: the code
+// carries them); a Retry-After an error carries (sdk.RetryDelayer) and a
+// hint cross too. A client whose plugin process died gets an error that
+// says so. Every string the plugin sends passes Filter before the client
+// hands it on. sdk/proto/PROTOCOL.md is the whole protocol, for plugins
+// written without this package.
 package plugin

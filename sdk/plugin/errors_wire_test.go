@@ -23,26 +23,35 @@ func TestReasonAndHintCrossTheWire(t *testing.T) {
 	}
 }
 
-// TestOldPluginErrorsReadOnce: a plugin built before the constructors sent
-// the sentinel's words in front of the reason and no hint; the host side
-// keeps its text as it came (no second prefix) and still matches.
-func TestOldPluginErrorsReadOnce(t *testing.T) {
+// TestPrefixedPluginErrorsReadOnce: a plugin built before the
+// constructors, or written in another language, may send the sentinel's
+// words in front of the reason; the host side reads the reason alone, as
+// from sdk.NotFound, and still matches the sentinel by the code. No meaning
+// and no wording depends on the prefix.
+func TestPrefixedPluginErrorsReadOnce(t *testing.T) {
 	t.Parallel()
 	tests := map[string]struct {
-		code codes.Code
-		msg  string
-		want error
+		code     codes.Code
+		msg      string
+		want     error
+		wantText string
 	}{
-		"not found":      {codes.NotFound, "no credential found: $TOKEN is not set", sdk.ErrNotFound},
-		"unsupported":    {codes.Unimplemented, "operation not supported: read-only", sdk.ErrUnsupported},
-		"invalid config": {codes.InvalidArgument, `invalid provider config: key "var" is required`, sdk.ErrInvalidConfig},
+		"not found":         {codes.NotFound, "no credential found: $TOKEN is not set", sdk.ErrNotFound, "$TOKEN is not set"},
+		"not found, plain":  {codes.NotFound, "$TOKEN is not set", sdk.ErrNotFound, "$TOKEN is not set"},
+		"capitalised":       {codes.NotFound, "No credential found:  nothing in /x", sdk.ErrNotFound, "nothing in /x"},
+		"only the words":    {codes.NotFound, "no credential found", sdk.ErrNotFound, "no credential found"},
+		"words, no colon":   {codes.NotFound, "no credential found here", sdk.ErrNotFound, "no credential found here"},
+		"unsupported":       {codes.Unimplemented, "operation not supported: read-only", sdk.ErrUnsupported, "read-only"},
+		"invalid config":    {codes.InvalidArgument, `invalid provider config: key "var" is required`, sdk.ErrInvalidConfig, `key "var" is required`},
+		"invalid grant":     {codes.PermissionDenied, "refresh token rejected: invalid_grant", sdk.ErrInvalidGrant, "invalid_grant"},
+		"other code intact": {codes.Internal, "no credential found: but a fault", nil, "no credential found: but a fault"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			err := statusToErr(status.Error(tc.code, tc.msg))
-			if err.Error() != tc.msg || !errors.Is(err, tc.want) || sdk.Hint(err) != "" {
-				t.Errorf("got %q (hint %q); want %q as it came, matching %v", err, sdk.Hint(err), tc.msg, tc.want)
+			if err.Error() != tc.wantText || (tc.want != nil && !errors.Is(err, tc.want)) || sdk.Hint(err) != "" {
+				t.Errorf("%q came back as %q (hint %q); want %q, matching %v", tc.msg, err, sdk.Hint(err), tc.wantText, tc.want)
 			}
 		})
 	}

@@ -99,10 +99,16 @@ func (s *grpcServer) Check(ctx context.Context, _ *pb.CheckRequest) (*pb.CheckRe
 	return resp, nil
 }
 
-// grpcClient is the host's view of a plugin process.
+// grpcClient is the host's view of a plugin process. Every string the
+// plugin sends passes known.text: the tokens that crossed this connection
+// are removed, then Text.
 type grpcClient struct {
 	client pb.ProviderClient
+	known  knownTokens
 }
+
+// err is statusToErr with this connection's filter.
+func (c *grpcClient) err(err error) error { return statusToErrText(err, c.known.text) }
 
 var (
 	_ sdk.Provider = (*grpcClient)(nil)
@@ -113,9 +119,9 @@ var (
 func (c *grpcClient) Info(ctx context.Context) (sdk.Info, error) {
 	resp, err := c.client.Info(ctx, &pb.InfoRequest{})
 	if err != nil {
-		return sdk.Info{}, statusToErr(err)
+		return sdk.Info{}, c.err(err)
 	}
-	return sdk.Info{Name: Text(resp.GetName()), Version: Text(resp.GetVersion()), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh(), LockPath: resp.GetLockPath(), Locks: locksFromProto(resp.GetLocks())}, nil
+	return sdk.Info{Name: c.known.text(resp.GetName()), Version: c.known.text(resp.GetVersion()), CanSave: resp.GetCanSave(), CanRefresh: resp.GetCanRefresh(), LockPath: resp.GetLockPath(), Locks: locksFromProto(resp.GetLocks())}, nil
 }
 
 // legacyLockPath is what a host built before Info.Locks reads: the first
@@ -189,28 +195,34 @@ func (c *grpcClient) Configure(ctx context.Context, req sdk.ConfigureRequest) er
 		cfg = []byte("{}")
 	}
 	_, err := c.client.Configure(ctx, &pb.ConfigureRequest{Name: req.Name, ConfigJson: cfg, Oauth: oauthToProto(req.OAuth)})
-	return statusToErr(err)
+	return c.err(err)
 }
 
 func (c *grpcClient) Read(ctx context.Context) (sdk.Credential, error) {
 	resp, err := c.client.Read(ctx, &pb.ReadRequest{})
 	if err != nil {
-		return sdk.Credential{}, statusToErr(err)
+		return sdk.Credential{}, c.err(err)
 	}
-	return credFromProto(resp.GetCredential()), nil
+	cred := credFromProto(resp.GetCredential())
+	c.known.add(cred)
+	return cred, nil
 }
 
 func (c *grpcClient) Save(ctx context.Context, cred sdk.Credential) error {
+	c.known.add(cred)
 	_, err := c.client.Save(ctx, &pb.SaveRequest{Credential: credToProto(cred)})
-	return statusToErr(err)
+	return c.err(err)
 }
 
 func (c *grpcClient) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Credential, error) {
+	c.known.add(cred)
 	resp, err := c.client.Refresh(ctx, &pb.RefreshRequest{Credential: credToProto(cred)})
 	if err != nil {
-		return sdk.Credential{}, statusToErr(err)
+		return sdk.Credential{}, c.err(err)
 	}
-	return credFromProto(resp.GetCredential()), nil
+	fresh := credFromProto(resp.GetCredential())
+	c.known.add(fresh)
+	return fresh, nil
 }
 
 // Check asks the plugin for its findings; a plugin without checks answers
@@ -218,11 +230,11 @@ func (c *grpcClient) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Cred
 func (c *grpcClient) Check(ctx context.Context) ([]sdk.Finding, error) {
 	resp, err := c.client.Check(ctx, &pb.CheckRequest{})
 	if err != nil {
-		return nil, statusToErr(err)
+		return nil, c.err(err)
 	}
 	var out []sdk.Finding
 	for _, f := range resp.GetFindings() {
-		out = append(out, sdk.Finding{Severity: Text(f.GetSeverity()), Message: Text(f.GetMessage()), Fix: Text(f.GetFix())})
+		out = append(out, sdk.Finding{Severity: c.known.text(f.GetSeverity()), Message: c.known.text(f.GetMessage()), Fix: c.known.text(f.GetFix())})
 	}
 	return out, nil
 }

@@ -1,0 +1,125 @@
+package host
+
+import (
+	"context"
+	"errors"
+
+	"github.com/credhost/credhost/sdk"
+)
+
+// What a long-running holder of a Host (credhost serve) needs beyond
+// Token: a refresh asked for by callers that know the rejected token only
+// by its fingerprint, and a re-read that notices a store changed behind it.
+
+// RefreshRejected handles a 401 reported by fingerprint (sdk.Fingerprint of
+// the rejected token, what `credhost status` shows): when the token the
+// host serves now has another fingerprint, someone refreshed since the
+// caller got its token, and the current one is returned without a refresh;
+// otherwise the current token is force-refreshed as RefreshAfterUnauthorized
+// does. Concurrent calls naming the same fingerprint share one call, so
+// twenty callers that saw the same token rejected cause one refresh (the
+// reactive-refresh and one-refresh rules). An empty fingerprint is a plain
+// forced refresh (Refresh).
+func (h *Host) RefreshRejected(ctx context.Context, fingerprint string) (Result, error) {
+	if fingerprint == "" {
+		return h.Refresh(ctx)
+	}
+	// The key cannot be a provider's name: those key the store refreshes.
+	ch := h.flight.DoChan("\x00rejected "+fingerprint, func() (any, error) {
+		// Shared by every caller: not ended by the first one's context.
+		ctx := context.WithoutCancel(ctx)
+		cur, err := h.Token(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		if cur.Credential.Fingerprint() != fingerprint {
+			return cur, nil
+		}
+		return h.forceRefresh(ctx, cur.Credential.AccessToken)
+	})
+	select {
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return Result{}, r.Err
+		}
+		res := r.Val.(Result)
+		res.Credential = res.Credential.Clone()
+		return res, nil
+	}
+}
+
+// Reread walks the chain afresh, past the cached result, and caches what
+// it finds; it never refreshes. It is how a holder that serves from memory
+// for hours learns of a store changed behind it (a new login, another
+// process's refresh) within a bounded staleness, at the cost of one walk of
+// the chain. A credential inside the buffer is returned but not cached (the
+// next Token refreshes it). A chain in which every provider now holds
+// nothing (the user logged out) drops the cached result; a provider's fault
+// keeps it, as the token it holds may still be good.
+func (h *Host) Reread(ctx context.Context) (Result, error) {
+	h.mu.Lock()
+	before := h.last
+	h.mu.Unlock()
+	winner, cred, err := h.walk(ctx)
+	if err != nil {
+		if allEmpty(err) {
+			h.replace(before, nil)
+		}
+		return Result{}, err
+	}
+	cred, _ = h.refreshSource(ctx, winner, cred)
+	res := Result{Credential: cred, Provider: winner.cfg.Name}
+	if needsRefresh(cred, h.now(), h.buffer()) {
+		h.replace(before, nil)
+		return res, nil
+	}
+	// A refresh that finished during the walk is newer than what the walk
+	// read: replace keeps it.
+	c := res
+	c.Credential = c.Credential.Clone()
+	h.replace(before, &c)
+	return res, nil
+}
+
+// Peek returns the token the chain yields, without refreshing it: the
+// cached result while it is outside the buffer, else what Reread finds
+// (possibly inside the buffer or expired). A holder that is waiting out a
+// failed refresh's backoff serves this rather than try again per request.
+func (h *Host) Peek(ctx context.Context) (Result, error) {
+	if res, ok := h.cached(); ok {
+		return res, nil
+	}
+	return h.Reread(ctx)
+}
+
+// NeedsRefresh reports whether res's credential is inside the expiry
+// buffer (the buffer rule): a Token call would refresh it.
+func (h *Host) NeedsRefresh(res Result) bool {
+	return needsRefresh(res.Credential, h.now(), h.buffer())
+}
+
+// replace sets the cached result to res unless it changed since it was old.
+func (h *Host) replace(old, res *Result) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.last == old {
+		h.last = res
+	}
+}
+
+// allEmpty reports whether err is a chain error in which every provider
+// holds nothing (none failed).
+func allEmpty(err error) bool {
+	var ce *ChainError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	for _, a := range ce.Attempts {
+		if !errors.Is(a, sdk.ErrNotFound) {
+			return false
+		}
+	}
+	return true
+}
