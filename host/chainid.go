@@ -24,8 +24,12 @@ import (
 // works directly instead of being served another chain's token.
 //
 // Left out, as they change no token: where the config came from, line
-// numbers, comments, how plugins run and their timeouts, and the `os:`
-// lists (the loader has applied them already).
+// numbers, comments, how plugins run and their timeouts, the `os:` lists
+// (the loader has applied them already), and the variables of the base set
+// that change no token (PATH, the locale, the time zone, the temporary
+// directory: see tokenNeutralEnv), so a daemon started by systemd or
+// launchd, whose PATH is not the shell's, still serves the shell's
+// commands.
 //
 // The ID is a SHA-256 over those values, hex-encoded. It reveals no secret
 // as a token does: the values it covers that are secret (access tokens in
@@ -36,8 +40,9 @@ import (
 func (h *Host) ChainID() string {
 	sum := sha256.New()
 	enc := json.NewEncoder(sum)
-	// Encoding these types cannot fail: no channels, funcs or cycles, and a
-	// provider's config block was itself decoded from YAML or built as JSON.
+	// Encoding these cannot fail: New refuses a provider's config block
+	// that JSON cannot encode (it is sent to the plugin as JSON), and the
+	// rest are strings, numbers and bools.
 	_ = enc.Encode(chainConfig(h.cfg))
 	_ = enc.Encode(chainEnvValues(h.environ(), h.chainEnvNames()))
 	return hex.EncodeToString(sum.Sum(nil))
@@ -46,7 +51,7 @@ func (h *Host) ChainID() string {
 // chainConfig is cfg with what changes no token left out (see ChainID).
 func chainConfig(cfg *Config) Config {
 	c := *cfg
-	c.Source = ""
+	c.Source, c.Origin = "", ""
 	c.Plugins = PluginsConfig{}
 	c.Refresh.Timeout = 0
 	c.Providers = make([]ProviderConfig, len(cfg.Providers))
@@ -57,12 +62,35 @@ func chainConfig(cfg *Config) Config {
 	return c
 }
 
+// tokenNeutralEnv are the variables of the base set that change no token:
+// how programs are found, the locale, the time zone, the temporary
+// directory, the shape of the machine. A systemd user service or a launchd
+// agent sees other values of these than a login shell does; counting them
+// would send every command past the daemon. A provider whose env: names
+// one of them counts it again.
+var tokenNeutralEnv = []string{
+	"PATH", "TZ", "TMPDIR",
+	"LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "LC_TIME", "LC_COLLATE",
+	"LC_MONETARY", "LC_MESSAGES", "LC_PAPER", "LC_NAME", "LC_ADDRESS",
+	"LC_TELEPHONE", "LC_MEASUREMENT", "LC_IDENTIFICATION",
+	"PATHEXT", "ComSpec", "TEMP", "TMP", "NUMBER_OF_PROCESSORS", "PROCESSOR_ARCHITECTURE",
+}
+
 // chainEnvNames are the variables the chain reads, sorted, each once
 // (case-blind on Windows, as its environment is).
 func (h *Host) chainEnvNames() []string {
-	names := slices.Clone(baseEnv)
+	var names []string
+	for _, n := range baseEnv {
+		if !slices.Contains(tokenNeutralEnv, n) {
+			names = append(names, n)
+		}
+	}
 	if runtime.GOOS == "windows" {
-		names = append(names, baseEnvWindows...)
+		for _, n := range baseEnvWindows {
+			if !slices.Contains(tokenNeutralEnv, n) {
+				names = append(names, n)
+			}
+		}
 	}
 	names = append(names, h.chainEnv...)
 	if runtime.GOOS == "windows" {

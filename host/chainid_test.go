@@ -76,6 +76,7 @@ func TestChainIDSameChainSameIDOtherChainOtherID(t *testing.T) {
 		same    bool
 	}{
 		{name: "the same config from another path", source: "/etc/credhost.yaml", same: true},
+		{name: "another PATH, locale, time zone and temporary directory (a service's)", environ: []string{baseEnv[0], "PATH=/usr/local/bin:/usr/bin", baseEnv[2], "LANG=C.UTF-8", "TZ=UTC", "TMPDIR=/var/tmp"}, same: true},
 		{name: "a variable no provider reads", environ: append(baseEnv[:3:3], "EDITOR=vi", "TERM=xterm"), same: true},
 		{name: "the same variables in another order", environ: []string{baseEnv[2], baseEnv[1], baseEnv[0]}, same: true},
 		{name: "comments and blank lines move every entry's line", yaml: "# a comment\n\n" + chainIDConfig, same: true},

@@ -54,6 +54,9 @@ type Config struct {
 
 	// Source says where the config came from: a path or "embedded default".
 	Source string `yaml:"-"`
+	// Origin says why LoadConfig chose Source: one of the Origin constants
+	// (empty for a config parsed by hand).
+	Origin string `yaml:"-"`
 
 	// unexpand turns values back into what the config file says, for
 	// messages (see unexpander).

@@ -21,9 +21,13 @@ type Finding struct {
 
 // Report is one provider's part of Doctor, in chain order.
 type Report struct {
-	Provider string    `json:"provider"`
-	Plugin   string    `json:"plugin"`
-	Findings []Finding `json:"findings"`
+	Provider string `json:"provider"`
+	Plugin   string `json:"plugin"`
+	// PluginName and PluginVersion are the plugin's own (its Info), as in
+	// ProviderStatus; empty when it did not start or did not say.
+	PluginName    string    `json:"plugin_name,omitempty"`
+	PluginVersion string    `json:"plugin_version,omitempty"`
+	Findings      []Finding `json:"findings"`
 }
 
 // Doctor checks every provider (`credhost doctor`): a pinned plugin's
@@ -41,6 +45,7 @@ func (h *Host) Doctor(ctx context.Context) []Report {
 			continue // never run a binary whose pin does not match
 		}
 		st := h.status(ctx, m, now)
+		r.PluginName, r.PluginVersion = st.PluginName, st.PluginVersion
 		switch st.State {
 		case StateError:
 			r.Findings = append(r.Findings, Finding{Severity: sdk.SeverityError, Message: st.Reason,

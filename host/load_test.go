@@ -50,6 +50,7 @@ func TestParseConfigErrors(t *testing.T) {
 		"name invalid base64":       {yaml: "version: 1\nproviders: [{name: !!binary '%%', plugin: env}]\n", wantKey: "providers[0].name", wantLine: 2, wantCol: 20, wantMsg: "invalid base64"},
 		"provider without name":     {yaml: "version: 1\nproviders:\n  - plugin: file\n", wantKey: "providers[0].name", wantLine: 3, wantCol: 5, wantMsg: "missing"},
 		"bad provider name":         {yaml: "version: 1\nproviders:\n  - {name: 'a b', plugin: file}\n", wantKey: "providers[0].name", wantMsg: `"a b": use letters`},
+		"name from the environment": {yaml: "version: 1\nproviders:\n  - {name: \"${N}\", plugin: file}\n", env: map[string]string{"N": "corp"}, wantKey: "providers[0].name", wantLine: 3, wantMsg: `"${N}": write the name literally`},
 		"duplicate names":           {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file}\n  - {name: f, plugin: env}\n", wantKey: "providers[1].name", wantLine: 4, wantMsg: "also the name of providers[0] (line 3)"},
 		"plugin and command":        {yaml: "version: 1\nproviders:\n  - {name: f, plugin: file, command: /x}\n", wantKey: "providers[0]", wantMsg: "both set"},
 		"neither":                   {yaml: "version: 1\nproviders:\n  - {name: f}\n", wantKey: "providers[0]", wantMsg: "want plugin"},
@@ -125,6 +126,21 @@ func TestExpandVars(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("expandVars(%q) = %q, %v; want %q", in, got, err, want)
 		}
+	}
+}
+
+// A provider's name labels the daemon's metrics and shows in every message:
+// a ${VAR} there would put the environment's value (perhaps a token that
+// happens to use only name characters) into all of them.
+func TestProviderNameFromEnvironmentRefusedWithoutItsValue(t *testing.T) {
+	t.Parallel()
+	const secret = "sk-ant-oat01-namelike_secret"
+	_, err := ParseConfig([]byte("version: 1\nproviders:\n  - {name: \"${TOKEN}\", plugin: file}\n"), "t", env(map[string]string{"TOKEN": secret}))
+	if err == nil || !strings.Contains(err.Error(), "${TOKEN}") {
+		t.Fatalf("got %v; want the name refused as written", err)
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("error %q holds the variable's value", err)
 	}
 }
 
@@ -318,27 +334,37 @@ func TestLoadConfigResolution(t *testing.T) {
 	envFile := write("env.yaml", "from-env")
 	write("xdg/credhost/config.yaml", "from-xdg")
 	write("home/.config/credhost/config.yaml", "from-home")
+	system := write("etc/credhost/config.yaml", "from-system")
+	noSystem := filepath.Join(dir, "etc", "none", "config.yaml")
 	home := filepath.Join(dir, "home")
 	tests := map[string]struct {
-		path    string
-		env     map[string]string
-		home    string
-		want    string
-		wantErr string
+		path       string
+		env        map[string]string
+		home       string
+		system     string // default: absent
+		want       string
+		wantOrigin string
+		wantErr    string
 	}{
-		"flag first":                {path: flag, env: map[string]string{"CREDHOST_CONFIG": envFile, "XDG_CONFIG_HOME": filepath.Join(dir, "xdg")}, want: "from-flag"},
-		"then CREDHOST_CONFIG":      {env: map[string]string{"CREDHOST_CONFIG": envFile, "XDG_CONFIG_HOME": filepath.Join(dir, "xdg")}, want: "from-env"},
-		"then XDG_CONFIG_HOME":      {env: map[string]string{"XDG_CONFIG_HOME": filepath.Join(dir, "xdg")}, home: home, want: "from-xdg"},
-		"then ~/.config":            {home: home, want: "from-home"},
-		"missing XDG file falls":    {env: map[string]string{"XDG_CONFIG_HOME": filepath.Join(dir, "none")}, home: home, want: "enterprise"},
-		"then the embedded default": {home: filepath.Join(dir, "nohome"), want: "enterprise"},
+		"flag first":                {path: flag, env: map[string]string{"CREDHOST_CONFIG": envFile, "XDG_CONFIG_HOME": filepath.Join(dir, "xdg")}, system: system, want: "from-flag", wantOrigin: OriginFlag},
+		"then CREDHOST_CONFIG":      {env: map[string]string{"CREDHOST_CONFIG": envFile, "XDG_CONFIG_HOME": filepath.Join(dir, "xdg")}, system: system, want: "from-env", wantOrigin: OriginEnv},
+		"then XDG_CONFIG_HOME":      {env: map[string]string{"XDG_CONFIG_HOME": filepath.Join(dir, "xdg")}, home: home, system: system, want: "from-xdg", wantOrigin: OriginUser},
+		"then ~/.config":            {home: home, system: system, want: "from-home", wantOrigin: OriginUser},
+		"then the system config":    {env: map[string]string{"XDG_CONFIG_HOME": filepath.Join(dir, "none")}, home: home, system: system, want: "from-system", wantOrigin: OriginSystem},
+		"system without a home":     {home: filepath.Join(dir, "nohome"), system: system, want: "from-system", wantOrigin: OriginSystem},
+		"missing XDG file falls":    {env: map[string]string{"XDG_CONFIG_HOME": filepath.Join(dir, "none")}, home: home, want: "enterprise", wantOrigin: OriginDefault},
+		"then the embedded default": {home: filepath.Join(dir, "nohome"), want: "enterprise", wantOrigin: OriginDefault},
 		"missing flag file":         {path: filepath.Join(dir, "nope.yaml"), wantErr: "nope.yaml: cannot read the config file named by --config: no such file or directory"},
 		"missing env file":          {env: map[string]string{"CREDHOST_CONFIG": filepath.Join(dir, "nope.yaml")}, wantErr: "named by $CREDHOST_CONFIG"},
+		"system config is a folder": {home: filepath.Join(dir, "nohome"), system: filepath.Join(dir, "etc", "credhost"), wantErr: "is not a regular file"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			cfg, err := LoadConfig(LoadOptions{Path: tc.path, LookupEnv: env(tc.env), UserHomeDir: func() (string, error) { return tc.home, nil }})
+			if tc.system == "" {
+				tc.system = noSystem
+			}
+			cfg, err := LoadConfig(LoadOptions{Path: tc.path, SystemPath: tc.system, LookupEnv: env(tc.env), UserHomeDir: func() (string, error) { return tc.home, nil }})
 			if tc.wantErr != "" {
 				if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("got %v; want ErrConfig containing %q", err, tc.wantErr)
@@ -350,6 +376,9 @@ func TestLoadConfigResolution(t *testing.T) {
 			}
 			if cfg.Providers[0].Name != tc.want {
 				t.Errorf("loaded %s (first provider %q); want %q", cfg.Source, cfg.Providers[0].Name, tc.want)
+			}
+			if cfg.Origin != tc.wantOrigin {
+				t.Errorf("origin %q; want %q", cfg.Origin, tc.wantOrigin)
 			}
 		})
 	}
@@ -396,7 +425,7 @@ func TestConfigErrorsQuoteTheFileNotTheEnvironment(t *testing.T) {
 		"builtin mode":      {"version: 1\nplugins: {builtin: '${SECRET}'}\n" + minimal[11:], `"${SECRET}": want in-process`},
 		"duration":          {"version: 1\nrefresh: {buffer: '${SECRET}'}\n" + minimal[11:], `"${SECRET}" is not a duration`},
 		"whole number":      {"version: '${SECRET}'\n", `"${SECRET}"`},
-		"provider name":     {"version: 1\nproviders:\n  - {name: '${HALF}', plugin: file}\n", `"${HALF}": use letters`},
+		"provider name":     {"version: 1\nproviders:\n  - {name: '${HALF}', plugin: file}\n", `"${HALF}": write the name literally`},
 		"refresh_with":      {"version: 1\nproviders:\n  - {name: e, plugin: env, refresh_with: ['${SECRET}']}\n", `no provider named "${SECRET}"`},
 		"escaped in %q":     {"version: 1\noauth: {body: '${HALF}'}\n" + minimal[11:], `"${HALF}": want form or json`},
 		"with a default":    {"version: 1\noauth: {body: '${UNSET:-sk-ant-default-secret}'}\n" + minimal[11:], `"${UNSET:-sk-ant-default-secret}"`},

@@ -44,6 +44,9 @@ func parseConfig(data []byte, source string, lookupEnv func(string) (string, boo
 	if err != nil {
 		return nil, err
 	}
+	if err := p.literalNames(root); err != nil {
+		return nil, err
+	}
 	if err := p.expand(root, false); err != nil {
 		return nil, err
 	}
@@ -197,6 +200,23 @@ func (p *parser) retype(n *yaml.Node) {
 			p.retype(c)
 		}
 	}
+}
+
+// literalNames refuses a $ in a provider's name, before expansion: a name
+// is printed in every message, status row and log line and is a label of
+// the daemon's metrics, so it must be the config file's own text, never a
+// value from the environment (which may be a secret).
+func (p *parser) literalNames(root *yaml.Node) error {
+	providers := child(root, "providers")
+	if providers == nil || providers.Kind != yaml.SequenceNode {
+		return nil // check reports it
+	}
+	for i, pr := range providers.Content {
+		if n := child(pr, "name"); n != nil && n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "$") {
+			return p.errAt(n, fmt.Sprintf("providers[%d].name", i), fmt.Sprintf("%q: write the name literally; ${VAR} is not expanded in names, which every message, status row and metric shows", n.Value))
+		}
+	}
+	return nil
 }
 
 // lookup reads a variable for expansion and remembers its value.

@@ -26,6 +26,11 @@ type ProviderStatus struct {
 	// Plugin is the built-in plugin name, the external command, or for an
 	// interpreted plugin its script (the interpreter says little).
 	Plugin string `json:"plugin"`
+	// PluginName and PluginVersion are what the plugin says of itself
+	// (its Info), so an administrator sees what is deployed; empty when it
+	// did not start or did not say. Printable and capped.
+	PluginName    string `json:"plugin_name,omitempty"`
+	PluginVersion string `json:"plugin_version,omitempty"`
 	// State is StateFound, StateEmpty or StateError.
 	State string `json:"state"`
 	// Reason says why the state is empty or error.
@@ -78,6 +83,7 @@ func (h *Host) Status(ctx context.Context) []ProviderStatus {
 func (h *Host) status(ctx context.Context, m *member, now time.Time) ProviderStatus {
 	st := ProviderStatus{Name: m.cfg.Name, Plugin: m.shownPlugin()}
 	cred, err := h.read(ctx, m)
+	st.PluginName, st.PluginVersion = m.infoNameVersion()
 	if err != nil {
 		st.State = StateError
 		if errors.Is(err, sdk.ErrNotFound) {

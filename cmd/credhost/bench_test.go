@@ -14,6 +14,7 @@ import (
 //	spawn/true          a bare process spawn (/bin/true)
 //	spawn/barereader    a minimal Go program that reads the same file
 //	spawn/pluginfloor   a Go program that links go-plugin and does nothing
+//	spawn/metricsfloor  the same plus the daemon's metrics encoder (expfmt)
 //	credhost/in-process `credhost token`, built-ins in-process (the default)
 //	credhost/process    `credhost token`, every built-in a plugin process
 //
@@ -30,7 +31,7 @@ func BenchmarkColdToken(b *testing.B) {
 		b.Fatal(err)
 	}
 	bin := b.TempDir()
-	for _, name := range []string{"barereader", "pluginfloor"} {
+	for _, name := range []string{"barereader", "pluginfloor", "metricsfloor"} {
 		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, name), "./testdata/"+name).CombinedOutput(); err != nil {
 			b.Fatalf("build %s: %v\n%s", name, err, out)
 		}
@@ -44,6 +45,7 @@ func BenchmarkColdToken(b *testing.B) {
 		{"spawn/true", []string{"/bin/true"}, nil},
 		{"spawn/barereader", []string{filepath.Join(bin, "barereader")}, nil},
 		{"spawn/pluginfloor", []string{filepath.Join(bin, "pluginfloor")}, nil},
+		{"spawn/metricsfloor", []string{filepath.Join(bin, "metricsfloor")}, nil},
 		{"credhost/in-process", []string{credhostBin, "token"}, []string{"CREDHOST_BUILTIN=in-process"}},
 		{"credhost/process", []string{credhostBin, "token"}, []string{"CREDHOST_BUILTIN=process"}},
 	}

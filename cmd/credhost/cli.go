@@ -60,13 +60,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 and prints a usable access token, refreshing it when it is about to expire.
 
 Config: --config, else $CREDHOST_CONFIG, else $XDG_CONFIG_HOME/credhost/config.yaml
-(~/.config/credhost/config.yaml), else the embedded default (Claude Code's chain).
+(~/.config/credhost/config.yaml), else the system config (` + "`credhost config`" + `
+names it), else the embedded default (Claude Code's chain).
+
+Daemon: token, exec, refresh and status ask a running credhost serve
+($CREDHOST_SOCKET, else its default socket) when its chain is theirs (same
+config, same values of the variables the chain reads), with the same output
+and exit codes; when none answers within half a second, or its chain
+differs, they work directly. --no-daemon always works directly.
 
 Exit codes: 0 ok (also when degraded), 1 no credential found,
 2 usage or config error, 3 refresh required but impossible (--strict only).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildVersion(),
 	}
+	root.SetVersionTemplate("credhost {{.Version}}\n")
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -77,7 +86,7 @@ Exit codes: 0 ok (also when degraded), 1 no credential found,
 		return &exitError{code: exitUsage, err: err}
 	})
 
-	root.AddCommand(tokenCommand(g, stdout), statusCommand(g, stdout), refreshCommand(g, stdout), execCommand(g, stdout, stderr), doctorCommand(g, stdout), serveCommand(g), pluginCommand(g, stdout))
+	root.AddCommand(tokenCommand(g, stdout), statusCommand(g, stdout), refreshCommand(g, stdout), execCommand(g, stdout, stderr), doctorCommand(g, stdout), configCommand(g, stdout), serveCommand(g), pluginCommand(g, stdout))
 
 	err := root.Execute()
 	if err == nil {
@@ -139,7 +148,7 @@ func (g *globals) setup() (*host.Config, []host.Option, hclog.Logger, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cfg, err := host.LoadConfig(host.LoadOptions{Path: g.config})
+	cfg, err := host.LoadConfig(g.loadOptions())
 	if err != nil {
 		return nil, nil, nil, err
 	}

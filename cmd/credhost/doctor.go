@@ -50,7 +50,7 @@ nothing.`,
 			} else {
 				fmt.Fprintf(stdout, "config: %s (ok)\n", h.Config().Source)
 				for _, r := range append(reports[:len(reports):len(reports)], claude) {
-					fmt.Fprintf(stdout, "%s (%s)\n", r.Provider, r.Plugin)
+					fmt.Fprintf(stdout, "%s (%s)%s\n", r.Provider, r.Plugin, pluginVersion(r.PluginName, r.PluginVersion))
 					for _, f := range r.Findings {
 						fmt.Fprintf(stdout, "  %-8s %s\n", f.Severity, f.Message)
 						if f.Fix != "" {

@@ -80,6 +80,10 @@ type pluginCheckCase struct {
 	// fail, for a broken plugin, is the check that must fail and a
 	// pattern its line must match; nil for a plugin that must pass.
 	fail *wantFail
+	// timeouts, when set, are the --start-timeout and --call-timeout
+	// (instead of the defaults, or 2s each for a broken plugin): an
+	// interpreter may need longer to start on a loaded machine.
+	timeouts []string
 }
 
 type wantFail struct {
@@ -114,7 +118,33 @@ var pluginCheckCases = map[string]pluginCheckCase{
 	"empty token from Read": {argv: broken("empty-token"), fail: &wantFail{"read-empty", `empty access token .*not-found`}},
 	"hangs at start":        {argv: broken("hang"), fail: &wantFail{"handshake", `printed no handshake line within 2s`}},
 	"Read hangs":            {argv: broken("hang-read"), fail: &wantFail{"read-empty", `Read did not answer within 2s`}},
+
+	// The Python example (examples/python-plugin), and the same mistakes
+	// made by its module on purpose (CREDHOST_PY_FAULT).
+	"examples/python-plugin": {argv: pythonArgv, config: pythonConfig, timeouts: pythonTimeouts},
+	"python: wrong cookie": {argv: pythonArgv, config: pythonConfig, env: []string{"CREDHOST_PY_FAULT=wrong-cookie"}, timeouts: pythonTimeouts,
+		fail: &wantFail{"handshake", `exited .* before printing its handshake line: .*magic cookie CREDHOST_PLUGIN is missing or not the expected value`}},
+	"python: no mTLS": {argv: pythonArgv, config: pythonConfig, env: []string{"CREDHOST_PY_FAULT=no-mtls"}, timeouts: pythonTimeouts,
+		fail: &wantFail{"handshake", `no certificate .*mutual TLS only.*PLUGIN_CLIENT_CERT`}},
+	"python: padded certificate": {argv: pythonArgv, config: pythonConfig, env: []string{"CREDHOST_PY_FAULT=padded-cert"}, timeouts: pythonTimeouts,
+		fail: &wantFail{"handshake", `padded base64`}},
+	"python: empty token from Read": {argv: pythonArgv, config: pythonConfig, env: []string{"CREDHOST_PY_FAULT=empty-token"}, timeouts: pythonTimeouts,
+		fail: &wantFail{"read-seeded", `empty access token .*not-found`}},
+	// A plugin that hangs shows it whatever the machine's load: 5s is enough.
+	"python: hangs at start": {argv: pythonArgv, config: pythonConfig, env: []string{"CREDHOST_PY_FAULT=hang-start"}, timeouts: []string{"5s", "2s"},
+		fail: &wantFail{"handshake", `printed no handshake line within 5s`}},
+	"python: Read hangs": {argv: pythonArgv, config: pythonConfig, env: []string{"CREDHOST_PY_FAULT=hang-read"}, timeouts: []string{"30s", "2s"},
+		fail: &wantFail{"deadline", `the Read after the ones given up: got (Read did not answer within 2s|Deadline Exceeded)`}},
 }
+
+// The Python example plugin's command and config for plugin check, and
+// its timeouts: Python with grpc and cryptography can take seconds to
+// start on a loaded machine.
+var (
+	pythonArgv     = func(t *testing.T) []string { return []string{pythonPlugin(t)} }
+	pythonConfig   = `{"path":"{{dir}}/credential.json"}`
+	pythonTimeouts = []string{"60s", "30s"}
+)
 
 func serveBuiltin(name string) func(t *testing.T) []string {
 	return func(*testing.T) []string { return []string{credhostBin, "plugin", "serve", name} }
@@ -136,6 +166,9 @@ func TestPluginCheck(t *testing.T) {
 			args := []string{"--start-timeout", "2s", "--call-timeout", "2s"}
 			if tc.fail == nil {
 				args = nil // the defaults, so a loaded machine fails nothing
+			}
+			if tc.timeouts != nil {
+				args = []string{"--start-timeout", tc.timeouts[0], "--call-timeout", tc.timeouts[1]}
 			}
 			if tc.config != "" {
 				args = append(args, "--config", tc.config)

@@ -28,7 +28,8 @@ import socket
 SOCKET_ENV = "CREDHOST_SOCKET"
 
 # A refresh may take a while (the daemon's refresh.timeout, 10s by
-# default, and a plugin's start); connecting must not.
+# default, and a plugin's start); connecting, and the first health check,
+# must not.
 CONNECT_TIMEOUT = 0.5
 ANSWER_TIMEOUT = 90.0
 
@@ -88,11 +89,18 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 class Client:
-    """A client of the daemon on socket_path (default_socket() if None)."""
+    """A client of the daemon on socket_path (default_socket() if None).
 
-    def __init__(self, socket_path=None, timeout=ANSWER_TIMEOUT):
+    Its first request is preceded by a health check that must be answered
+    within dial_timeout, so a daemon that hangs costs that much and raises
+    DaemonUnavailable, not the much longer answer timeout a refresh may need.
+    """
+
+    def __init__(self, socket_path=None, timeout=ANSWER_TIMEOUT, dial_timeout=CONNECT_TIMEOUT):
         self.socket_path = socket_path or default_socket()
         self.timeout = timeout
+        self.dial_timeout = dial_timeout
+        self._checked = False
 
     def token(self):
         """The daemon's token: the dict `credhost token --json` prints."""
@@ -121,7 +129,19 @@ class Client:
         return self._call("GET", "/v1/health")
 
     def _call(self, method, path, body=None):
-        conn = _UnixConnection(self.socket_path, self.timeout)
+        if not self._checked:
+            self._checked = True
+            try:
+                self._request("GET", "/v1/health", None, self.dial_timeout)
+            except CredhostError as e:
+                self._checked = False
+                if isinstance(e, DaemonUnavailable):
+                    raise
+                raise DaemonUnavailable("the daemon on %s fails its health check: %s" % (self.socket_path, e.message)) from None
+        return self._request(method, path, body, self.timeout)
+
+    def _request(self, method, path, body, timeout):
+        conn = _UnixConnection(self.socket_path, timeout)
         try:
             headers = {}
             data = None

@@ -68,13 +68,13 @@ type dialOptions struct {
 func WithChain(id string) DialOption { return func(o *dialOptions) { o.chain = id } }
 
 // WithDialTimeout bounds Dial: connecting and the health check that proves
-// a daemon answers (default DefaultDialTimeout).
+// a daemon answers (default DefaultDialTimeout, also for d <= 0).
 func WithDialTimeout(d time.Duration) DialOption {
 	return func(o *dialOptions) { o.dialTimeout = d }
 }
 
 // WithAnswerTimeout bounds each later request, from sending it to the end
-// of the answer (default DefaultAnswerTimeout). Give it at least the
+// of the answer (default DefaultAnswerTimeout, also for d <= 0). Give it at least the
 // daemon's refresh.timeout: a token request may wait for a refresh.
 func WithAnswerTimeout(d time.Duration) DialOption {
 	return func(o *dialOptions) { o.answerBound = d }
@@ -88,6 +88,13 @@ func Dial(ctx context.Context, socket string, opts ...DialOption) (*Client, erro
 	o := dialOptions{dialTimeout: DefaultDialTimeout, answerBound: DefaultAnswerTimeout}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	// A bound of zero or less would fail every request at once.
+	if o.dialTimeout <= 0 {
+		o.dialTimeout = DefaultDialTimeout
+	}
+	if o.answerBound <= 0 {
+		o.answerBound = DefaultAnswerTimeout
 	}
 	c := &Client{
 		socket: socket,

@@ -1,9 +1,12 @@
+//go:build unix
+
 package main
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -129,6 +132,13 @@ func TestPythonClientAgainstTheDaemon(t *testing.T) {
 	s, srv := newRefreshSandbox(t, "in-process")
 	old, _ := s.loginFile(srv, time.Now().Add(2*time.Hour))
 	s.serveClients()
+	hung := filepath.Join(socketDir(t), "hung.sock")
+	l, err := net.Listen("unix", hung) // never accepted: a connection waits, unanswered
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s.setenv("HUNG_SOCKET=" + hung)
 
 	got := s.pythonClient(`
 import json, credhost_client as credhost
@@ -142,6 +152,12 @@ try:
     credhost.get_token("/nonexistent/credhost.sock")
 except credhost.DaemonUnavailable as e:
     out["unavailable"] = [e.code, e.exit_code]
+import os, time
+start = time.monotonic()
+try:
+    credhost.get_token(os.environ["HUNG_SOCKET"])
+except credhost.DaemonUnavailable as e:
+    out["hung"] = time.monotonic() - start
 print(json.dumps(out))
 `)
 	fresh := s.readCredentials().Access
@@ -155,6 +171,9 @@ print(json.dumps(out))
 	tok, _ := got["json"].(map[string]any)
 	if tok["access_token"] != fresh || tok["provider"] != "file" || tok["fingerprint"] == "" {
 		t.Errorf("Client().token() = provider %v, fingerprint %v; want the token --json of the refreshed token", tok["provider"], tok["fingerprint"])
+	}
+	if took, ok := got["hung"].(float64); !ok || took > fallbackBound.Seconds() {
+		t.Errorf("a daemon that never answers: %v; want DaemonUnavailable within the dial bound", got["hung"])
 	}
 	if fmt.Sprint(got["unavailable"]) != "[unavailable 2]" {
 		t.Errorf("a socket nobody listens on: %v; want DaemonUnavailable", got["unavailable"])
@@ -201,4 +220,3 @@ print(json.dumps(out))
 		}
 	})
 }
-
