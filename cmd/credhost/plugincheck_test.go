@@ -81,7 +81,7 @@ type pluginCheckCase struct {
 	// pattern its line must match; nil for a plugin that must pass.
 	fail *wantFail
 	// timeouts, when set, are the --start-timeout and --call-timeout
-	// (instead of the defaults, or 2s each for a broken plugin): an
+	// (instead of the defaults, or 30s and 2s for a broken plugin): an
 	// interpreter may need longer to start on a loaded machine.
 	timeouts []string
 }
@@ -116,7 +116,7 @@ var pluginCheckCases = map[string]pluginCheckCase{
 	"no mTLS":               {argv: broken("no-mtls"), fail: &wantFail{"handshake", `no certificate .*mutual TLS only.*PLUGIN_CLIENT_CERT`}},
 	"padded certificate":    {argv: broken("padded"), fail: &wantFail{"handshake", `padded base64`}},
 	"empty token from Read": {argv: broken("empty-token"), fail: &wantFail{"read-empty", `empty access token .*not-found`}},
-	"hangs at start":        {argv: broken("hang"), fail: &wantFail{"handshake", `printed no handshake line within 2s`}},
+	"hangs at start":        {argv: broken("hang"), timeouts: []string{"2s", "2s"}, fail: &wantFail{"handshake", `printed no handshake line within 2s`}},
 	"Read hangs":            {argv: broken("hang-read"), fail: &wantFail{"read-empty", `Read did not answer within 2s`}},
 
 	// The Python example (examples/python-plugin), and the same mistakes
@@ -163,7 +163,11 @@ func TestPluginCheck(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			argv := tc.argv(t)
-			args := []string{"--start-timeout", "2s", "--call-timeout", "2s"}
+			// A broken plugin's calls are cut at 2s; its start is given
+			// 30s (only the one that hangs at start is held to 2s), as a
+			// race-enabled build on a loaded machine can take seconds to
+			// print its handshake.
+			args := []string{"--start-timeout", "30s", "--call-timeout", "2s"}
 			if tc.fail == nil {
 				args = nil // the defaults, so a loaded machine fails nothing
 			}
