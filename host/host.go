@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -30,6 +31,13 @@ type Host struct {
 
 	mu   sync.Mutex
 	last *Result // the last good result, served until it enters the buffer
+
+	// winner is 1 + the index of the member that yielded the last
+	// credential (0: none yet): no walk starts a plugin beyond it ahead.
+	winner atomic.Int64
+	// ending counts plugin processes started ahead and not needed, being
+	// ended in the background; Close waits for them.
+	ending sync.WaitGroup
 
 	// chainEnv names the variables the chain reads beyond the base set, and
 	// environ is where their values come from (see ChainID).
@@ -60,7 +68,8 @@ func WithBuiltins(b map[string]Builtin) Option { return func(o *options) { o.bui
 func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // New builds a host for cfg. It starts no plugin: each provider starts when
-// the chain first reaches it.
+// the chain first reaches it, and a walk starts the plugin processes just
+// after it at the same time (see startAhead), ending those it did not need.
 //
 // cfg is checked as ParseConfig checks a file (a negative duration, an
 // oauth token_url over plain http to another host, a duplicate provider
@@ -100,7 +109,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 			cmd := func() *exec.Cmd { return exec.Command(pc.Command, pc.Args...) }
 			spec := processSpec{cmd: cmd, name: pc.Command, checksum: pc.SHA256, env: pc.Env, environ: o.environ,
 				script: pc.Script, scriptSum: pc.ScriptSHA256, modules: pc.Modules, modulesSum: pc.ModulesSHA256, verified: o.verified}
-			m.start = startProcess(spec, cfg, level, o.logger.Named(pc.Name))
+			m.start, m.process = startProcess(spec, cfg, level, o.logger.Named(pc.Name)), true
 			h.chainEnv = append(h.chainEnv, pc.Env...)
 		default:
 			b, ok := o.builtins[pc.Plugin]
@@ -117,7 +126,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 				if b.Env != nil {
 					spec.env = append(slices.Clone(pc.Env), b.Env(pc.Config)...)
 				}
-				m.start = startProcess(spec, cfg, level, o.logger.Named(pc.Name))
+				m.start, m.process = startProcess(spec, cfg, level, o.logger.Named(pc.Name)), true
 			} else {
 				m.start = startInProcess(b, cfg.Plugins.CallTimeout.Std())
 			}
@@ -132,6 +141,7 @@ func (h *Host) Config() *Config { return h.cfg }
 
 // Close ends every plugin process the host started.
 func (h *Host) Close() error {
+	h.ending.Wait()
 	for _, m := range h.members {
 		m.close()
 	}
@@ -284,7 +294,10 @@ func (h *Host) remember(res Result) {
 // walk returns the first provider in chain order with a usable credential.
 func (h *Host) walk(ctx context.Context) (*member, sdk.Credential, error) {
 	var attempts []*ProviderError
-	for _, m := range h.members {
+	ahead := h.startAhead(ctx)
+	defer ahead.release()
+	for i, m := range h.members {
+		ahead.reach(i)
 		cred, err := h.read(ctx, m)
 		if err != nil {
 			var pe *ProviderError
@@ -300,6 +313,7 @@ func (h *Host) walk(ctx context.Context) (*member, sdk.Credential, error) {
 			continue
 		}
 		h.logger.Debug("credential found", "provider", m.cfg.Name, "credential", cred.String())
+		h.winner.Store(int64(i + 1))
 		return m, cred, nil
 	}
 	return nil, sdk.Credential{}, &ChainError{Attempts: attempts, Hint: chainHint(attempts, h.cfg.unexpand)}

@@ -81,6 +81,9 @@ type pluginProcess struct {
 	tail      stderrTail   // the last line on stderr
 
 	exited chan struct{} // closed once the process is reaped
+	// abort, once done, means the host no longer needs the process: one
+	// started after is killed at once (see startProcess).
+	abort context.Context
 
 	mu           sync.Mutex
 	pid          int
@@ -139,6 +142,10 @@ func (p *pluginProcess) Start(context.Context) error {
 	p.pid = p.cmd.Process.Pid
 	p.mu.Unlock()
 	p.logger.Debug("plugin started", "path", p.name, "pid", p.pid)
+	if p.abort != nil && p.abort.Err() != nil {
+		p.ending.Store(true)
+		p.Kill(context.Background())
+	}
 	r, w := io.Pipe()
 	p.stdout = r
 	go p.filterStdout(w)
