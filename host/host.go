@@ -29,8 +29,10 @@ type Host struct {
 	now     func() time.Time
 	flight  singleflight.Group // one refresh per store at a time
 
-	mu   sync.Mutex
-	last *Result // the last good result, served until it enters the buffer
+	// last is the last good result, served until it enters the buffer. It
+	// is read without a lock (a cached Token is one atomic load and the
+	// expiry check) and never changed in place: each write stores a new one.
+	last atomic.Pointer[Result]
 
 	// winner is 1 + the index of the member that yielded the last
 	// credential (0: none yet): no walk starts a plugin beyond it ahead.
@@ -227,10 +229,11 @@ func (h *Host) forceRefresh(ctx context.Context, stale string) (Result, error) {
 
 // forget drops the cached result (only if it holds token, when set).
 func (h *Host) forget(token string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.last != nil && (token == "" || h.last.Credential.AccessToken == token) {
-		h.last = nil
+	for {
+		last := h.last.Load()
+		if last == nil || (token != "" && last.Credential.AccessToken != token) || h.last.CompareAndSwap(last, nil) {
+			return
+		}
 	}
 }
 
@@ -268,12 +271,11 @@ func (h *Host) refreshOrDegrade(ctx context.Context, res Result, src *source, fo
 
 // cached returns the remembered result while it is outside the buffer.
 func (h *Host) cached() (Result, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.last == nil || needsRefresh(h.last.Credential, h.now(), h.buffer()) {
+	last := h.last.Load()
+	if last == nil || needsRefresh(last.Credential, h.now(), h.buffer()) {
 		return Result{}, false
 	}
-	res := *h.last
+	res := *last
 	res.Credential = res.Credential.Clone()
 	res.Refreshed = false
 	return res, true
@@ -281,14 +283,12 @@ func (h *Host) cached() (Result, bool) {
 
 // remember caches res unless it is degraded (the next call tries again).
 func (h *Host) remember(res Result) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	if res.Degraded {
-		h.last = nil
+		h.last.Store(nil)
 		return
 	}
 	res.Credential = res.Credential.Clone()
-	h.last = &res
+	h.last.Store(&res)
 }
 
 // walk returns the first provider in chain order with a usable credential.
