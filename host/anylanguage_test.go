@@ -448,3 +448,29 @@ func TestGoPluginPrintsAreHeard(t *testing.T) {
 		t.Errorf("logs lack %q:\n%s", want, logs)
 	}
 }
+
+// TestTokensLoggedBeforeTheAnswerAreRedacted: a plugin that logs the
+// token it is about to return, before the answer that tells the host the
+// token, must not get it into the host's log: the lines written during a
+// call are held until its answer has been read, then filtered.
+func TestTokensLoggedBeforeTheAnswerAreRedacted(t *testing.T) {
+	t.Parallel()
+	h, logs := newLevelHost(t, testConfig(true, "leakstderr"), hclog.Trace)
+	res, err := h.Token(context.Background())
+	if err != nil || res.Credential.AccessToken != "tok-secret-LEAKEDLEAKED" {
+		t.Fatalf("Token: %v, %v", res, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); strings.Count(logs.String(), "p0: read") < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.Close()
+	out := logs.String()
+	if strings.Count(out, "p0: read") < 2 {
+		t.Fatalf("the plugin's two lines were not logged:\n%s", out)
+	}
+	for _, secret := range []string{"tok-secret-LEAKEDLEAKED", "refresh-tok-LEAKEDLEAKED", "LEAKEDLEAKED"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("logs show %q:\n%s", secret, out)
+		}
+	}
+}

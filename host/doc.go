@@ -108,7 +108,9 @@
 // Nothing a plugin prints reaches the host's output verbatim: its stderr
 // (hclog JSON at its level, any other line at warn; relayStderr), its
 // errors and findings pass one filter (known tokens and ${VAR} values
-// removed, printable, capped). Close asks a plugin to exit through
+// removed, printable, capped); a stderr line read while a Read or Refresh
+// is in flight waits for its answer, so the filter knows the token the
+// plugin may have logged just before answering (sdkplugin.Settled). Close asks a plugin to exit through
 // go-plugin's controller service, or with SIGTERM when it has none
 // (running.end). sdk/proto/PROTOCOL.md is the protocol a plugin in any
 // language speaks.

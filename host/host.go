@@ -41,6 +41,10 @@ type Host struct {
 	// ended in the background; Close waits for them.
 	ending sync.WaitGroup
 
+	refreshing sync.WaitGroup // refreshes under way, which Close waits for
+
+	faults faultLog // each provider's failure, warned about once
+
 	// chainEnv names the variables the chain reads beyond the base set, and
 	// environ is where their values come from (see ChainID).
 	chainEnv []string
@@ -141,9 +145,12 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 // Config returns the configuration the host runs (do not modify it).
 func (h *Host) Config() *Config { return h.cfg }
 
-// Close ends every plugin process the host started.
+// Close ends every plugin process the host started, once the refreshes
+// under way have finished and been saved (a caller that gave up on one
+// does not end it).
 func (h *Host) Close() error {
 	h.ending.Wait()
+	h.refreshing.Wait()
 	for _, m := range h.members {
 		m.close()
 	}
@@ -305,13 +312,15 @@ func (h *Host) walk(ctx context.Context) (*member, sdk.Credential, error) {
 				pe = providerErr(m, "read", err)
 			}
 			if errors.Is(err, sdk.ErrNotFound) {
+				h.faults.clear(h.logger, m.cfg.Name)
 				h.logger.Debug("provider has no credential", "provider", m.cfg.Name, "reason", pe.reason())
 			} else {
-				h.logger.Warn("provider failed; trying the next one", "provider", m.cfg.Name, "error", pe.reason())
+				h.faults.warn(h.logger, m.cfg.Name, pe.reason())
 			}
 			attempts = append(attempts, pe)
 			continue
 		}
+		h.faults.clear(h.logger, m.cfg.Name)
 		h.logger.Debug("credential found", "provider", m.cfg.Name, "credential", cred.String())
 		h.winner.Store(int64(i + 1))
 		return m, cred, nil

@@ -59,6 +59,23 @@ func serveHelper(mode string) {
 		}
 		sdkplugin.Serve(p)
 		return
+	case "leakstderr":
+		// A plugin that logs the token it is about to return on its
+		// stderr (file descriptor 2, as a plugin in any language writes
+		// it), in a plain line and in a JSON line's other key, a moment
+		// before it answers.
+		p := scriptedProvider("found:LEAKEDLEAKED")
+		read := p.ReadF
+		p.ReadF = func(ctx context.Context) (sdk.Credential, error) {
+			c, err := read(ctx)
+			fd2 := os.NewFile(2, "stderr")
+			fmt.Fprintf(fd2, "read %s\n", c.AccessToken)
+			fmt.Fprintf(fd2, `{"@message":"read","@level":"info","token":%q}`+"\n", c.RefreshToken)
+			time.Sleep(300 * time.Millisecond)
+			return c, err
+		}
+		sdkplugin.Serve(p)
+		return
 	}
 	if rest, ok := strings.CutPrefix(mode, "start:"); ok {
 		mode = startupHelper(rest)

@@ -317,7 +317,8 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			}
 			return cfg.unexpand.apply(s)
 		}
-		plog := pluginLogger{Logger: logger, filter: filter}
+		var settled atomic.Pointer[func() <-chan struct{}]
+		plog := pluginLogger{Logger: logger, filter: filter, settled: &settled}
 		cc := sdkplugin.ClientConfig(plog)
 		// A Go plugin's writes to os.Stderr once it serves come over
 		// go-plugin's stdio service, not the stderr pipe: they are logged
@@ -400,6 +401,8 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		}
 		scrub := sdkplugin.Filter(prov)
 		known.Store(&scrub)
+		wait := sdkplugin.Settled(prov)
+		settled.Store(&wait)
 		r := &running{client: client, proc: proc, logger: logger, stdio: stdioW}
 		if g, ok := rpc.(*plugin.GRPCClient); ok {
 			r.conn = g.Conn

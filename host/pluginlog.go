@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -31,7 +32,12 @@ type pluginLogger struct {
 	hclog.Logger
 	// filter rewrites a plugin's string before sdkplugin.Text (nil: none).
 	filter func(string) string
-	quiet  bool // every line at debug at most
+	// settled, once the plugin is dispensed, says when no call whose
+	// answer may carry a token is in flight (sdkplugin.Settled): a stderr
+	// line is filtered only then, so the filter knows the tokens the
+	// plugin logged just before it answered. nil: never wait.
+	settled *atomic.Pointer[func() <-chan struct{}]
+	quiet   bool // every line at debug at most
 }
 
 func (l pluginLogger) Log(level hclog.Level, msg string, args ...any) {
@@ -124,19 +130,36 @@ func (t *stderrTail) String() string {
 	return t.last
 }
 
+// maxHeldStderr bounds the bytes of stderr lines waiting to be logged
+// (behind a call in flight, see pluginLogger.settled, or a slow log
+// writer); a plugin writing faster loses lines, counted in a warning,
+// rather than the host's memory.
+const maxHeldStderr = 1 << 20
+
 // relayStderr logs every line a plugin writes on stderr through logger
 // (a pluginLogger: filtered) until r ends. A line in hclog's JSON format
 // is logged at its @level with its other keys; any other line at warn,
 // unless it starts with [TRACE], [DEBUG], [INFO], [WARN] or [ERROR], so a
 // plugin that prints a traceback or a plain message is heard at the
 // default level. A message of several lines is logged line by line, each
-// under the provider's name.
+// under the provider's name. A line read while a call that may answer
+// with a token is in flight waits for the answer before it is filtered.
+// It returns once every line read has been logged (or dropped).
 func relayStderr(r io.Reader, logger hclog.Logger, tail *stderrTail) {
+	q := &lineQueue{ready: make(chan struct{}, 1)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.drain(logger, tail)
+	}()
+	defer func() { q.close(); <-done }()
 	br := bufio.NewReaderSize(r, maxStderrLine)
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			// Keep the first part; skip to the end of the line.
+			q.push(string(line))
+			line = nil
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
 			}
@@ -145,10 +168,86 @@ func relayStderr(r io.Reader, logger hclog.Logger, tail *stderrTail) {
 			}
 		}
 		if len(line) > 0 {
-			logStderrLine(logger, string(line), tail)
+			q.push(string(line))
 		}
 		if err != nil {
 			return
+		}
+	}
+}
+
+// lineQueue holds the stderr lines read and not yet logged, up to
+// maxHeldStderr bytes.
+type lineQueue struct {
+	mu      sync.Mutex
+	lines   []string
+	size    int
+	dropped int
+	closed  bool
+	ready   chan struct{} // a token when there is something to do
+}
+
+func (q *lineQueue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *lineQueue) push(line string) {
+	q.mu.Lock()
+	if q.size+len(line) > maxHeldStderr {
+		q.dropped++
+	} else {
+		q.lines = append(q.lines, line)
+		q.size += len(line)
+	}
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *lineQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+// drain logs the lines as they come, each once no call that may answer
+// with a token is in flight, until the queue is closed and empty.
+func (q *lineQueue) drain(logger hclog.Logger, tail *stderrTail) {
+	var settled func() <-chan struct{}
+	pl, isPlugin := logger.(pluginLogger)
+	for {
+		<-q.ready
+		for {
+			q.mu.Lock()
+			lines, dropped, closed := q.lines, q.dropped, q.closed
+			q.lines, q.dropped = nil, 0 // their bytes count until logged
+			q.mu.Unlock()
+			if len(lines) == 0 && dropped == 0 {
+				if closed {
+					return
+				}
+				break
+			}
+			for _, line := range lines {
+				if settled == nil && isPlugin && pl.settled != nil {
+					if f := pl.settled.Load(); f != nil {
+						settled = *f
+					}
+				}
+				if settled != nil {
+					<-settled()
+				}
+				logStderrLine(logger, line, tail)
+				q.mu.Lock()
+				q.size -= len(line)
+				q.mu.Unlock()
+			}
+			if dropped > 0 {
+				logger.Warn("the plugin wrote more on stderr than could be held; lines dropped", "lines", dropped)
+			}
 		}
 	}
 }

@@ -39,6 +39,10 @@ var handshakeLine = regexp.MustCompile(`^[0-9]{1,4}\|[0-9]{1,4}\|(tcp|unix)\|([^
 // or host:port is far shorter.
 const maxHandshakeAddr = 1000
 
+// pipeGrace is how long a plugin's stdout and stderr are read after it
+// exited: enough for what it wrote last.
+const pipeGrace = 200 * time.Millisecond
+
 // isHandshake reports whether line is a well-formed handshake line.
 func isHandshake(line []byte) bool {
 	m := handshakeLine.FindSubmatchIndex(line)
@@ -146,6 +150,18 @@ func (p *pluginProcess) Start(context.Context) error {
 		p.ending.Store(true)
 		p.Kill(context.Background())
 	}
+	// go-plugin reaps a plugin only once its stdout and stderr have ended;
+	// a helper the plugin left in a session of its own (beyond its
+	// group's kill) may hold them open for as long as it lives. Where the
+	// system can wait for an exit without reaping, they end pipeGrace
+	// after the plugin does, whoever still holds them.
+	go func(pid int) {
+		if waitExited(pid) {
+			time.Sleep(pipeGrace)
+			p.rawStdout.Close()
+			p.rawStderr.Close()
+		}
+	}(p.pid)
 	r, w := io.Pipe()
 	p.stdout = r
 	go p.filterStdout(w)

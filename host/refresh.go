@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/credhost/credhost/sdk"
 )
 
@@ -84,7 +86,11 @@ type refreshResult struct {
 // unless it differs from stale (a 401 on stale says nothing about it).
 func (h *Host) refresh(ctx context.Context, src *source, stale sdk.Credential, force bool) (sdk.Credential, bool, error) {
 	m := src.m
-	ch := h.flight.DoChan(m.cfg.Name, func() (any, error) {
+	// Counted until the shared refresh ends, even when this caller gives
+	// up first: Close waits for it, so a plugin is never ended between
+	// the endpoint's answer and the save.
+	h.refreshing.Add(1)
+	shared := h.flight.DoChan(m.cfg.Name, func() (any, error) {
 		// The shared refresh must not die with the first caller's context.
 		// A refresh.timeout of 0 is no refresh-specific bound (the call
 		// timeout applies), not a deadline that has already passed.
@@ -92,6 +98,12 @@ func (h *Host) refresh(ctx context.Context, src *source, stale sdk.Credential, f
 		defer cancel()
 		return h.refreshLocked(ctx, m, stale, force)
 	})
+	ch := make(chan singleflight.Result, 1)
+	go func() {
+		r := <-shared
+		h.refreshing.Done()
+		ch <- r
+	}()
 	select {
 	case <-ctx.Done():
 		return sdk.Credential{}, false, ctx.Err()

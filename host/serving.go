@@ -3,6 +3,9 @@ package host
 import (
 	"context"
 	"errors"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/credhost/credhost/sdk"
 )
@@ -116,4 +119,45 @@ func allEmpty(err error) bool {
 		}
 	}
 	return true
+}
+
+// faultLog remembers each provider's last failure, so a holder that
+// re-reads the chain every few seconds (credhost serve) warns once when a
+// provider starts failing or fails for another reason, and once when it
+// reads again, rather than repeat the same warning on every re-read. A
+// one-shot command walks the chain once and sees every warning.
+type faultLog struct {
+	mu     sync.Mutex
+	reason map[string]string // by provider; absent: not failing
+}
+
+// warn logs provider's failure: a warning when it is new or its reason
+// changed, a debug line otherwise.
+func (f *faultLog) warn(logger hclog.Logger, provider, reason string) {
+	f.mu.Lock()
+	same := f.reason[provider] == reason
+	if !same {
+		if f.reason == nil {
+			f.reason = map[string]string{}
+		}
+		f.reason[provider] = reason
+	}
+	f.mu.Unlock()
+	if same {
+		logger.Debug("provider still failing; trying the next one", "provider", provider, "error", reason)
+		return
+	}
+	logger.Warn("provider failed; trying the next one", "provider", provider, "error", reason)
+}
+
+// clear records that provider read without failing (a credential, or
+// none), saying so once when it was failing.
+func (f *faultLog) clear(logger hclog.Logger, provider string) {
+	f.mu.Lock()
+	_, was := f.reason[provider]
+	delete(f.reason, provider)
+	f.mu.Unlock()
+	if was {
+		logger.Info("provider reads again", "provider", provider)
+	}
 }

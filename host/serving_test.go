@@ -3,10 +3,15 @@ package host
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/sdktest"
 )
 
 // TestRereadServesAStoreChangedBehindTheHost: a new login written to the
@@ -101,4 +106,88 @@ func TestRefreshRejectedByFingerprint(t *testing.T) {
 	if err != nil || again.Credential.AccessToken != res.Credential.AccessToken || r.srv.Requests() != 1 {
 		t.Errorf("the same rejection again: %v, %d requests; want the new token and no request", err, r.srv.Requests())
 	}
+}
+
+// TestRereadWarnsOnceForAProviderThatKeepsFailing: a holder re-reads the
+// chain every few seconds; a provider that fails the same way each time is
+// warned about once, again when its reason changes, and its recovery is
+// said once; the re-reads in between are debug lines.
+func TestRereadWarnsOnceForAProviderThatKeepsFailing(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	fault := errors.New("the store is half written")
+	cfg := DefaultConfig()
+	cfg.Source = "test"
+	cfg.Providers = []ProviderConfig{{Name: "flaky", Plugin: "flaky"}, {Name: "good", Plugin: "good"}}
+	b := map[string]Builtin{
+		"flaky": {New: func() sdk.Provider {
+			return sdktest.Fake{ReadF: func(context.Context) (sdk.Credential, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if fault != nil {
+					return sdk.Credential{}, fault
+				}
+				return sdk.Credential{}, sdk.ErrNotFound
+			}}
+		}},
+		"good": {New: func() sdk.Provider {
+			return sdktest.Fake{ReadF: func(context.Context) (sdk.Credential, error) {
+				return sdk.Credential{AccessToken: "tok-good", ExpiresAt: time.Now().Add(3 * time.Hour)}, nil
+			}}
+		}},
+	}
+	logs := &syncLog{}
+	h, err := New(cfg, WithBuiltins(b), WithLogger(hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	setFault := func(err error) {
+		mu.Lock()
+		fault = err
+		mu.Unlock()
+	}
+	rereads := func(n int) {
+		for range n {
+			if _, err := h.Reread(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rereads(5)
+	setFault(errors.New("permission denied"))
+	rereads(5)
+	setFault(nil)
+	rereads(5)
+	setFault(errors.New("permission denied"))
+	rereads(5)
+
+	text := logs.String()
+	if n := strings.Count(text, "[WARN]"); n != 3 {
+		t.Errorf("%d warnings over 20 re-reads with 3 changes to a failure, want 3:\n%s", n, text)
+	}
+	if n := strings.Count(text, "provider reads again"); n != 1 {
+		t.Errorf("the recovery is said %d times, want once:\n%s", n, text)
+	}
+	if n := strings.Count(text, "still failing"); n != 12 {
+		t.Errorf("%d debug lines for a failure that did not change, want 12:\n%s", n, text)
+	}
+}
+
+// syncLog is a log output the test reads while the host writes.
+type syncLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/credhost/credhost/host/daemon"
 	"github.com/credhost/credhost/sdk"
+	"github.com/credhost/credhost/sdk/oauth/oauthtest"
 )
 
 // The daemon's tests: they signal it and run a client as another uid.
@@ -565,4 +566,96 @@ func TestServeTakesASocketFromTheServiceManager(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeRefreshRequestsWaitOutAFailingEndpoint: while the endpoint
+// fails, requests naming a token that is not the daemon's (a stale or
+// made-up fingerprint, from a confused or hostile client) are answered
+// with the token as it is, like GET /v1/token, and do not each send the
+// endpoint a refresh.
+func TestServeRefreshRequestsWaitOutAFailingEndpoint(t *testing.T) {
+	t.Parallel()
+	s, srv := newRefreshSandbox(t, "in-process")
+	d := s.serve("--staleness", "1h")
+	old, _ := s.loginFile(srv, time.Now().Add(-time.Minute))
+	srv.SetMode(oauthtest.ServerError)
+	var first daemon.Token
+	if status, e := d.call(http.MethodGet, daemon.PathToken, "", &first); status != 200 || !first.Degraded || first.AccessToken != old {
+		t.Fatalf("GET /v1/token with a failing endpoint: %d %+v, degraded %v; want the old token, degraded", status, e, first.Degraded)
+	}
+	const requests = 30
+	for i := range requests {
+		var tok daemon.Token
+		status, e := d.call(http.MethodPost, daemon.PathRefresh, fmt.Sprintf(`{"rejected": "made-up-%d"}`, i), &tok)
+		if status != 200 || tok.AccessToken != old || !tok.Degraded {
+			t.Fatalf("POST /v1/refresh naming another token: %d %+v, degraded %v; want the daemon's token, degraded", status, e, tok.Degraded)
+		}
+	}
+	// The daemon's own backoff retries (1 s, 2 s, ...) may fall within
+	// the requests; one endpoint call per request may not.
+	if n := srv.Requests(); n > requests/3 {
+		t.Errorf("%d token requests for %d refresh requests naming other tokens while the endpoint fails", n, requests)
+	}
+}
+
+// TestServeReloadDuringARefreshAheadIsStillOneRefresh: a hangup that
+// arrives while the daemon's refresh ahead waits on the endpoint starts a
+// second host on the same store; its own first look at the token must
+// wait for the refresh under way and adopt it, not send a second one
+// (which would reuse the spent refresh token and lose the login).
+func TestServeReloadDuringARefreshAheadIsStillOneRefresh(t *testing.T) {
+	t.Parallel()
+	inModes(t, func(t *testing.T, mode string) {
+		s, srv := newRefreshSandbox(t, mode)
+		old, _ := s.loginFile(srv, time.Now().Add(time.Minute)) // inside the buffer: refreshed at once
+		srv.SetDelay(time.Second)
+		d := s.serve("--staleness", "1h", "--log-level", "debug")
+		waitFor(t, "the refresh ahead to reach the endpoint", func() bool { return srv.Arrived() >= 1 })
+		d.cmd.Process.Signal(syscall.SIGHUP)
+		deadline := time.Now().Add(20 * time.Second)
+		for s.readCredentials().Access == old {
+			if time.Now().After(deadline) {
+				t.Fatalf("the store still holds the old token; %d token requests; stderr:\n%s", srv.Requests(), d.stderr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Second) // the reloaded host's first look has come and gone
+		if srv.Requests() != 1 || srv.Reuses() != 0 {
+			t.Errorf("%d token requests, %d reuses; want 1 and 0; stderr:\n%s", srv.Requests(), srv.Reuses(), d.stderr)
+		}
+		if tok := d.token(); tok.AccessToken != s.readCredentials().Access {
+			t.Errorf("after the reload the daemon serves %s, not the store's token", tok.Fingerprint)
+		}
+		// The refresh succeeded: no line may say it failed.
+		if strings.Contains(d.stderr.String(), "failed") {
+			t.Errorf("the daemon logged a failure of a refresh that succeeded:\n%s", d.stderr)
+		}
+	})
+}
+
+// TestServeStopsServingAfterALogout: the store's file removed behind the
+// daemon (a logout) ends the serving of its token within the staleness
+// bound: 404, exit code 1, as `credhost token` would say; the file is not
+// written back.
+func TestServeStopsServingAfterALogout(t *testing.T) {
+	t.Parallel()
+	inModes(t, func(t *testing.T, mode string) {
+		s, srv := newRefreshSandbox(t, mode)
+		old, _ := s.loginFile(srv, time.Now().Add(3*time.Hour))
+		d := s.serve("--staleness", "100ms")
+		if tok := d.token(); tok.AccessToken != old {
+			t.Fatalf("before the logout: %s", tok.Fingerprint)
+		}
+		file := filepath.Join(s.home, ".claude", ".credentials.json")
+		if err := os.Remove(file); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the logged-out token to stop being served", func() bool {
+			status, e := d.call(http.MethodGet, daemon.PathToken, "", nil)
+			return status == http.StatusNotFound && e.ExitCode == 1
+		})
+		if _, err := os.Lstat(file); err == nil {
+			t.Error("the credentials file is back after the logout")
+		}
+	})
 }

@@ -71,6 +71,10 @@ func (g *globals) openSource(ctx context.Context, cfg *host.Config, opts []host.
 		daemon.WithChain(h.ChainID()),
 		daemon.WithDialTimeout(daemonDialBound),
 		daemon.WithAnswerTimeout(answerBound(cfg)))
+	if errors.Is(err, daemon.ErrUntrusted) {
+		logger.Warn("not asking the daemon at this socket; working directly", "socket", socket, "reason", err.Error())
+		return src, nil
+	}
 	if err != nil {
 		logger.Debug("no daemon to use; working directly", "socket", socket, "reason", err.Error())
 		return src, nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"time"
@@ -26,6 +27,14 @@ var ErrUnavailable = errors.New("no credhost daemon to use")
 // another value): its token is not the one the caller would read, so the
 // caller works directly. It wraps ErrUnavailable.
 var ErrChainMismatch = fmt.Errorf("%w: the daemon's chain is not this process's (another config, or another value of a variable the chain reads)", ErrUnavailable)
+
+// ErrUntrusted means the socket, or the daemon answering on it, is not
+// this user's: another local user made the socket's directory first (the
+// default one under the shared temporary directory, when $XDG_RUNTIME_DIR
+// is unset) or runs the daemon, and would hand the caller a token of their
+// choosing. The caller works directly; it is worth a warning. It wraps
+// ErrUnavailable.
+var ErrUntrusted = fmt.Errorf("%w: the socket or the daemon behind it is not this user's", ErrUnavailable)
 
 // Bounds of a Client. Dial must be quick, as a caller that finds no daemon
 // falls back to working directly, and a daemon that does not answer its
@@ -96,6 +105,15 @@ func Dial(ctx context.Context, socket string, opts ...DialOption) (*Client, erro
 	if o.answerBound <= 0 {
 		o.answerBound = DefaultAnswerTimeout
 	}
+	// The daemon is trusted only in a directory of this user's (as Listen
+	// makes it) and only when it runs as this user (checked on each
+	// connection below).
+	if err := TrustedSocket(socket); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, socket, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
+	}
 	c := &Client{
 		socket: socket,
 		chain:  o.chain,
@@ -103,7 +121,15 @@ func Dial(ctx context.Context, socket string, opts ...DialOption) (*Client, erro
 		hc: &http.Client{Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 				var d net.Dialer
-				return d.DialContext(ctx, "unix", socket)
+				conn, err := d.DialContext(ctx, "unix", socket)
+				if err != nil {
+					return nil, err
+				}
+				if err := PeerIsSelf(conn); err != nil {
+					conn.Close()
+					return nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
+				}
+				return conn, nil
 			},
 			DisableCompression:  true,
 			MaxIdleConnsPerHost: 4,

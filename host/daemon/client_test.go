@@ -382,3 +382,59 @@ func TestDaemonTransportRefreshesOnceAndReplays(t *testing.T) {
 		t.Errorf("%d refreshes; want 1", n)
 	}
 }
+
+// TestDialRefusesADaemonAnotherUserCouldHavePlanted: a socket whose
+// directory another user could have made (the default one lives under the
+// shared temporary directory when $XDG_RUNTIME_DIR is unset) is not asked,
+// even when a daemon answers there with the caller's own chain: that
+// daemon would hand out a token of its maker's choosing.
+func TestDialRefusesADaemonAnotherUserCouldHavePlanted(t *testing.T) {
+	t.Parallel()
+	for name, plant := range map[string]func(t *testing.T, dir string){
+		"directory open to everyone": func(t *testing.T, dir string) {
+			if err := os.Chmod(dir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"directory of another user": func(t *testing.T, dir string) {
+			if os.Geteuid() != 0 {
+				t.Skip("needs root to give the directory away")
+			}
+			if err := os.Chown(dir, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := newStandIn(t, "chain-a")
+			s.token = Token{AccessToken: "planted-token", Provider: "x"}
+			plant(t, filepath.Dir(s.socket))
+			c, err := Dial(context.Background(), s.socket, WithChain("chain-a"))
+			if err == nil {
+				tok, _ := c.Token(context.Background())
+				c.Close()
+				t.Fatalf("Dial trusted the planted daemon (it served %q)", tok.AccessToken)
+			}
+			if !errors.Is(err, ErrUntrusted) || !errors.Is(err, ErrUnavailable) {
+				t.Errorf("Dial: %v; want ErrUntrusted (and so ErrUnavailable)", err)
+			}
+			s.mu.Lock()
+			asked := len(s.paths)
+			s.mu.Unlock()
+			if asked != 0 {
+				t.Errorf("the planted daemon was asked %d times; want never", asked)
+			}
+		})
+	}
+}
+
+// TestDialWithoutASocketIsUnavailableNotUntrusted: no socket at all is the
+// ordinary case of no daemon, not a warning.
+func TestDialWithoutASocketIsUnavailableNotUntrusted(t *testing.T) {
+	t.Parallel()
+	_, err := Dial(context.Background(), socketPath(t))
+	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrUntrusted) {
+		t.Errorf("Dial: %v; want ErrUnavailable, not ErrUntrusted", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Listener is the daemon's socket, held by one daemon at a time: beside the
@@ -62,11 +63,16 @@ func Listen(path string) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The lock is ours: a socket file still there is a dead daemon's.
+	// The lock is ours: a socket file still there is a dead daemon's,
+	// unless a process still listens on it.
 	if st, err := os.Lstat(path); err == nil {
 		if st.Mode()&fs.ModeSocket == 0 {
 			lock.Close()
 			return nil, fmt.Errorf("socket %s exists and is not a socket (%s); remove it, or choose another --socket", path, st.Mode().Type())
+		}
+		if err := nobodyListens(path); err != nil {
+			lock.Close()
+			return nil, err
 		}
 		if err := os.Remove(path); err != nil {
 			lock.Close()
@@ -161,6 +167,27 @@ func lockSocket(path string) (*os.File, error) {
 		return nil, fmt.Errorf("socket lock %s: %w", lockPath, err)
 	}
 	return f, nil
+}
+
+// reclaimDial bounds the dial that tells a dead daemon's socket from a
+// live one: a live listener's kernel accepts at once, even when the
+// process behind it hangs; a full backlog makes the dial wait.
+const reclaimDial = time.Second
+
+// nobodyListens returns nil when the socket at path is refused (its
+// process is gone), and otherwise an error: a process that holds no lock
+// yet listens there (a daemon that hangs after its lock file was removed,
+// the service manager holding the socket for activation) keeps it.
+func nobodyListens(path string) error {
+	c, err := net.DialTimeout("unix", path, reclaimDial)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("socket %s is listened on by a process that does not hold its lock %s.lock (a daemon whose lock file was removed, or the service manager's socket); stop that process, or choose another --socket", path, path)
+	}
+	if connRefused(err) || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return fmt.Errorf("socket %s may still be in use (%w); stop the process that listens on it, or remove it", path, err)
 }
 
 func readPID(f *os.File) int {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -74,3 +75,33 @@ func tryLock(f *os.File) (bool, error) {
 }
 
 func unlockFile(f *os.File) { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN) }
+
+// connRefused reports the error of a dial to a socket nobody listens on.
+func connRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// TrustedSocket reports whether a client may trust the daemon behind the
+// socket at path: its directory must be this user's, not a link, and
+// reach no other user (as Listen makes it), and the socket this user's.
+// Otherwise another local user could have made the directory first (the
+// default one under the shared temporary directory, when
+// $XDG_RUNTIME_DIR is unset) and put a daemon of their own in it, which
+// would hand the caller a token of their choosing. A client calls it
+// before dialing and PeerIsSelf on the connection.
+func TrustedSocket(path string) error {
+	dir := filepath.Dir(path)
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("socket directory %s: %w", dir, err)
+	}
+	if !st.IsDir() || owner(st) != os.Geteuid() || st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("socket directory %s is not a directory of this user's with mode 0700 (%s, uid %d): another user may have made it; not asking the daemon there", dir, st.Mode(), owner(st))
+	}
+	st, err = os.Lstat(path)
+	if err != nil {
+		return fmt.Errorf("socket %s: %w", path, err)
+	}
+	if st.Mode()&fs.ModeSocket == 0 || owner(st) != os.Geteuid() {
+		return fmt.Errorf("socket %s is not a socket of this user's (%s, uid %d); not asking the daemon there", path, st.Mode(), owner(st))
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/windows"
 )
@@ -55,3 +56,12 @@ func tryLock(f *os.File) (bool, error) {
 func unlockFile(f *os.File) {
 	_ = windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, &windows.Overlapped{Offset: lockOffset})
 }
+
+// connRefused reports the error of a dial to a socket nobody listens on.
+func connRefused(err error) bool {
+	return errors.Is(err, windows.WSAECONNREFUSED) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// TrustedSocket: Windows has no Unix owner or modes to check; the default
+// directory under %LOCALAPPDATA% is private to the user by its ACL.
+func TrustedSocket(string) error { return nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -157,6 +158,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    maxHeader,
 		ConnContext:       s.connContext,
 		ErrorLog:          s.logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
@@ -173,6 +175,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 		sctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
 		err = srv.Shutdown(sctx)
+		if err != nil {
+			// The grace is over: end the connections still open.
+			srv.Close()
+		}
 		<-errc
 	}
 	s.mu.Lock()
@@ -201,7 +207,10 @@ func (s *Server) startKeeper(ctx context.Context, ref *hostRef) {
 // staleness, until ctx ends.
 func (s *Server) keep(ctx context.Context, ref *hostRef) {
 	h := ref.h
-	first, err := h.Token(ctx)
+	// A refresh the first look starts is waited for even when the loop
+	// is stopped meanwhile (a reload, a shutdown): given up on, it would
+	// be logged as a failed refresh while it goes on and succeeds.
+	first, err := h.Token(context.WithoutCancel(ctx))
 	if err == nil {
 		s.observe(first)
 	} else {
@@ -271,6 +280,17 @@ func (s *Server) current(ctx context.Context, ref *hostRef) (host.Result, error)
 	return res, err
 }
 
+// held is why refreshes are being waited out (a failed refresh's backoff,
+// the endpoint's Retry-After), or nil.
+func (ref *hostRef) held() error {
+	ref.mu.Lock()
+	defer ref.mu.Unlock()
+	if time.Now().Before(ref.holdUntil) && ref.holdWhy != nil {
+		return ref.holdWhy
+	}
+	return nil
+}
+
 // peerKey keys the peer of a connection in its requests' contexts.
 type peerKey struct{}
 
@@ -285,6 +305,24 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 	}
 	uid, err := peerUID(c)
 	return context.WithValue(ctx, peerKey{}, peer{uid, err})
+}
+
+// PeerIsSelf reports whether the process at the other end of c (for a
+// client, the daemon, or the service manager that made its socket) runs
+// as this user: the peer check, from the client's side. Where the system
+// reports no peer (Windows) it is nil.
+func PeerIsSelf(c net.Conn) error {
+	if !checkPeers {
+		return nil
+	}
+	uid, err := peerUID(c)
+	if err != nil {
+		return fmt.Errorf("the daemon's uid: %w", err)
+	}
+	if uid != os.Geteuid() {
+		return fmt.Errorf("the daemon runs as uid %d, not as this user (uid %d); not asking it", uid, os.Geteuid())
+	}
+	return nil
 }
 
 // Handler is the API: every path, behind the peer check.
@@ -365,14 +403,35 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, NewToken(res))
 }
 
-// maxBody bounds a request body: a RefreshRequest is a few dozen bytes.
-const maxBody = 4 << 10
+// Bounds on a request and its answer: a RefreshRequest is a few dozen
+// bytes, a request's headers a few hundred (net/http allows a megabyte per
+// connection), and a client that sends its body or reads its answer
+// slower than ioTimeout (one stuck, or one holding the daemon's
+// connections) is cut off, so neither a handler nor the daemon's shutdown
+// waits on it. The timeouts are per request, not the server's ReadTimeout
+// or WriteTimeout, which would also cut a refresh that takes its time.
+const (
+	maxBody   = 4 << 10
+	maxHeader = 16 << 10
+	ioTimeout = 10 * time.Second
+)
 
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 	var req RefreshRequest
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(ioTimeout))
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err == nil && len(body) > maxBody {
 		err = errors.New("larger than 4 KiB")
+	}
+	if err == nil {
+		// No deadline while the refresh runs: the server's background
+		// read would end the request's context when it passed.
+		_ = rc.SetReadDeadline(time.Time{})
+	} else {
+		// The rest of the body is not read after the answer, as it
+		// would be on a connection kept open.
+		w.Header().Set("Connection", "close")
 	}
 	if err == nil && len(body) > 0 {
 		err = json.Unmarshal(body, &req)
@@ -386,6 +445,27 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer ref.users.Done()
+	if req.Rejected != "" {
+		// A rejected token that is not the one served is answered with
+		// the one served, found as GET /v1/token finds it: while a failed
+		// refresh is waited out, a stale or made-up fingerprint must not
+		// send the endpoint a refresh per request, nor may the token
+		// served being refused.
+		cur, err := s.current(r.Context(), ref)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if cur.Credential.Fingerprint() != req.Rejected {
+			s.observe(cur)
+			writeJSON(w, http.StatusOK, NewToken(cur))
+			return
+		}
+		if why := ref.held(); why != nil {
+			s.fail(w, fmt.Errorf("%w: the last refresh failed and is retried with backoff: %w", host.ErrRefreshFailed, why))
+			return
+		}
+	}
 	res, err := ref.h.RefreshRejected(r.Context(), req.Rejected)
 	if err != nil {
 		s.fail(w, err)
@@ -411,6 +491,7 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) metricsPage(w http.ResponseWriter, _ *http.Request) {
+	writeDeadline(w)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	if err := s.metrics.write(w); err != nil {
 		s.logger.Warn("writing the metrics failed", "error", err.Error())
@@ -450,10 +531,18 @@ func writeError(w http.ResponseWriter, status int, code string, exit int, msg st
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeDeadline(w)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeDeadline bounds the writing of an answer, flushed when the handler
+// returns, by ioTimeout: a client that never reads its answers ends its
+// connection rather than holding it (and the daemon's shutdown) forever.
+func writeDeadline(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(ioTimeout))
 }
 
 // recorder remembers the status a handler sent.
@@ -466,3 +555,6 @@ func (r *recorder) WriteHeader(status int) {
 	r.status = status
 	r.ResponseWriter.WriteHeader(status)
 }
+
+// Unwrap lets http.ResponseController reach the connection's deadlines.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -167,3 +167,46 @@ func TestListenRefusesASecondDaemonAndNamesIt(t *testing.T) {
 	}
 	again.Close()
 }
+
+// TestServerStopsServingALoggedOutToken: once the store holds nothing
+// (the user logged out), the old token is no longer served.
+func TestServerStopsServingALoggedOutToken(t *testing.T) {
+	t.Parallel()
+	var out atomic.Bool
+	cfg := host.DefaultConfig()
+	cfg.Source = "test"
+	cfg.Providers = []host.ProviderConfig{{Name: "p", Plugin: "fake"}}
+	b := map[string]host.Builtin{"fake": {New: func() sdk.Provider {
+		return sdktest.Fake{ReadF: func(context.Context) (sdk.Credential, error) {
+			if out.Load() {
+				return sdk.Credential{}, sdk.ErrNotFound
+			}
+			return sdk.Credential{AccessToken: "token-1", ExpiresAt: time.Now().Add(3 * time.Hour)}, nil
+		}}
+	}}}
+	h, err := host.New(cfg, host.WithBuiltins(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(Options{Host: h, Staleness: 20 * time.Millisecond})
+	c, _ := serveIn(t, srv)
+	if tok := getToken(t, c); tok.AccessToken != "token-1" {
+		t.Fatalf("first token %q", tok.AccessToken)
+	}
+	out.Store(true)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := c.Get("http://credhost" + PathToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d after the logout", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

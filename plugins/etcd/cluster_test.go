@@ -71,7 +71,29 @@ func withTLS(pki *testPKI) clusterOption { return func(c *cluster) { c.tls = pki
 
 // startCluster starts an n-member cluster on free loopback ports and waits
 // until every member answers.
+//
+// The ports are free when chosen, but another test process may bind one
+// before the member does: a member that fails to start on "address already
+// in use" makes the whole cluster start again on new ports, a few times.
 func startCluster(t testing.TB, n int, opts ...clusterOption) *cluster {
+	t.Helper()
+	const attempts = 5
+	for attempt := 1; ; attempt++ {
+		c, err := tryStartCluster(t, n, opts...)
+		if err == nil {
+			t.Cleanup(c.stopAll)
+			return c
+		}
+		c.stopAll()
+		if attempt == attempts || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("etcd cluster start %d of %d lost a port to another process; starting again on new ports", attempt, attempts)
+	}
+}
+
+// tryStartCluster is one attempt of startCluster.
+func tryStartCluster(t testing.TB, n int, opts ...clusterOption) (*cluster, error) {
 	t.Helper()
 	c := &cluster{t: t, bin: etcdBinary(t), dir: dataDir(t)}
 	for _, o := range opts {
@@ -121,9 +143,7 @@ func startCluster(t testing.TB, n int, opts ...clusterOption) *cluster {
 		}
 		c.start(m)
 	}
-	t.Cleanup(c.stopAll)
-	c.waitHealthy(c.members...)
-	return c
+	return c, c.healthy(c.members...)
 }
 
 // dataDir is a temporary directory for the members' data, in memory
@@ -234,6 +254,14 @@ func (c *cluster) client(eps ...string) *clientv3.Client {
 // through its own endpoint.
 func (c *cluster) waitHealthy(ms ...*member) {
 	c.t.Helper()
+	if err := c.healthy(ms...); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// healthy is waitHealthy returning its failure instead.
+func (c *cluster) healthy(ms ...*member) error {
+	c.t.Helper()
 	for _, m := range ms {
 		cli := c.client(m.clientURL)
 		deadline := time.Now().Add(30 * time.Second)
@@ -246,7 +274,7 @@ func (c *cluster) waitHealthy(ms ...*member) {
 			}
 			if time.Now().After(deadline) {
 				log, _ := os.ReadFile(m.logPath)
-				c.t.Fatalf("etcd member %s not healthy after 30s: %v\nlog tail:\n%s", m.name, err, tail(log, 3000))
+				return fmt.Errorf("etcd member %s not healthy after 30s: %v\nlog tail:\n%s", m.name, err, tail(log, 3000))
 			}
 			m.mu.Lock()
 			exited := m.exited
@@ -254,11 +282,12 @@ func (c *cluster) waitHealthy(ms ...*member) {
 			select {
 			case <-exited:
 				log, _ := os.ReadFile(m.logPath)
-				c.t.Fatalf("etcd member %s exited while starting\nlog tail:\n%s", m.name, tail(log, 3000))
+				return fmt.Errorf("etcd member %s exited while starting\nlog tail:\n%s", m.name, tail(log, 3000))
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
 	}
+	return nil
 }
 
 func tail(b []byte, n int) string {

@@ -101,10 +101,11 @@ func parseConfig(req sdk.ConfigureRequest, lookupEnv func(string) (string, bool)
 		return nil, bad("endpoints", "required: the members' client URLs, e.g. [https://etcd1:2379]")
 	}
 	secure := false
-	for _, ep := range c.Endpoints {
+	for i, ep := range c.Endpoints {
 		u, err := url.Parse(ep)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, bad("endpoints", "%q is not an http:// or https:// URL with a host", ep)
+			// Not quoted: what it holds may be a password.
+			return nil, bad("endpoints", "endpoint %d is not an http:// or https:// URL with a host", i+1)
 		}
 		if u.User != nil {
 			return nil, bad("endpoints", "an endpoint must not carry a user or password; use username and password_env")
@@ -112,7 +113,13 @@ func parseConfig(req sdk.ConfigureRequest, lookupEnv func(string) (string, bool)
 		if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
 			return nil, bad("endpoints", "%q: an endpoint is scheme://host:port, with no path", ep)
 		}
-		secure = secure || u.Scheme == "https"
+		// etcd's client speaks to every member as it speaks to the
+		// first: a list starting with http:// would send everything,
+		// the password included, in plain text to the https:// ones.
+		if i > 0 && (u.Scheme == "https") != secure {
+			return nil, bad("endpoints", "mixes http:// and https://; list them all http:// or all https:// (the client would speak to every member as to the first)")
+		}
+		secure = u.Scheme == "https"
 		s.endpoints = append(s.endpoints, ep)
 	}
 	if s.key == "" {

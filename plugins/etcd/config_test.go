@@ -27,6 +27,8 @@ func TestConfigErrors(t *testing.T) {
 		"tls without https":      {`{"endpoints":["http://127.0.0.1:1"],"key":"/k","ca_file":"/x"}`, `no endpoint is https://`},
 		"cert without key":       {`{"endpoints":["https://127.0.0.1:1"],"key":"/k","cert_file":"/x"}`, `cert_file and key_file go together`},
 		"lock ttl fraction":      {`{"endpoints":["http://127.0.0.1:1"],"key":"/k","lock_ttl":"1500ms"}`, `key "lock_ttl"`},
+		"mixed schemes":          {`{"endpoints":["http://127.0.0.1:1","https://127.0.0.1:2"],"key":"/k"}`, `all http:// or all https://`},
+		"bad url with password":  {`{"endpoints":["etcd://u:hunter2@127.0.0.1:1"],"key":"/k"}`, `is not an http:// or https:// URL`},
 		"unknown key":            {`{"endpoints":["http://127.0.0.1:1"],"key":"/k","pasword":"x"}`, `pasword`},
 	} {
 		t.Run(name, func(t *testing.T) {

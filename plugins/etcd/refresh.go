@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -66,14 +69,16 @@ func (p *provider) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Creden
 	if client == nil {
 		return sdk.Credential{}, sdk.Unsupported("no oauth token_url configured")
 	}
+	before := 0 // refreshes of this token begun before this one
 	if h != nil && cred.RefreshToken != "" {
-		if err := h.begin(ctx, cred.RefreshToken); err != nil {
+		var err error
+		if before, err = h.begin(ctx, cred.RefreshToken); err != nil {
 			return sdk.Credential{}, err
 		}
 	}
 	fresh, err := client.Refresh(ctx, cred)
 	if h != nil && cred.RefreshToken != "" {
-		h.finish(cred.RefreshToken, err)
+		h.finish(cred.RefreshToken, before, err)
 	}
 	if err != nil {
 		return sdk.Credential{}, err
@@ -88,7 +93,8 @@ func (p *provider) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Creden
 
 // begin records, under the lock, that a refresh of refresh starts; it
 // refuses when the record says the token is dead or was already retried.
-func (h *hold) begin(ctx context.Context, refresh string) error {
+// It returns how many refreshes of refresh the record counted before.
+func (h *hold) begin(ctx context.Context, refresh string) (int, error) {
 	s, key := h.s, h.s.key+refreshingSuffix
 	cctx, cancel := context.WithTimeout(ctx, s.callTimeout)
 	defer cancel()
@@ -99,7 +105,7 @@ func (h *hold) begin(ctx context.Context, refresh string) error {
 		return err
 	})
 	if err != nil {
-		return etcdError("read "+s.key+" from", s, err)
+		return 0, etcdError("read "+s.key+" from", s, err)
 	}
 	// Refresh only the refresh token the store holds: one another machine
 	// has already rotated would be a reuse. (The host refreshes the token
@@ -107,7 +113,7 @@ func (h *hold) begin(ctx context.Context, refresh string) error {
 	// rejected grant, the host re-reads and takes the stored token.
 	if doc := both.Responses[0].GetResponseRange().Kvs; len(doc) > 0 {
 		if _, stored, err := credjson.Parse(doc[0].Value, s.object); err == nil && stored.RefreshToken != refresh {
-			return rejectedError{fmt.Sprintf("not refreshing: etcd key %s holds a newer refresh token than the one offered (another machine refreshed)", s.key)}
+			return 0, rejectedError{fmt.Sprintf("not refreshing: etcd key %s holds a newer refresh token than the one offered (another machine refreshed)", s.key)}
 		}
 	}
 	rec := inflight{Token: tokenHash(refresh)}
@@ -118,13 +124,14 @@ func (h *hold) begin(ctx context.Context, refresh string) error {
 		if json.Unmarshal(kvs[0].Value, &old) == nil && old.Token == rec.Token {
 			switch {
 			case old.Rejected:
-				return rejectedError{fmt.Sprintf("the token endpoint already refused the refresh token stored under %s (a refresh on another machine was cut short after the endpoint had rotated it): log in again", s.key)}
+				return 0, rejectedError{fmt.Sprintf("the token endpoint already refused the refresh token stored under %s (a refresh on another machine was cut short after the endpoint had rotated it): log in again", s.key)}
 			case old.Tries >= maxTries:
-				return rejectedError{fmt.Sprintf("%d refreshes of the refresh token stored under %s were cut short before saving; not presenting it again: log in again", old.Tries, s.key)}
+				return 0, rejectedError{fmt.Sprintf("%d refreshes of the refresh token stored under %s were cut short before saving; not presenting it again: log in again", old.Tries, s.key)}
 			}
 			rec.Tries = old.Tries
 		}
 	}
+	before := rec.Tries
 	rec.Tries++
 	val, _ := json.Marshal(rec)
 	txn, landed, err := commit(cctx, h.cli, key, val, func() (*clientv3.TxnResponse, error) {
@@ -132,20 +139,23 @@ func (h *hold) begin(ctx context.Context, refresh string) error {
 			Then(clientv3.OpPut(key, string(val))).Commit()
 	})
 	if err != nil {
-		return etcdError("write "+key+" to", s, err)
+		return 0, etcdError("write "+key+" to", s, err)
 	}
 	if !landed && !txn.Succeeded {
-		return fmt.Errorf("not refreshing: this machine lost the fleet lock %s (its lease expired)", s.lockKey)
+		return 0, fmt.Errorf("not refreshing: this machine lost the fleet lock %s (its lease expired)", s.lockKey)
 	}
-	return nil
+	return before, nil
 }
 
 // finish updates the record after the token request: a refused token is
 // marked dead, so no machine presents it again; an answer that rotated
-// nothing (a 5xx, a 429) clears it; a request with no answer (the network,
-// a timeout) leaves it, since the endpoint may have rotated the token.
-// Success leaves it to the Save, which deletes it with its write.
-func (h *hold) finish(refresh string, err error) {
+// nothing (a 5xx, a 429) clears it; a request that never left this machine
+// (refused connection, unknown host, a certificate not trusted) does not
+// count, so the record goes back to the before refreshes begun earlier;
+// a request sent with no answer (a timeout, a connection cut) leaves it,
+// since the endpoint may have rotated the token. Success leaves it to the
+// Save, which deletes it with its write.
+func (h *hold) finish(refresh string, before int, err error) {
 	if err == nil {
 		return
 	}
@@ -159,5 +169,26 @@ func (h *hold) finish(refresh string, err error) {
 		h.cli.Txn(ctx).If(h.mutex.IsOwner()).Then(clientv3.OpPut(key, string(rec))).Commit()
 	case errors.As(err, &oe) && oe.StatusCode != 0:
 		h.cli.Txn(ctx).If(h.mutex.IsOwner()).Then(clientv3.OpDelete(key)).Commit()
+	case neverSent(err):
+		op := clientv3.OpDelete(key)
+		if before > 0 {
+			rec, _ := json.Marshal(inflight{Token: tokenHash(refresh), Tries: before})
+			op = clientv3.OpPut(key, string(rec))
+		}
+		h.cli.Txn(ctx).If(h.mutex.IsOwner()).Then(op).Commit()
 	}
+}
+
+// neverSent reports a token request that failed before any of it reached
+// the endpoint: the connection could not be made (refused, no route, an
+// unknown host) or the endpoint's certificate was not trusted. The
+// endpoint cannot have rotated a token it never saw.
+func neverSent(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	var cert *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	return (errors.As(err, &op) && op.Op == "dial") || errors.As(err, &dns) ||
+		errors.As(err, &cert) || errors.As(err, &unknown) || errors.As(err, &host)
 }

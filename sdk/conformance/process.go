@@ -268,12 +268,14 @@ func checkHandshake(line string) string {
 // a failed start needs explained: the first line on stdout, whether the
 // plugin exited by itself or was killed.
 type process struct {
-	cmd      *exec.Cmd
-	stdout   io.ReadCloser
-	stderr   io.ReadCloser
-	first    firstLine
-	startErr error
-	exited   chan struct{} // closed once the process is reaped
+	cmd        *exec.Cmd
+	stdout     io.ReadCloser
+	stderr     io.ReadCloser
+	outR, errR *os.File // the read ends of the plugin's stdout and stderr
+	first      firstLine
+	startErr   error
+	waitErr    error         // how the process ended, once exited is closed
+	exited     chan struct{} // closed once the process is reaped
 
 	mu     sync.Mutex
 	killed bool // Kill was called before the process ended
@@ -283,34 +285,66 @@ type process struct {
 
 var _ runner.Runner = (*process)(nil)
 
+// pipeGrace is how long the plugin's stdout and stderr are read after it
+// exited: enough for what it wrote last, and no more, since a helper it
+// left in a session of its own (beyond the kill of its process group)
+// may hold them open for as long as it lives, and go-plugin waits for
+// both to end before it reaps the plugin.
+const pipeGrace = 200 * time.Millisecond
+
+// newProcess prepares cmd with pipes of its own for stdout and stderr
+// (not exec's, which Wait closes and whose end go-plugin waits for).
 func newProcess(cmd *exec.Cmd) (*process, error) {
 	p := &process{cmd: cmd, exited: make(chan struct{})}
 	ownGroup(cmd)
-	out, err := cmd.StdoutPipe()
+	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	errR, err := cmd.StderrPipe()
+	errR, errW, err := os.Pipe()
 	if err != nil {
+		outR.Close()
+		outW.Close()
 		return nil, err
 	}
-	p.stdout = readCloser{eofReader{io.TeeReader(out, &p.first), p}, out}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	p.outR, p.errR = outR, errR
+	p.stdout = readCloser{eofReader{io.TeeReader(outR, &p.first), p}, outR}
 	p.stderr = errR
 	return p, nil
 }
 
+// Start starts the plugin and reaps it as soon as it exits; its stdout
+// and stderr end pipeGrace later, whoever still holds them.
 func (p *process) Start(context.Context) error {
 	p.startErr = p.cmd.Start()
-	return p.startErr
+	// The child has its copies.
+	p.cmd.Stdout.(*os.File).Close()
+	p.cmd.Stderr.(*os.File).Close()
+	if p.startErr != nil {
+		p.outR.Close()
+		p.errR.Close()
+		return p.startErr
+	}
+	go func() {
+		err := p.cmd.Wait()
+		p.mu.Lock()
+		p.ended, p.waitErr = true, err
+		p.mu.Unlock()
+		close(p.exited)
+		time.Sleep(pipeGrace)
+		p.outR.Close()
+		p.errR.Close()
+	}()
+	return nil
 }
 
+// Wait returns once the plugin has been reaped, with how it ended.
 func (p *process) Wait(context.Context) error {
-	err := p.cmd.Wait()
+	<-p.exited
 	p.mu.Lock()
-	p.ended = true
-	p.mu.Unlock()
-	close(p.exited)
-	return err
+	defer p.mu.Unlock()
+	return p.waitErr
 }
 
 func (p *process) Kill(context.Context) error {

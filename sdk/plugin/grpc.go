@@ -105,6 +105,9 @@ func (s *grpcServer) Check(ctx context.Context, _ *pb.CheckRequest) (*pb.CheckRe
 type grpcClient struct {
 	client pb.ProviderClient
 	known  knownTokens
+	// answers counts the calls in flight whose answer may carry a token
+	// the filter does not know yet (Read, Refresh); see Settled.
+	answers tokenCalls
 }
 
 // err is statusToErr with this connection's filter.
@@ -199,6 +202,8 @@ func (c *grpcClient) Configure(ctx context.Context, req sdk.ConfigureRequest) er
 }
 
 func (c *grpcClient) Read(ctx context.Context) (sdk.Credential, error) {
+	c.answers.enter()
+	defer c.answers.leave()
 	resp, err := c.client.Read(ctx, &pb.ReadRequest{})
 	if err != nil {
 		return sdk.Credential{}, c.err(err)
@@ -215,6 +220,8 @@ func (c *grpcClient) Save(ctx context.Context, cred sdk.Credential) error {
 }
 
 func (c *grpcClient) Refresh(ctx context.Context, cred sdk.Credential) (sdk.Credential, error) {
+	c.answers.enter()
+	defer c.answers.leave()
 	c.known.add(cred)
 	resp, err := c.client.Refresh(ctx, &pb.RefreshRequest{Credential: credToProto(cred)})
 	if err != nil {

@@ -175,15 +175,26 @@ func (h *streamHold) watch() {
 			}
 			return
 		}
-		if ev.GetState() == pb.LockState_LOCK_STATE_LOST {
+		// Once HELD, every event but HELD again says the plugin no
+		// longer holds the lock: LOST, but also RELEASED before the host
+		// asked for it (a plugin whose lock ended on its side), or a
+		// state this host does not know.
+		state := ev.GetState()
+		if state == pb.LockState_LOCK_STATE_HELD {
+			continue
+		}
+		h.mu.Lock()
+		if !h.releasing || state == pb.LockState_LOCK_STATE_LOST {
 			reason := Text(ev.GetReason())
-			if reason == "" {
+			switch {
+			case state != pb.LockState_LOCK_STATE_LOST:
+				reason = fmt.Sprintf("the plugin said %s while the host held it", state)
+			case reason == "":
 				reason = "the plugin lost it"
 			}
-			h.mu.Lock()
 			h.loseLocked(fmt.Errorf("%s: %s", h.lock, reason))
-			h.mu.Unlock()
 		}
+		h.mu.Unlock()
 	}
 }
 

@@ -119,3 +119,62 @@ func Filter(p sdk.Provider) func(string) string {
 	}
 	return Text
 }
+
+// tokenCalls counts the calls in flight whose answer may carry a token
+// not yet known to the filter. A plugin that logs the token it is about
+// to return writes that line before its answer arrives, so a line read
+// meanwhile must wait for the answer (and its tokens) before it is
+// filtered. The zero value has no call in flight.
+type tokenCalls struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0; nil while n is 0
+}
+
+func (t *tokenCalls) enter() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.n == 0 {
+		t.idle = make(chan struct{})
+	}
+	t.n++
+}
+
+// leave is deferred by the call, so it runs after the answer's tokens
+// were added to the filter.
+func (t *tokenCalls) leave() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n--
+	if t.n == 0 {
+		close(t.idle)
+		t.idle = nil
+	}
+}
+
+// settled returns a channel closed once no such call is in flight.
+func (t *tokenCalls) settled() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.n == 0 {
+		return closed
+	}
+	return t.idle
+}
+
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Settled returns, for a p dispensed by Dispense, a function whose channel
+// is closed once no call of p's that may answer with a token (Read,
+// Refresh) is in flight, that is once every token the plugin has returned
+// so far is known to Filter(p). A host waits on it before it filters a
+// line the plugin wrote on stderr: a plugin that logs the token it is
+// about to return writes that line before its answer arrives. The wait
+// ends with the call, which its deadline bounds. For any other p the
+// channel is always closed.
+func Settled(p sdk.Provider) func() <-chan struct{} {
+	if c, ok := p.(*grpcClient); ok {
+		return c.answers.settled
+	}
+	return func() <-chan struct{} { return closed }
+}
