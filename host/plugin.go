@@ -58,6 +58,7 @@ type member struct {
 	// start it ahead (see startAhead); begun: its start is done.
 	process bool
 	begun   atomic.Bool
+	claimed atomic.Bool // a walk is starting it ahead
 
 	once   sync.Once
 	prov   sdk.Provider

@@ -107,7 +107,10 @@ func (a *startAhead) reach(i int) {
 		}
 	}
 	for a.next = max(a.next, i); a.next < len(a.started) && a.next <= a.limit && running < startWindow; a.next++ {
-		if m := a.h.members[a.next]; m.process && !m.begun.Load() {
+		// One start ahead per member across concurrent walks: a walk
+		// that finds it claimed starts it on reaching it, as without
+		// starts ahead (at most one duplicate, which take ends).
+		if m := a.h.members[a.next]; m.process && !m.begun.Load() && m.claimed.CompareAndSwap(false, true) {
 			a.started[a.next] = startEarly(a.ctx, m)
 			running++
 		}
@@ -130,6 +133,7 @@ func (a *startAhead) release() {
 		go func() {
 			defer a.h.ending.Done()
 			p.end()
+			p.m.claimed.Store(false) // a later walk may start it ahead again
 		}()
 	}
 }
