@@ -19,7 +19,11 @@
 //     warning naming it, and the walk goes on. When none yields a
 //     credential, the error is a *ChainError listing every provider with its
 //     reason, then what to do: each provider's own hint (sdk.Hint), so the
-//     host knows no plugin. (Host.walk)
+//     host knows no plugin. Plugin processes are started a few at a time
+//     ahead of the walk, never past the provider that yielded the last
+//     credential; the order still decides, a start failure is reported
+//     only for a provider the walk reached, and the plugins it did not
+//     need are ended. (Host.walk, startAhead)
 //   - Never refresh an enterprise token. A provider that cannot refresh (an
 //     environment variable) is used as it is, whatever its expiry.
 //     (Host.refreshSource: no source, no refresh)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -28,10 +29,19 @@ type Host struct {
 	now     func() time.Time
 	flight  singleflight.Group // one refresh per store at a time
 
-	refreshing sync.WaitGroup // refreshes under way, which Close waits for
+	// last is the last good result, served until it enters the buffer. It
+	// is read without a lock (a cached Token is one atomic load and the
+	// expiry check) and never changed in place: each write stores a new one.
+	last atomic.Pointer[Result]
 
-	mu   sync.Mutex
-	last *Result // the last good result, served until it enters the buffer
+	// winner is 1 + the index of the member that yielded the last
+	// credential (0: none yet): no walk starts a plugin beyond it ahead.
+	winner atomic.Int64
+	// ending counts plugin processes started ahead and not needed, being
+	// ended in the background; Close waits for them.
+	ending sync.WaitGroup
+
+	refreshing sync.WaitGroup // refreshes under way, which Close waits for
 
 	faults faultLog // each provider's failure, warned about once
 
@@ -64,7 +74,8 @@ func WithBuiltins(b map[string]Builtin) Option { return func(o *options) { o.bui
 func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // New builds a host for cfg. It starts no plugin: each provider starts when
-// the chain first reaches it.
+// the chain first reaches it, and a walk starts the plugin processes just
+// after it at the same time (see startAhead), ending those it did not need.
 //
 // cfg is checked as ParseConfig checks a file (a negative duration, an
 // oauth token_url over plain http to another host, a duplicate provider
@@ -104,7 +115,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 			cmd := func() *exec.Cmd { return exec.Command(pc.Command, pc.Args...) }
 			spec := processSpec{cmd: cmd, name: pc.Command, checksum: pc.SHA256, env: pc.Env, environ: o.environ,
 				script: pc.Script, scriptSum: pc.ScriptSHA256, modules: pc.Modules, modulesSum: pc.ModulesSHA256, verified: o.verified}
-			m.start = startProcess(spec, cfg, level, o.logger.Named(pc.Name))
+			m.start, m.process = startProcess(spec, cfg, level, o.logger.Named(pc.Name)), true
 			h.chainEnv = append(h.chainEnv, pc.Env...)
 		default:
 			b, ok := o.builtins[pc.Plugin]
@@ -121,7 +132,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 				if b.Env != nil {
 					spec.env = append(slices.Clone(pc.Env), b.Env(pc.Config)...)
 				}
-				m.start = startProcess(spec, cfg, level, o.logger.Named(pc.Name))
+				m.start, m.process = startProcess(spec, cfg, level, o.logger.Named(pc.Name)), true
 			} else {
 				m.start = startInProcess(b, cfg.Plugins.CallTimeout.Std())
 			}
@@ -138,6 +149,7 @@ func (h *Host) Config() *Config { return h.cfg }
 // under way have finished and been saved (a caller that gave up on one
 // does not end it).
 func (h *Host) Close() error {
+	h.ending.Wait()
 	h.refreshing.Wait()
 	for _, m := range h.members {
 		m.close()
@@ -224,10 +236,11 @@ func (h *Host) forceRefresh(ctx context.Context, stale string) (Result, error) {
 
 // forget drops the cached result (only if it holds token, when set).
 func (h *Host) forget(token string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.last != nil && (token == "" || h.last.Credential.AccessToken == token) {
-		h.last = nil
+	for {
+		last := h.last.Load()
+		if last == nil || (token != "" && last.Credential.AccessToken != token) || h.last.CompareAndSwap(last, nil) {
+			return
+		}
 	}
 }
 
@@ -265,12 +278,11 @@ func (h *Host) refreshOrDegrade(ctx context.Context, res Result, src *source, fo
 
 // cached returns the remembered result while it is outside the buffer.
 func (h *Host) cached() (Result, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.last == nil || needsRefresh(h.last.Credential, h.now(), h.buffer()) {
+	last := h.last.Load()
+	if last == nil || needsRefresh(last.Credential, h.now(), h.buffer()) {
 		return Result{}, false
 	}
-	res := *h.last
+	res := *last
 	res.Credential = res.Credential.Clone()
 	res.Refreshed = false
 	return res, true
@@ -278,20 +290,21 @@ func (h *Host) cached() (Result, bool) {
 
 // remember caches res unless it is degraded (the next call tries again).
 func (h *Host) remember(res Result) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	if res.Degraded {
-		h.last = nil
+		h.last.Store(nil)
 		return
 	}
 	res.Credential = res.Credential.Clone()
-	h.last = &res
+	h.last.Store(&res)
 }
 
 // walk returns the first provider in chain order with a usable credential.
 func (h *Host) walk(ctx context.Context) (*member, sdk.Credential, error) {
 	var attempts []*ProviderError
-	for _, m := range h.members {
+	ahead := h.startAhead(ctx)
+	defer ahead.release()
+	for i, m := range h.members {
+		ahead.reach(i)
 		cred, err := h.read(ctx, m)
 		if err != nil {
 			var pe *ProviderError
@@ -309,6 +322,7 @@ func (h *Host) walk(ctx context.Context) (*member, sdk.Credential, error) {
 		}
 		h.faults.clear(h.logger, m.cfg.Name)
 		h.logger.Debug("credential found", "provider", m.cfg.Name, "credential", cred.String())
+		h.winner.Store(int64(i + 1))
 		return m, cred, nil
 	}
 	return nil, sdk.Credential{}, &ChainError{Attempts: attempts, Hint: chainHint(attempts, h.cfg.unexpand)}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +77,9 @@ func serveHelper(mode string) {
 		sdkplugin.Serve(p)
 		return
 	}
+	if rest, ok := strings.CutPrefix(mode, "start:"); ok {
+		mode = startupHelper(rest)
+	}
 	if p := boundaryProvider(mode); p != nil {
 		sdkplugin.Serve(p)
 		return
@@ -84,6 +89,31 @@ func serveHelper(mode string) {
 		return
 	}
 	sdkplugin.Serve(scriptedProvider(mode))
+}
+
+// startupHelper runs the start of a plugin in mode start:DIR:N:DELAY:MODE
+// and returns MODE, which it then serves: it writes its pid to DIR/pid-PID,
+// waits until N plugins did (0: no wait; it exits after 20 seconds of
+// waiting, failing its start), then sleeps DELAY before its handshake.
+func startupHelper(rest string) string {
+	f := strings.SplitN(rest, ":", 4)
+	dir, mode := f[0], f[3]
+	n, _ := strconv.Atoi(f[1])
+	delay, _ := time.ParseDuration(f[2])
+	if err := os.WriteFile(filepath.Join(dir, "pid-"+strconv.Itoa(os.Getpid())), nil, 0o600); err != nil {
+		os.Exit(4)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		pids, _ := filepath.Glob(filepath.Join(dir, "pid-*"))
+		if len(pids) >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			os.Exit(5)
+		}
+	}
+	time.Sleep(delay)
+	return mode
 }
 
 // scriptedProvider is a fake store whose behaviour is chosen by mode; it is

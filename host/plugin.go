@@ -42,16 +42,23 @@ type Builtin struct {
 
 // member is one provider of the chain: its config, and the provider itself,
 // started and configured on first use so a chain that stops early never
-// pays for the providers after the winner.
+// keeps the providers after the winner (a plugin process started ahead of
+// the walk and not needed is ended).
 type member struct {
 	cfg         ProviderConfig
 	oauth       sdk.OAuthConfig
-	start       func() (sdk.Provider, *running, error)
+	start       func(abort context.Context) (sdk.Provider, *running, error)
 	logger      hclog.Logger
 	callTimeout time.Duration // bounds Configure and Info, not the start
 	// unexpand makes start and configure errors, which may quote the
 	// config, read as the config file does, not as ${VAR} expanded.
 	unexpand unexpander
+
+	// process: the provider runs as a plugin process, so the walk may
+	// start it ahead (see startAhead); begun: its start is done.
+	process bool
+	begun   atomic.Bool
+	claimed atomic.Bool // a walk is starting it ahead
 
 	once   sync.Once
 	prov   sdk.Provider
@@ -76,42 +83,72 @@ type member struct {
 // caller's context: a caller that gave up must not leave the provider
 // unconfigured (or without its Info: no refresh, no lock) for good.
 func (m *member) provider(ctx context.Context) (sdk.Provider, error) {
-	m.once.Do(func() {
-		ctx := context.WithoutCancel(ctx)
-		prov, client, err := m.start()
-		if err != nil {
-			m.err = providerErr(m, "start", m.unexpand.applyErr(err))
-			return
-		}
-		m.mu.Lock()
-		m.prov, m.client = prov, client
-		m.mu.Unlock()
-		raw, err := json.Marshal(m.cfg.Config)
-		if err != nil {
-			m.err = providerErr(m, "configure", err)
-			return
-		}
-		if m.cfg.Config == nil {
-			raw = []byte("{}")
-		}
-		cctx, cancel := m.callContext(ctx)
-		err = prov.Configure(cctx, sdk.ConfigureRequest{Name: m.cfg.Name, Config: raw, OAuth: m.oauth})
-		cancel()
-		if err != nil {
-			m.err = providerErr(m, "configure", m.unexpand.applyErr(err))
-			return
-		}
-		cctx, cancel = m.callContext(ctx)
-		info, err := prov.Info(cctx)
-		cancel()
-		if err == nil {
-			m.info = info
-		} else {
-			m.infoErr = callError(cctx, err)
-			m.logger.Warn("provider info failed", "provider", m.cfg.Name, "error", err)
-		}
-	})
+	m.once.Do(func() { m.adopt(m.open(ctx, context.Background())) })
 	return m.prov, m.err
+}
+
+// opened is the outcome of starting and configuring a member's provider,
+// not yet handed to the member (see prestart).
+type opened struct {
+	prov    sdk.Provider
+	client  *running
+	err     error
+	info    sdk.Info
+	infoErr error // why Info failed, as the member keeps it
+	infoLog error // the same, as Info returned it, for the log
+}
+
+// open starts the member's provider and configures it, as provider
+// describes, without touching the member: a start begun ahead of the walk
+// may be discarded, and abort, once done, kills its process (mid-handshake
+// too) and skips the configuration.
+func (m *member) open(ctx, abort context.Context) opened {
+	ctx = context.WithoutCancel(ctx)
+	prov, client, err := m.start(abort)
+	if err != nil {
+		return opened{err: providerErr(m, "start", m.unexpand.applyErr(err))}
+	}
+	o := opened{prov: prov, client: client}
+	if abort.Err() != nil {
+		o.err = providerErr(m, "start", abort.Err())
+		return o
+	}
+	raw, err := json.Marshal(m.cfg.Config)
+	if err != nil {
+		o.err = providerErr(m, "configure", err)
+		return o
+	}
+	if m.cfg.Config == nil {
+		raw = []byte("{}")
+	}
+	cctx, cancel := m.callContext(ctx)
+	err = prov.Configure(cctx, sdk.ConfigureRequest{Name: m.cfg.Name, Config: raw, OAuth: m.oauth})
+	cancel()
+	if err != nil {
+		o.err = providerErr(m, "configure", m.unexpand.applyErr(err))
+		return o
+	}
+	cctx, cancel = m.callContext(ctx)
+	info, err := prov.Info(cctx)
+	cancel()
+	if err == nil {
+		o.info = info
+	} else {
+		o.infoErr, o.infoLog = callError(cctx, err), err
+	}
+	return o
+}
+
+// adopt makes o the member's provider; it runs once, inside m.once.
+func (m *member) adopt(o opened) {
+	m.mu.Lock()
+	m.prov, m.client = o.prov, o.client
+	m.mu.Unlock()
+	m.err, m.info, m.infoErr = o.err, o.info, o.infoErr
+	if o.infoLog != nil {
+		m.logger.Warn("provider info failed", "provider", m.cfg.Name, "error", o.infoLog)
+	}
+	m.begun.Store(true)
 }
 
 func (m *member) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -205,8 +242,8 @@ func (r *running) end() {
 // startInProcess returns a starter that builds a built-in in this process,
 // each call bounded by its context as a plugin process's is (a Refresh
 // past its deadline gets refreshGrace more; see bounded).
-func startInProcess(b Builtin, refreshGrace time.Duration) func() (sdk.Provider, *running, error) {
-	return func() (sdk.Provider, *running, error) {
+func startInProcess(b Builtin, refreshGrace time.Duration) func(context.Context) (sdk.Provider, *running, error) {
+	return func(context.Context) (sdk.Provider, *running, error) {
 		return bounded{p: b.New(), refreshGrace: refreshGrace, saves: new(sync.WaitGroup)}, nil, nil
 	}
 }
@@ -234,11 +271,12 @@ type processSpec struct {
 }
 
 // startProcess returns a starter that runs a plugin process (see
-// pluginProcess) and dispenses its Provider. A pinned executable is
+// pluginProcess) and dispenses its Provider; once abort is done, a start
+// still under way is ended by killing the process. A pinned executable is
 // verified here, on the bytes that then run; go-plugin's own check hashes
 // by path and runs the path again, which a rename in between defeats.
-func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hclog.Logger) func() (sdk.Provider, *running, error) {
-	return func() (sdk.Provider, *running, error) {
+func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hclog.Logger) func(context.Context) (sdk.Provider, *running, error) {
+	return func(abort context.Context) (sdk.Provider, *running, error) {
 		c := spec.cmd()
 		name := spec.name
 		if name == "" {
@@ -258,6 +296,14 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			return nil, nil, err
 		}
 		var proc *pluginProcess
+		var started atomic.Pointer[pluginProcess] // proc, for abort
+		stopAbort := context.AfterFunc(abort, func() {
+			if p := started.Load(); p != nil {
+				p.ending.Store(true)
+				p.Kill(context.Background())
+			}
+		})
+		defer stopAbort()
 		// The handshake, gRPC, mutual TLS and the message cap are every
 		// plugin client's (sdkplugin.ClientConfig); how the process starts is
 		// the host's.
@@ -304,6 +350,8 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			if proc != nil {
 				proc.sockets = sockets
 				proc.script = script
+				proc.abort = abort
+				started.Store(proc)
 			}
 			return proc, err
 		}

@@ -85,6 +85,9 @@ type pluginProcess struct {
 	tail      stderrTail   // the last line on stderr
 
 	exited chan struct{} // closed once the process is reaped
+	// abort, once done, means the host no longer needs the process: one
+	// started after is killed at once (see startProcess).
+	abort context.Context
 
 	mu           sync.Mutex
 	pid          int
@@ -143,6 +146,10 @@ func (p *pluginProcess) Start(context.Context) error {
 	p.pid = p.cmd.Process.Pid
 	p.mu.Unlock()
 	p.logger.Debug("plugin started", "path", p.name, "pid", p.pid)
+	if p.abort != nil && p.abort.Err() != nil {
+		p.ending.Store(true)
+		p.Kill(context.Background())
+	}
 	// go-plugin reaps a plugin only once its stdout and stderr have ended;
 	// a helper the plugin left in a session of its own (beyond its
 	// group's kill) may hold them open for as long as it lives. Where the

@@ -62,9 +62,7 @@ func (h *Host) RefreshRejected(ctx context.Context, fingerprint string) (Result,
 // nothing (the user logged out) drops the cached result; a provider's fault
 // keeps it, as the token it holds may still be good.
 func (h *Host) Reread(ctx context.Context) (Result, error) {
-	h.mu.Lock()
-	before := h.last
-	h.mu.Unlock()
+	before := h.last.Load()
 	winner, cred, err := h.walk(ctx)
 	if err != nil {
 		if allEmpty(err) {
@@ -105,11 +103,7 @@ func (h *Host) NeedsRefresh(res Result) bool {
 
 // replace sets the cached result to res unless it changed since it was old.
 func (h *Host) replace(old, res *Result) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.last == old {
-		h.last = res
-	}
+	h.last.CompareAndSwap(old, res)
 }
 
 // allEmpty reports whether err is a chain error in which every provider
