@@ -659,3 +659,21 @@ func TestServeStopsServingAfterALogout(t *testing.T) {
 		}
 	})
 }
+
+// TestServeWarnsOfARefreshAClientAskedForThatFailed: a forced refresh
+// that fails answers the client 502 and says so in the daemon's own log
+// at the default level, where its operator looks.
+func TestServeWarnsOfARefreshAClientAskedForThatFailed(t *testing.T) {
+	t.Parallel()
+	s, srv := newRefreshSandbox(t, "in-process")
+	d := s.serve("--staleness", "1h")
+	s.loginFile(srv, time.Now().Add(time.Hour))
+	srv.SetMode(oauthtest.ServerError)
+	var tok daemon.Token
+	if status, e := d.call(http.MethodPost, daemon.PathRefresh, "", &tok); status != http.StatusBadGateway {
+		t.Fatalf("POST /v1/refresh with a failing endpoint: %d %+v; want 502", status, e)
+	}
+	waitFor(t, "the daemon's warning", func() bool {
+		return strings.Contains(d.stderr.String(), "a refresh a client asked for failed")
+	})
+}

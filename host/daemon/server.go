@@ -468,6 +468,12 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := ref.h.RefreshRejected(r.Context(), req.Rejected)
 	if err != nil {
+		if errors.Is(err, host.ErrRefreshFailed) {
+			// The client hears it too, but the operator reads the
+			// daemon's log: a refresh that fails here is the one a
+			// client needed after a 401.
+			s.logger.Warn("a refresh a client asked for failed", "error", err.Error())
+		}
 		s.fail(w, err)
 		return
 	}
