@@ -183,10 +183,37 @@ type Result struct {
 //
 // When no provider yields a credential, the error is a *ChainError
 // (errors.Is ErrNoCredential) that lists every provider's reason.
+//
+// Concurrent callers that find no cached token share one walk (and the
+// refresh it may need): a thousand callers on an expired token read the
+// chain once, not a thousand times. Each caller still returns when its own
+// ctx ends.
 func (h *Host) Token(ctx context.Context) (Result, error) {
 	if res, ok := h.cached(); ok {
 		return res, nil
 	}
+	// The key cannot be a provider's name: those key the store refreshes.
+	ch := h.flight.DoChan("\x00token", func() (any, error) {
+		// Shared by every caller: not ended by the first one's context.
+		// Each provider call and the refresh have their own time limits.
+		return h.fetch(context.WithoutCancel(ctx))
+	})
+	select {
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return Result{}, r.Err
+		}
+		res := r.Val.(Result)
+		res.Credential = res.Credential.Clone()
+		return res, nil
+	}
+}
+
+// fetch walks the chain, refreshes the winner's credential when it needs
+// it, and caches the result: Token's work when nothing is cached.
+func (h *Host) fetch(ctx context.Context) (Result, error) {
 	winner, cred, err := h.walk(ctx)
 	if err != nil {
 		return Result{}, err

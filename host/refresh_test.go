@@ -429,6 +429,61 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 	}
 }
 
+// TestConcurrentCallersShareOneWalk: callers that find no cached token
+// while a walk is under way wait for it instead of each walking the chain
+// (and reading every store) themselves.
+func TestConcurrentCallersShareOneWalk(t *testing.T) {
+	t.Parallel()
+	readsFor := func(callers int) int64 {
+		r := newRig(t, rigOptions{})
+		r.seed(testNow.Add(-time.Minute))
+		r.srv.Delay = 100 * time.Millisecond
+		var wg sync.WaitGroup
+		for range callers {
+			wg.Go(func() {
+				if _, err := r.host.Token(context.Background()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := r.srv.Requests(); n != 1 {
+			t.Errorf("%d callers: %d token requests; want 1", callers, n)
+		}
+		return r.store.reads.Load()
+	}
+	one, many := readsFor(1), readsFor(200)
+	if many != one {
+		t.Errorf("200 concurrent callers read the store %d times, one caller %d; want the same (one shared walk)", many, one)
+	}
+}
+
+// TestTokenCallerLeavesWhenItsContextEnds: a caller waiting on a walk
+// another caller started returns when its own context ends; the walk goes
+// on for the others.
+func TestTokenCallerLeavesWhenItsContextEnds(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOptions{})
+	r.seed(testNow.Add(-time.Minute))
+	r.srv.Delay = 500 * time.Millisecond
+	first := make(chan error, 1)
+	go func() {
+		_, err := r.host.Token(context.Background())
+		first <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := r.host.Token(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a caller whose context ended: %v; want context.DeadlineExceeded", err)
+	}
+	if err := <-first; err != nil {
+		t.Errorf("the caller that waited: %v", err)
+	}
+	if n := r.srv.Requests(); n != 1 {
+		t.Errorf("%d token requests; want 1", n)
+	}
+}
+
 func TestRetryAfterHoldsOff(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{})
