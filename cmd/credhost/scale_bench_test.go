@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/credhost/credhost/host"
+	"github.com/credhost/credhost/sdk"
 	"github.com/credhost/credhost/sdk/oauth/oauthtest"
 )
 
@@ -72,6 +73,12 @@ func BenchmarkConcurrentToken(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The file store itself, its Reads counted: how many walks reached it.
+	var fileReads atomic.Int64
+	file0 := bi["file"]
+	newFile := file0.New
+	file0.New = func() sdk.Provider { return readCounter{newFile(), &fileReads} }
+	bi["file"] = file0
 	h, err := host.New(cfg, host.WithBuiltins(bi))
 	if err != nil {
 		b.Fatal(err)
@@ -142,6 +149,8 @@ func BenchmarkConcurrentToken(b *testing.B) {
 	for _, n := range []int{1, 10, 100, 1000} {
 		b.Run(fmt.Sprintf("expired/%d", n), func(b *testing.B) {
 			var floorLat, lat []time.Duration
+			var readSum int64
+			k := 0
 			reuses := srv.Reuses()
 			for b.Loop() {
 				var once sync.Once
@@ -167,7 +176,7 @@ func BenchmarkConcurrentToken(b *testing.B) {
 				if res, err := h.Reread(ctx); err != nil || !h.NeedsRefresh(res) {
 					b.Fatalf("Reread after expiring the file: %v; want the expired token", err)
 				}
-				before := srv.Requests()
+				before, reads := srv.Requests(), fileReads.Load()
 				b.StartTimer()
 
 				var mu sync.Mutex
@@ -188,17 +197,41 @@ func BenchmarkConcurrentToken(b *testing.B) {
 				if got := srv.Requests() - before; got != 1 {
 					b.Fatalf("%d token requests for one expiry shared by %d callers; want exactly 1", got, n)
 				}
+				readSum += fileReads.Load() - reads
 				if len(tokens) != 1 {
 					b.Fatalf("%d callers got %d different tokens; want one new token for all", n, len(tokens))
 				}
+				k++
 			}
 			if got := srv.Reuses() - reuses; got != 0 {
 				b.Fatalf("the endpoint saw %d refresh-token reuses", got)
 			}
 			b.ReportMetric(1, "requests/expiry")
+			b.ReportMetric(float64(readSum)/float64(k), "file-reads/expiry")
 			reportLatency(b, floorLat, lat)
 		})
 	}
+}
+
+// readCounter is a provider whose Reads are counted; the rest passes
+// through to it.
+type readCounter struct {
+	sdk.Provider
+	reads *atomic.Int64
+}
+
+// Read counts the call and reads the provider.
+func (r readCounter) Read(ctx context.Context) (sdk.Credential, error) {
+	r.reads.Add(1)
+	return r.Provider.Read(ctx)
+}
+
+// Check passes through to the provider's, if it has one.
+func (r readCounter) Check(ctx context.Context) ([]sdk.Finding, error) {
+	if c, ok := r.Provider.(sdk.Checker); ok {
+		return c.Check(ctx)
+	}
+	return nil, nil
 }
 
 // callers runs f in n goroutines released at once and returns each call's
