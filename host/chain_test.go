@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -41,7 +42,7 @@ func testConfig(process bool, modes ...string) *Config {
 	cfg.Refresh.Buffer = Duration(5 * time.Minute) // the tests' expiries are set around it
 	cfg.Source = "test"
 	for i, mode := range modes {
-		pc := ProviderConfig{Name: "p" + string(rune('0'+i)), Line: i + 1, Column: 3}
+		pc := ProviderConfig{Name: "p" + strconv.Itoa(i), Line: i + 1, Column: 3}
 		if process {
 			pc.Command, pc.Args = os.Args[0], []string{helperArg, mode}
 		} else {

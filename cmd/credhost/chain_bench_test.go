@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,10 @@ import (
 //	                 the walk needs all four plugins
 //	plugins/4-first  the file first, then three env providers: the walk
 //	                 needs the first; those started ahead are ended
+//	plugins/16-last  fifteen empty env providers before the file: more
+//	                 plugins than the parallel start window, so they start
+//	                 in waves; (16-last - 1) / 15 is each one's marginal cost
+//	plugins/16-first the file first, then fifteen env providers
 //
 // Started one after another, four plugins cost about four starts; started
 // together, about one (the target is 1.5×).
@@ -32,11 +37,20 @@ func BenchmarkColdProcessChain(b *testing.B) {
 	env := func(i string) string {
 		return "  - name: env" + i + "\n    plugin: env\n    config: {var: CREDHOST_BENCH_UNSET_" + i + "}\n"
 	}
+	envs := func(n int) string {
+		var s strings.Builder
+		for i := range n {
+			s.WriteString(env(strconv.Itoa(i + 1)))
+		}
+		return s.String()
+	}
 	head := "version: 1\nplugins:\n  builtin: process\nproviders:\n"
 	chains := []struct{ name, providers string }{
 		{"plugins/1", file},
 		{"plugins/4-last", env("1") + env("2") + env("3") + file},
 		{"plugins/4-first", file + env("1") + env("2") + env("3")},
+		{"plugins/16-last", envs(15) + file},
+		{"plugins/16-first", file + envs(15)},
 	}
 	for _, c := range chains {
 		config := filepath.Join(home, strings.ReplaceAll(c.name, "/", "-")+".yaml")

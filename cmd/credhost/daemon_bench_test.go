@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/credhost/credhost/host/daemon"
+	"github.com/credhost/credhost/sdk/oauth/oauthtest"
 )
 
 // benchDaemon is a background process serving HTTP on a unix socket:
@@ -110,8 +112,12 @@ func benchSocketDir(b *testing.B) string {
 //	               a bare net/http server on a unix socket answering a
 //	               token-sized JSON body (testdata/unixhttp, floor-ns/op),
 //	               from the same client; daemon/floor is the ratio
-//	concurrent100  bursts of 100 clients at once, to each server in turn;
-//	               each request's latency at the 50th and 99th percentile
+//	concurrentN    bursts of N clients at once (1, 10, 100, 1000), to
+//	               each server in turn; each request's latency at the 50th
+//	               and 99th percentile
+//	refresh/N      N clients at once POST /v1/refresh naming the token
+//	               they saw rejected, against a real token endpoint (see
+//	               benchDaemonRefresh)
 //	token/...      a cold `credhost token` answered by the daemon
 //	               (daemon-ns/op) next to `credhost token --no-daemon`
 //	               (direct-ns/op); daemon/direct is the ratio; with the
@@ -151,22 +157,19 @@ func BenchmarkDaemon(b *testing.B) {
 		reportPair(b, n, floorT, daemonT, "floor", "daemon")
 	})
 
-	b.Run("concurrent100", func(b *testing.B) {
-		const clients = 100
-		var floorLat, daemonLat []time.Duration
-		for b.Loop() {
-			floorLat = append(floorLat, burst(b, floor, clients)...)
-			daemonLat = append(daemonLat, burst(b, serve, clients)...)
-		}
-		for _, l := range []struct {
-			name string
-			lat  []time.Duration
-		}{{"floor", floorLat}, {"daemon", daemonLat}} {
-			slices.Sort(l.lat)
-			b.ReportMetric(float64(l.lat[len(l.lat)/2].Nanoseconds()), "p50-"+l.name+"-ns")
-			b.ReportMetric(float64(l.lat[len(l.lat)*99/100].Nanoseconds()), "p99-"+l.name+"-ns")
-		}
-	})
+	for _, clients := range []int{1, 10, 100, 1000} {
+		b.Run(fmt.Sprintf("concurrent%d", clients), func(b *testing.B) {
+			var floorLat, daemonLat []time.Duration
+			for b.Loop() {
+				floorLat = append(floorLat, burst(b, floor, clients)...)
+				daemonLat = append(daemonLat, burst(b, serve, clients)...)
+			}
+			reportPercentiles(b, "floor", floorLat)
+			reportPercentiles(b, "daemon", daemonLat)
+		})
+	}
+
+	b.Run("refresh", func(b *testing.B) { benchDaemonRefresh(b, env, sockets) })
 
 	// The chain's built-ins in-process (the default), then each a plugin
 	// process, where a cold start costs most and the daemon saves most.
@@ -205,6 +208,117 @@ func BenchmarkDaemon(b *testing.B) {
 				b.Fatalf("the daemon served %v GET /v1/token for %d `credhost token` through it and %d direct; want exactly %d", served, n, n, n)
 			}
 			reportPair(b, n, directT, daemonT, "direct", "daemon")
+		})
+	}
+}
+
+// reportPercentiles reports the 50th and 99th percentile of lat as
+// p50-NAME-ns and p99-NAME-ns.
+func reportPercentiles(b *testing.B, name string, lat []time.Duration) {
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-"+name+"-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-"+name+"-ns")
+}
+
+// benchDaemonRefresh times N clients (1, 10, 100, 1000) at once asking
+// credhost serve (built-ins in-process) for a refresh of the token they
+// all saw rejected (POST /v1/refresh naming its fingerprint), the login in
+// the real credentials file and refreshed against a real token endpoint
+// (oauthtest), next to its floor in the same loop: N goroutines of which
+// one makes one bare HTTP POST of a refresh grant to the same endpoint
+// (a login of its own) and the rest wait for it. Each burst must cost
+// exactly one token request (the one-refresh and reactive-refresh rules),
+// else the run fails; every client must get the same new token.
+func benchDaemonRefresh(b *testing.B, env []string, sockets string) {
+	srv := oauthtest.NewServer(b)
+	home := b.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, ".claude"), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	access, refresh := srv.Issue()
+	login := fmt.Sprintf(`{"claudeAiOauth":{"accessToken":%q,"refreshToken":%q,"expiresAt":%d,"scopes":["user:inference"],"subscriptionType":"max"}}`,
+		access, refresh, time.Now().Add(time.Hour).UnixMilli())
+	if err := os.WriteFile(filepath.Join(home, ".claude", ".credentials.json"), []byte(login), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	env = append(newSandboxEnv(home), "CREDHOST_BUILTIN=in-process", "CLAUDE_OAUTH_TOKEN_URL="+srv.TokenURL())
+	sock := filepath.Join(sockets, "refresh.sock")
+	d := startBenchDaemon(b, env, sock, daemon.PathToken, credhostBin, "serve", "--socket", sock)
+	_, floorRefresh := srv.Issue()
+	floorClient := &http.Client{Timeout: 30 * time.Second}
+	post := func() error {
+		body := fmt.Sprintf(`{"grant_type":"refresh_token","refresh_token":%q}`, floorRefresh)
+		resp, err := floorClient.Post(srv.TokenURL(), "application/json", strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var tok struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK || tok.RefreshToken == "" {
+			return fmt.Errorf("the floor's refresh: status %d, %v", resp.StatusCode, err)
+		}
+		floorRefresh = tok.RefreshToken
+		return nil
+	}
+	current := func() daemon.Token {
+		resp, err := d.client.Get("http://credhost" + daemon.PathToken)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var t daemon.Token
+		if err := json.NewDecoder(resp.Body).Decode(&t); err != nil {
+			b.Fatal(err)
+		}
+		return t
+	}
+	for _, clients := range []int{1, 10, 100, 1000} {
+		b.Run(strconv.Itoa(clients), func(b *testing.B) {
+			var floorLat, daemonLat []time.Duration
+			reuses := srv.Reuses()
+			for b.Loop() {
+				var once sync.Once
+				var postErr error
+				floorLat = append(floorLat, callers(b, clients, func() error {
+					once.Do(func() { postErr = post() })
+					return postErr
+				})...)
+				rejected := current().Fingerprint
+				before := srv.Requests()
+				got := make(chan string, clients)
+				daemonLat = append(daemonLat, callers(b, clients, func() error {
+					resp, err := d.client.Post("http://credhost"+daemon.PathRefresh, "application/json",
+						strings.NewReader(`{"rejected":"`+rejected+`"}`))
+					if err != nil {
+						return err
+					}
+					defer resp.Body.Close()
+					var t daemon.Token
+					if err := json.NewDecoder(resp.Body).Decode(&t); err != nil || resp.StatusCode != http.StatusOK {
+						return fmt.Errorf("POST %s: status %d, %v", daemon.PathRefresh, resp.StatusCode, err)
+					}
+					got <- t.Fingerprint
+					return nil
+				})...)
+				if n := srv.Requests() - before; n != 1 {
+					b.Fatalf("%d token requests for %d clients refreshing one rejected token; want exactly 1", n, clients)
+				}
+				close(got)
+				first := <-got
+				for fp := range got {
+					if fp != first || fp == rejected {
+						b.Fatalf("%d clients got different or the rejected tokens; want one new token for all", clients)
+					}
+				}
+			}
+			if n := srv.Reuses() - reuses; n != 0 {
+				b.Fatalf("the endpoint saw %d refresh-token reuses", n)
+			}
+			b.ReportMetric(1, "requests/burst")
+			reportPercentiles(b, "floor", floorLat)
+			reportPercentiles(b, "daemon", daemonLat)
 		})
 	}
 }
