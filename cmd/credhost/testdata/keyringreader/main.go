@@ -1,8 +1,8 @@
 // Command keyringreader is the library floor for a cold `credhost token` on
 // the Secret Service: a minimal Go program that reads one keychain item
-// through go-keyring, the library credhost's keychain uses, and prints the
-// access token in it. The benchmarks in
-// cmd/credhost run it next to credhost in the same run.
+// through go-keyring (the library credhost's keychain writes with, and reads
+// a locked collection with) and prints the access token in it. The
+// benchmarks in cmd/credhost run it next to credhost in the same run.
 //
 // Usage: keyringreader SERVICE ACCOUNT
 package main
