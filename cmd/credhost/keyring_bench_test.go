@@ -34,6 +34,9 @@ const peerHelper = "docker-credential-secretservice"
 //	               the same credentials JSON (the peer)
 //	library-ns/op  a minimal Go program reading credhost's item through
 //	               go-keyring (testdata/keyringreader)
+//	start-ns/op    `credhost --version`: credhost's process start and
+//	               package initialisation alone, no config and no chain;
+//	               what of the others is credhost's start and what its work
 //	direct-ns/op   cold `credhost token --no-daemon`, built-ins
 //	               in-process, on the default chain with the keychain in it
 //	               on Linux too (the embedded default has it on macOS only,
@@ -43,7 +46,8 @@ const peerHelper = "docker-credential-secretservice"
 //	serve-ns/op    `credhost token` answered by a running `credhost serve`
 //	               on the same chain (found through $CREDHOST_SOCKET)
 //
-// and the ratios direct/peer, serve/peer, process/peer and direct/library.
+// and the ratios direct/peer, serve/peer, process/peer, start/peer and
+// direct/library.
 // The default ns/op is the sum of one of each.
 //
 // The keyring is private: the benchmark starts its own D-Bus session
@@ -131,6 +135,7 @@ providers:
 		{"true", []string{"/bin/true"}, env, "", func(string) bool { return true }},
 		{"peer", []string{peerHelper, "get"}, env, serverURL + "\n", peerWant},
 		{"library", []string{library, "Claude Code-credentials", account}, env, "", isToken},
+		{"start", []string{credhostBin, "--version"}, env, "", func(out string) bool { return strings.HasPrefix(out, "credhost") }},
 		{"direct", []string{credhostBin, "token", "--no-daemon"}, append(slices.Clone(inProcess), noDaemon), "", isToken},
 		{"process", []string{credhostBin, "token", "--no-daemon"}, append(slices.Clone(env), "CREDHOST_BUILTIN=process", noDaemon), "", isToken},
 		{"serve", []string{credhostBin, "token"}, append(slices.Clone(inProcess), daemon.SocketEnv+"="+sock), "", isToken},
@@ -170,7 +175,7 @@ providers:
 		perOp[c.name] = float64(total[i].Nanoseconds()) / float64(n)
 		b.ReportMetric(perOp[c.name], c.name+"-ns/op")
 	}
-	for _, r := range [][2]string{{"direct", "peer"}, {"serve", "peer"}, {"process", "peer"}, {"direct", "library"}} {
+	for _, r := range [][2]string{{"direct", "peer"}, {"serve", "peer"}, {"process", "peer"}, {"start", "peer"}, {"direct", "library"}} {
 		b.ReportMetric(perOp[r[0]]/perOp[r[1]], r[0]+"/"+r[1])
 	}
 }
