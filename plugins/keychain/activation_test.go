@@ -53,6 +53,11 @@ func TestActivationHelper(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("took %v", d)
 	}
+	// The quick read learns it from the bus's answer to a call sent with
+	// NoAutoStart, without go-keyring's longer path.
+	if _, err := quickGet(os.LookupEnv, "credhost-probe", "a"); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no Secret Service is running") {
+		t.Errorf("quickGet: %v; want unavailable, no Secret Service running", err)
+	}
 	time.Sleep(200 * time.Millisecond) // an activation would have started by now
 	if after := countProcesses(t, "gnome-keyring-d"); after > before {
 		t.Errorf("gnome-keyring-daemon processes went from %d to %d: the bus activated one", before, after)

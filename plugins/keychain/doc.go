@@ -9,7 +9,9 @@
 //     JSON document as the item's data. The secret is never a process
 //     argument, so a document must fit one `security -i` line: about 1.9 KB.
 //   - Linux and other Unix: a Secret Service (gnome-keyring, KeePassXC) over
-//     D-Bus, through zalando/go-keyring. Claude Code itself never uses one
+//     D-Bus (godbus): a read of an unlocked collection takes two round trips
+//     (secretservice_read.go); writes and locked collections go through
+//     zalando/go-keyring. Claude Code itself never uses one
 //     there (it keeps its login in the file only), so the embedded default
 //     leaves this provider out; configure it for your own items.
 //   - Windows: Credential Manager through go-keyring (the wincred provider

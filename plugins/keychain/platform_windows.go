@@ -5,6 +5,11 @@ package keychain
 // available: Credential Manager is always there.
 func available(func(string) (string, bool)) error { return nil }
 
+// quickGet: go-keyring's Credential Manager read is one API call already.
+func quickGet(func(string) (string, bool), string, string) (string, error) {
+	return "", errTakeLongPath
+}
+
 // sizeLimit is Credential Manager's limit on a generic credential's blob.
 func sizeLimit(service, account string) (int, string) {
 	return 2560, "Windows Credential Manager takes at most 2560 bytes"
