@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 
@@ -91,7 +92,9 @@ func (p *parser) errAt(n *yaml.Node, key, msg string) *ConfigError {
 	return e
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+// yamlLine finds the line in yaml.v3's error for a file that is not YAML;
+// compiled on first use, not at every start.
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
 // document parses data into its single root mapping.
 func (p *parser) document(data []byte) (*yaml.Node, error) {
@@ -102,7 +105,7 @@ func (p *parser) document(data []byte) (*yaml.Node, error) {
 			return nil, p.errAt(nil, "", "the config is empty; want a mapping with version: 1 and providers")
 		}
 		e := p.errAt(nil, "", "not valid YAML: "+strings.TrimPrefix(err.Error(), "yaml: "))
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		if m := yamlLine().FindStringSubmatch(err.Error()); m != nil {
 			e.Line, _ = strconv.Atoi(m[1])
 			e.Column = 1
 			e.Msg = "not valid YAML: " + m[2]
@@ -259,7 +262,7 @@ func expandVars(s string, lookupEnv func(string) (string, bool)) (string, error)
 		}
 		expr := s[i+2 : i+2+end]
 		name, def, hasDef := strings.Cut(expr, ":-")
-		if !envName.MatchString(name) {
+		if !isEnvName(name) {
 			return "", fmt.Errorf("${%s}: %q is not an environment variable name (want ${NAME} or ${NAME:-default})", expr, name)
 		}
 		if strings.Contains(def, "${") {
