@@ -345,6 +345,9 @@ func (p *parser) check(n *yaml.Node, t reflect.Type, path string) error {
 		if n.Kind != yaml.ScalarNode {
 			return p.errAt(n, path, fmt.Sprintf("want a string, got %s", kindName(n)))
 		}
+		if n.Tag == "!!str" {
+			return nil // a string decodes as itself; only other tags can fail
+		}
 		var s string
 		return p.decodeAt(n, &s, path)
 	case t.Kind() == reflect.Int:
@@ -408,7 +411,14 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
+// yamlFieldsOf holds yamlFields' answer per struct type: the config's
+// types are walked once per provider and per file, and never change.
+var yamlFieldsOf sync.Map // reflect.Type -> map[string]reflect.StructField
+
 func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	if m, ok := yamlFieldsOf.Load(t); ok {
+		return m.(map[string]reflect.StructField)
+	}
 	out := map[string]reflect.StructField{}
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -418,6 +428,7 @@ func yamlFields(t reflect.Type) map[string]reflect.StructField {
 		}
 		out[name] = f
 	}
+	yamlFieldsOf.Store(t, out)
 	return out
 }
 
