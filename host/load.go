@@ -119,7 +119,7 @@ func loadConfig(opts LoadOptions) (*Config, string, error) {
 			return nil, OriginSystem, &ConfigError{Source: sys, Msg: "the system config: " + err.Error()}
 		}
 	}
-	cfg, err := ParseConfig(defaultConfig, DefaultSource, opts.LookupEnv)
+	cfg, err := ParseConfig(defaultConfigBody(), DefaultSource, opts.LookupEnv)
 	return cfg, OriginDefault, err
 }
 

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 
@@ -91,7 +92,9 @@ func (p *parser) errAt(n *yaml.Node, key, msg string) *ConfigError {
 	return e
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+// yamlLine finds the line in yaml.v3's error for a file that is not YAML;
+// compiled on first use, not at every start.
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
 // document parses data into its single root mapping.
 func (p *parser) document(data []byte) (*yaml.Node, error) {
@@ -102,7 +105,7 @@ func (p *parser) document(data []byte) (*yaml.Node, error) {
 			return nil, p.errAt(nil, "", "the config is empty; want a mapping with version: 1 and providers")
 		}
 		e := p.errAt(nil, "", "not valid YAML: "+strings.TrimPrefix(err.Error(), "yaml: "))
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		if m := yamlLine().FindStringSubmatch(err.Error()); m != nil {
 			e.Line, _ = strconv.Atoi(m[1])
 			e.Column = 1
 			e.Msg = "not valid YAML: " + m[2]
@@ -259,7 +262,7 @@ func expandVars(s string, lookupEnv func(string) (string, bool)) (string, error)
 		}
 		expr := s[i+2 : i+2+end]
 		name, def, hasDef := strings.Cut(expr, ":-")
-		if !envName.MatchString(name) {
+		if !isEnvName(name) {
 			return "", fmt.Errorf("${%s}: %q is not an environment variable name (want ${NAME} or ${NAME:-default})", expr, name)
 		}
 		if strings.Contains(def, "${") {
@@ -342,6 +345,9 @@ func (p *parser) check(n *yaml.Node, t reflect.Type, path string) error {
 		if n.Kind != yaml.ScalarNode {
 			return p.errAt(n, path, fmt.Sprintf("want a string, got %s", kindName(n)))
 		}
+		if n.Tag == "!!str" {
+			return nil // a string decodes as itself; only other tags can fail
+		}
 		var s string
 		return p.decodeAt(n, &s, path)
 	case t.Kind() == reflect.Int:
@@ -405,7 +411,14 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
+// yamlFieldsOf holds yamlFields' answer per struct type: the config's
+// types are walked once per provider and per file, and never change.
+var yamlFieldsOf sync.Map // reflect.Type -> map[string]reflect.StructField
+
 func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	if m, ok := yamlFieldsOf.Load(t); ok {
+		return m.(map[string]reflect.StructField)
+	}
 	out := map[string]reflect.StructField{}
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -415,6 +428,7 @@ func yamlFields(t reflect.Type) map[string]reflect.StructField {
 		}
 		out[name] = f
 	}
+	yamlFieldsOf.Store(t, out)
 	return out
 }
 

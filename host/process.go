@@ -33,7 +33,9 @@ const maxHandshakeLine = 16 << 10
 // The address's bound (maxHandshakeAddr) is checked apart: a counted
 // repetition such as {1,1000} compiles into a thousand copies, which cost
 // every credhost start milliseconds in package init.
-var handshakeLine = regexp.MustCompile(`^[0-9]{1,4}\|[0-9]{1,4}\|(tcp|unix)\|([^|\x00-\x1f\x7f]+)\|(grpc|netrpc)(\|[A-Za-z0-9+/=]*)?(\|(true|false))?\r?\n?$`)
+var handshakeLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[0-9]{1,4}\|[0-9]{1,4}\|(tcp|unix)\|([^|\x00-\x1f\x7f]+)\|(grpc|netrpc)(\|[A-Za-z0-9+/=]*)?(\|(true|false))?\r?\n?$`)
+})
 
 // maxHandshakeAddr bounds the address in a handshake line: a socket path
 // or host:port is far shorter.
@@ -45,7 +47,7 @@ const pipeGrace = 200 * time.Millisecond
 
 // isHandshake reports whether line is a well-formed handshake line.
 func isHandshake(line []byte) bool {
-	m := handshakeLine.FindSubmatchIndex(line)
+	m := handshakeLine().FindSubmatchIndex(line)
 	return m != nil && m[5]-m[4] <= maxHandshakeAddr
 }
 

@@ -55,7 +55,7 @@ func newUnexpander(pairs []expansion) unexpander {
 		v, _ := json.Marshal(e.value)
 		r, _ := json.Marshal(e.raw)
 		add(string(v), string(r))
-		if envName.MatchString(e.value) {
+		if isEnvName(e.value) {
 			// A variable name is quoted as $NAME ("$NAME is not set"),
 			// unambiguous however short.
 			add("$"+e.value, "$"+strings.TrimPrefix(e.raw, "$"))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -91,9 +90,55 @@ type validator struct {
 	command func(string) (string, error)
 }
 
-var providerName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-var hex64 = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// The name checks are written out rather than compiled regular
+// expressions: a package-level regexp is compiled in package init, on every
+// credhost start, whatever the command.
+
+// isProviderName reports whether s is a provider name: a letter or digit,
+// then letters, digits, '_', '.' and '-' (^[A-Za-z0-9][A-Za-z0-9_.-]*$).
+func isProviderName(s string) bool {
+	if s == "" || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '_' && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// isHex64 reports whether s is 64 hexadecimal digits, either case (a
+// SHA-256 sum).
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// isEnvName reports whether s is an environment variable name: a letter or
+// '_', then letters, digits and '_' (^[A-Za-z_][A-Za-z0-9_]*$).
+func isEnvName(s string) bool {
+	if s == "" || s[0] != '_' && !isLetter(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; c != '_' && !isAlnum(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+func isAlnum(c byte) bool { return isLetter(c) || '0' <= c && c <= '9' }
 
 // validate is the one place the config's cross-field checks are made, for
 // ParseConfig and New alike. It completes cfg in place: an empty body or
@@ -150,7 +195,7 @@ func (cfg *Config) validate(v validator) *problem {
 		switch {
 		case pc.Name == "":
 			return &problem{key: path + ".name", at: path, msg: "missing; every provider needs a unique name"}
-		case !providerName.MatchString(pc.Name):
+		case !isProviderName(pc.Name):
 			return &problem{key: path + ".name", msg: fmt.Sprintf("%q: use letters, digits, '.', '_' and '-', starting with a letter or digit", pc.Name)}
 		}
 		if first, dup := names[pc.Name]; dup {
@@ -171,7 +216,7 @@ func (cfg *Config) validate(v validator) *problem {
 			pc.Command = cmd
 		}
 		for j, name := range pc.Env {
-			if !envName.MatchString(name) {
+			if !isEnvName(name) {
 				return &problem{key: fmt.Sprintf("%s.env[%d]", path, j), msg: fmt.Sprintf("%q is not an environment variable name", name)}
 			}
 		}
@@ -185,7 +230,7 @@ func (cfg *Config) validate(v validator) *problem {
 			if pc.Command == "" {
 				return &problem{key: path + ".sha256", msg: "sha256 pins an external command; built-ins are part of credhost"}
 			}
-			if !hex64.MatchString(pc.SHA256) {
+			if !isHex64(pc.SHA256) {
 				return &problem{key: path + ".sha256", msg: "want 64 hex digits (sha256sum of the executable)"}
 			}
 			pc.SHA256 = strings.ToLower(pc.SHA256)
@@ -269,7 +314,7 @@ func checkInterpreted(pc *ProviderConfig, path string, v validator) *problem {
 		if *pin.sum == "" {
 			continue
 		}
-		if !hex64.MatchString(*pin.sum) {
+		if !isHex64(*pin.sum) {
 			return &problem{key: path + "." + pin.key, msg: "want 64 hex digits"}
 		}
 		*pin.sum = strings.ToLower(*pin.sum)

@@ -131,7 +131,7 @@ func BenchmarkDaemon(b *testing.B) {
 	inProcess := append(slices.Clone(env), "CREDHOST_BUILTIN=in-process")
 	bin := b.TempDir()
 	floorBin := filepath.Join(bin, "unixhttp")
-	if out, err := exec.Command("go", "build", "-o", floorBin, "./testdata/unixhttp").CombinedOutput(); err != nil {
+	if out, err := goBuild(floorBin, "./testdata/unixhttp").CombinedOutput(); err != nil {
 		b.Fatalf("build unixhttp: %v\n%s", err, out)
 	}
 	sockets := benchSocketDir(b)

@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// credhostBin is the real binary, built once for these tests: the built-in
-// plugins run as subprocesses of it, exactly as for a user.
+// credhostBin is the real binary, built once for these tests as the README
+// builds it (goBuild): the built-in plugins run as subprocesses of it,
+// exactly as for a user.
 var credhostBin string
 
 func TestMain(m *testing.M) {
@@ -24,7 +25,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	credhostBin = filepath.Join(dir, "credhost")
-	build := exec.Command("go", "build", "-o", credhostBin, ".")
+	build := goBuild(credhostBin, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build credhost:", err)

@@ -68,7 +68,7 @@ func (g *globals) openSource(ctx context.Context, cfg *host.Config, opts []host.
 	}
 	socket := daemon.DefaultSocket()
 	c, err := daemon.Dial(ctx, socket,
-		daemon.WithChain(h.ChainID()),
+		daemon.WithChainOf(h.ChainID),
 		daemon.WithDialTimeout(daemonDialBound),
 		daemon.WithAnswerTimeout(answerBound(cfg)))
 	if errors.Is(err, daemon.ErrUntrusted) {

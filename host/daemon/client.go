@@ -65,6 +65,7 @@ type DialOption func(*dialOptions)
 
 type dialOptions struct {
 	chain       string
+	chainOf     func() string
 	dialTimeout time.Duration
 	answerBound time.Duration
 }
@@ -75,6 +76,11 @@ type dialOptions struct {
 // own. Without it the daemon's token is served whatever its chain (a
 // launcher that means to hand out the daemon's token).
 func WithChain(id string) DialOption { return func(o *dialOptions) { o.chain = id } }
+
+// WithChainOf is WithChain with the ID computed by id only once a socket
+// worth asking is there: a caller with no daemon running, the common cold
+// start, never computes it (a chain ID costs a JSON encoding and a hash).
+func WithChainOf(id func() string) DialOption { return func(o *dialOptions) { o.chainOf = id } }
 
 // WithDialTimeout bounds Dial: connecting and the health check that proves
 // a daemon answers (default DefaultDialTimeout, also for d <= 0).
@@ -113,6 +119,9 @@ func Dial(ctx context.Context, socket string, opts ...DialOption) (*Client, erro
 			return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, socket, err)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
+	}
+	if o.chainOf != nil {
+		o.chain = o.chainOf()
 	}
 	c := &Client{
 		socket: socket,

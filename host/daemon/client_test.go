@@ -438,3 +438,38 @@ func TestDialWithoutASocketIsUnavailableNotUntrusted(t *testing.T) {
 		t.Errorf("Dial: %v; want ErrUnavailable, not ErrUntrusted", err)
 	}
 }
+
+// WithChainOf computes the chain ID only when there is a socket to ask,
+// and then acts as WithChain.
+func TestDialComputesTheChainOnlyWithASocket(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	chainOf := func(id string) func() string { return func() string { calls++; return id } }
+	if _, err := Dial(context.Background(), socketPath(t), WithChainOf(chainOf("my-chain"))); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Dial without a socket: %v; want ErrUnavailable", err)
+	}
+	if calls != 0 {
+		t.Errorf("without a socket the chain ID was computed %d times; want none", calls)
+	}
+	s := newStandIn(t, "daemon-chain")
+	if _, err := Dial(context.Background(), s.socket, WithChainOf(chainOf("my-chain"))); !errors.Is(err, ErrChainMismatch) {
+		t.Fatalf("Dial to another chain: %v; want ErrChainMismatch", err)
+	}
+	c, err := Dial(context.Background(), s.socket, WithChainOf(chainOf("daemon-chain")))
+	if err != nil {
+		t.Fatalf("Dial to the same chain: %v", err)
+	}
+	defer c.Close()
+	if calls != 2 {
+		t.Errorf("the chain ID was computed %d times for two dials; want 2", calls)
+	}
+	if _, err := c.Token(context.Background()); err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	s.mu.Lock()
+	got := s.headers[len(s.headers)-1].Get(ChainHeader)
+	s.mu.Unlock()
+	if got != "daemon-chain" {
+		t.Errorf("the token request carried %s %q; want daemon-chain", ChainHeader, got)
+	}
+}

@@ -19,7 +19,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -71,7 +70,20 @@ func ConfigVars(config map[string]any) (token, expires string) {
 	return token, expires
 }
 
-var varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// isVarName reports whether s is an environment variable name: a letter or
+// '_', then letters, digits and '_' (^[A-Za-z_][A-Za-z0-9_]*$). Written out,
+// not a regexp compiled in package init on every start.
+func isVarName(s string) bool {
+	if s == "" || '0' <= s[0] && s[0] <= '9' {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; c != '_' && !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
 
 // Info describes the env provider: it can neither save nor refresh.
 func (p *Provider) Info(context.Context) (sdk.Info, error) {
@@ -88,7 +100,7 @@ func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 		return sdk.InvalidConfig("provider %q: key \"var\" is required (the environment variable holding the token)", req.Name)
 	}
 	for key, v := range map[string]string{"var": c.Var, "expires_var": c.ExpiresVar} {
-		if v != "" && !varName.MatchString(v) {
+		if v != "" && !isVarName(v) {
 			return sdk.InvalidConfig("provider %q: key %q: %q is not an environment variable name", req.Name, key, v)
 		}
 	}

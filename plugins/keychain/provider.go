@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"regexp"
 	"strings"
 
 	"golang.org/x/text/unicode/norm"
@@ -126,8 +125,20 @@ func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error 
 // unknown or not a plain name.
 const fallbackAccount = "claude-code-user"
 
-// plainName is the account names Claude Code uses as they are.
-var plainName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+// isPlainName reports whether name is one Claude Code uses as it is:
+// letters, digits, '.', '_' and '-' (^[a-zA-Z0-9._-]+$). Written out, not a
+// regexp compiled in package init on every start.
+func isPlainName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := range len(name) {
+		if c := name[i]; c != '.' && c != '_' && c != '-' && !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
 
 // currentUser is the account Claude Code uses: $USER, else the OS user
 // name, and "claude-code-user" when neither is known or the name is not
@@ -139,7 +150,7 @@ func currentUser(lookupEnv func(string) (string, bool)) string {
 			name = u.Username
 		}
 	}
-	if !plainName.MatchString(name) {
+	if !isPlainName(name) {
 		return fallbackAccount
 	}
 	return name

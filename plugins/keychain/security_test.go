@@ -201,7 +201,7 @@ func TestSecurityItemNames(t *testing.T) {
 			}
 		})
 	}
-	if got := currentUser(env(nil)); got == "" || (got != fallbackAccount && !plainName.MatchString(got)) {
+	if got := currentUser(env(nil)); got == "" || (got != fallbackAccount && !isPlainName(got)) {
 		t.Errorf("without $USER the account is %q; want the OS user name or %q", got, fallbackAccount)
 	}
 }
