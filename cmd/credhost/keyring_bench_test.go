@@ -110,7 +110,7 @@ providers:
 
 	bin := b.TempDir()
 	library := filepath.Join(bin, "keyringreader")
-	if out, err := exec.Command("go", "build", "-o", library, "./testdata/keyringreader").CombinedOutput(); err != nil {
+	if out, err := goBuild(library, "./testdata/keyringreader").CombinedOutput(); err != nil {
 		b.Fatalf("build keyringreader: %v\n%s", err, out)
 	}
 	sockets := benchSocketDir(b)

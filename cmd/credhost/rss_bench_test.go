@@ -53,7 +53,7 @@ func BenchmarkColdTokenRSS(b *testing.B) {
 	}
 	bin := b.TempDir()
 	for _, name := range []string{"barereader", "pluginfloor", "maxrss"} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, name), "./testdata/"+name).CombinedOutput(); err != nil {
+		if out, err := goBuild(filepath.Join(bin, name), "./testdata/"+name).CombinedOutput(); err != nil {
 			b.Fatalf("build %s: %v\n%s", name, err, out)
 		}
 	}
