@@ -46,6 +46,8 @@ import (
 //	nocert      serves plain TCP/unix without TLS and no certificate field
 //	padded      sends its certificate as base64 with = padding
 //	notls       handshake with a certificate, but serves without TLS
+//	othercert   handshake with a certificate, but serves TLS with another
+//	env=PATH    writes its environment, NUL-separated, to PATH
 //	pid=PATH    writes its process ID to PATH
 //	leak        from the second Read on, writes the token it returned
 //	            first (whole and in part) on stderr and in its error
@@ -71,6 +73,11 @@ func serveRaw(options string) {
 		if path, ok := strings.CutPrefix(o, "pid="); ok {
 			if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 				fail("write pid: %v", err)
+			}
+		}
+		if path, ok := strings.CutPrefix(o, "env="); ok {
+			if err := os.WriteFile(path, []byte(strings.Join(os.Environ(), "\x00")), 0o600); err != nil {
+				fail("write env: %v", err)
 			}
 		}
 	}
@@ -121,6 +128,9 @@ func serveRaw(options string) {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM([]byte(os.Getenv("PLUGIN_CLIENT_CERT"))) {
 			fail("PLUGIN_CLIENT_CERT is not a PEM certificate")
+		}
+		if has("othercert") {
+			cert, _ = rawCert(false)
 		}
 		if !has("notls") {
 			serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(&tls.Config{
