@@ -151,13 +151,18 @@ func (h *Host) Config() *Config { return h.cfg }
 
 // Close ends every plugin process the host started, once the refreshes
 // under way have finished and been saved (a caller that gave up on one
-// does not end it).
+// does not end it). The processes end together: each takes its shutdown
+// and exit, and a chain of several waits for the slowest, not for the sum.
 func (h *Host) Close() error {
-	h.ending.Wait()
 	h.refreshing.Wait()
+	var closing sync.WaitGroup
 	for _, m := range h.members {
-		m.close()
+		if m.isProcess() {
+			closing.Go(m.close)
+		}
 	}
+	closing.Wait()
+	h.ending.Wait()
 	return nil
 }
 
