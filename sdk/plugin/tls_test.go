@@ -123,3 +123,26 @@ func TestServeRequiresTheHostsCertificate(t *testing.T) {
 		})
 	}
 }
+
+// TestServeRefusesAnUnreadableHostCertificate: a PLUGIN_CLIENT_CERT that
+// holds no certificate ends the plugin before its handshake, saying so on
+// stderr, rather than serving a TLS no host can reach.
+func TestServeRefusesAnUnreadableHostCertificate(t *testing.T) {
+	t.Parallel()
+	// A plugin that serves anyway never exits: it is killed after a while.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0])
+	cmd.Env = append(os.Environ(), "CREDHOST_SDKTEST_SERVE_PLUGIN=1",
+		plugin.Handshake.MagicCookieKey+"="+plugin.Handshake.MagicCookieValue,
+		"PLUGIN_PROTOCOL_VERSIONS=1", "PLUGIN_UNIX_SOCKET_DIR="+t.TempDir(), "PLUGIN_CLIENT_CERT=not a certificate")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err == nil || len(out) != 0 {
+		t.Fatalf("plugin printed %q, exit %v; want no handshake and a failed exit", out, err)
+	}
+	if !strings.Contains(stderr.String(), "PLUGIN_CLIENT_CERT holds no PEM certificate") {
+		t.Errorf("stderr %q; want it to name PLUGIN_CLIENT_CERT", stderr.String())
+	}
+}
