@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/credhost/credhost/sdk"
+	sdkplugin "github.com/credhost/credhost/sdk/plugin"
 )
 
 // Host walks a configured chain of providers and applies the shared rules.
@@ -108,13 +109,16 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 		Timeout:          cfg.Refresh.Timeout.Std(),
 	}
 	level := o.logger.GetLevel()
+	// One TLS identity for every plugin process of this host, made when
+	// the first one starts.
+	tlsID := sync.OnceValues(sdkplugin.NewClientTLS)
 	for i, pc := range cfg.Providers {
 		m := &member{cfg: pc, oauth: oauth, logger: o.logger, callTimeout: cfg.Plugins.CallTimeout.Std(), unexpand: cfg.unexpand}
 		switch {
 		case pc.Command != "":
 			cmd := func() *exec.Cmd { return exec.Command(pc.Command, pc.Args...) }
 			spec := processSpec{cmd: cmd, name: pc.Command, checksum: pc.SHA256, env: pc.Env, environ: o.environ,
-				script: pc.Script, scriptSum: pc.ScriptSHA256, modules: pc.Modules, modulesSum: pc.ModulesSHA256, verified: o.verified}
+				script: pc.Script, scriptSum: pc.ScriptSHA256, modules: pc.Modules, modulesSum: pc.ModulesSHA256, verified: o.verified, tls: tlsID}
 			m.start, m.process = startProcess(spec, cfg, level, o.logger.Named(pc.Name)), true
 			h.chainEnv = append(h.chainEnv, pc.Env...)
 		default:
@@ -128,7 +132,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 				h.chainEnv = append(h.chainEnv, b.Env(pc.Config)...)
 			}
 			if cfg.Plugins.Builtin == BuiltinProcess || b.New == nil {
-				spec := processSpec{cmd: b.Command, env: pc.Env, environ: o.environ}
+				spec := processSpec{cmd: b.Command, env: pc.Env, environ: o.environ, tls: tlsID}
 				if b.Env != nil {
 					spec.env = append(slices.Clone(pc.Env), b.Env(pc.Config)...)
 				}
@@ -147,13 +151,18 @@ func (h *Host) Config() *Config { return h.cfg }
 
 // Close ends every plugin process the host started, once the refreshes
 // under way have finished and been saved (a caller that gave up on one
-// does not end it).
+// does not end it). The processes end together: each takes its shutdown
+// and exit, and a chain of several waits for the slowest, not for the sum.
 func (h *Host) Close() error {
-	h.ending.Wait()
 	h.refreshing.Wait()
+	var closing sync.WaitGroup
 	for _, m := range h.members {
-		m.close()
+		if m.isProcess() {
+			closing.Go(m.close)
+		}
 	}
+	closing.Wait()
+	h.ending.Wait()
 	return nil
 }
 

@@ -268,6 +268,9 @@ type processSpec struct {
 	// verified, when set, is called once every pin was checked, before
 	// the process starts (tests change files there).
 	verified func()
+	// tls returns the host's TLS identity toward its plugins (see
+	// sdkplugin.ClientTLS); nil: one of the plugin's own.
+	tls func() (*sdkplugin.ClientTLS, error)
 }
 
 // startProcess returns a starter that runs a plugin process (see
@@ -282,9 +285,19 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		if name == "" {
 			name = c.Path
 		}
+		// Mutual TLS with the host's one key pair rather than a new one
+		// per start (go-plugin's AutoMTLS): the plugin gets its
+		// certificate only.
+		newTLS := spec.tls
+		if newTLS == nil {
+			newTLS = sdkplugin.NewClientTLS
+		}
+		id, err := newTLS()
+		if err != nil {
+			return nil, nil, fmt.Errorf("start plugin %s: %w", name, err)
+		}
 		var exe, script *executable
 		if spec.checksum != "" {
-			var err error
 			if exe, err = openPinned(name, spec.checksum); err != nil {
 				return nil, nil, err
 			}
@@ -321,6 +334,7 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		var settled atomic.Pointer[func() <-chan struct{}]
 		plog := pluginLogger{Logger: logger, filter: filter, settled: &settled}
 		cc := sdkplugin.ClientConfig(plog)
+		certEnv := id.Apply(cc)
 		// A Go plugin's writes to os.Stderr once it serves come over
 		// go-plugin's stdio service, not the stderr pipe: they are logged
 		// as its stderr lines are.
@@ -335,6 +349,7 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			env := pluginEnv(spec.environ(), spec.env)
 			env = append(env, c.Env...)
 			env = append(env, gp.Env...)
+			env = append(env, certEnv)
 			// Plugins log at the host's level; their stderr comes back
 			// through the host logger, named after the provider.
 			env = append(env, sdkplugin.LogLevelEnv+"="+logLevel.String())
@@ -386,7 +401,7 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 			}
 			return nil, nil, err
 		}
-		rpc, err := client.Client()
+		rpc, err = client.Client()
 		if err != nil {
 			rpc = nil
 			if proc != nil {

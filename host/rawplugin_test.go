@@ -13,11 +13,13 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -46,6 +48,12 @@ import (
 //	nocert      serves plain TCP/unix without TLS and no certificate field
 //	padded      sends its certificate as base64 with = padding
 //	notls       handshake with a certificate, but serves without TLS
+//	othercert   handshake with a certificate, but serves TLS with another
+//	env=PATH    writes its environment, NUL-separated, to PATH
+//	together=N:DIR  on SIGTERM, leaves a file named after its process ID
+//	            in DIR and waits (up to 0.4 s) until N such files are
+//	            there, then writes PID.all beside them if there were N,
+//	            and exits: whether the host ended N plugins at once
 //	pid=PATH    writes its process ID to PATH
 //	leak        from the second Read on, writes the token it returned
 //	            first (whole and in part) on stderr and in its error
@@ -72,6 +80,36 @@ func serveRaw(options string) {
 			if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 				fail("write pid: %v", err)
 			}
+		}
+		if path, ok := strings.CutPrefix(o, "env="); ok {
+			if err := os.WriteFile(path, []byte(strings.Join(os.Environ(), "\x00")), 0o600); err != nil {
+				fail("write env: %v", err)
+			}
+		}
+	}
+	for _, o := range opts {
+		if spec, ok := strings.CutPrefix(o, "together="); ok {
+			n, dir, _ := strings.Cut(spec, ":")
+			want, err := strconv.Atoi(n)
+			if err != nil {
+				fail("together=%s: %v", spec, err)
+			}
+			term := make(chan os.Signal, 1)
+			signal.Notify(term, syscall.SIGTERM)
+			go func() {
+				<-term
+				me := filepath.Join(dir, strconv.Itoa(os.Getpid()))
+				if err := os.WriteFile(me, nil, 0o600); err != nil {
+					fail("together: %v", err)
+				}
+				for end := time.Now().Add(400 * time.Millisecond); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+					if marks, _ := filepath.Glob(filepath.Join(dir, "[0-9]*[0-9]")); len(marks) >= want {
+						_ = os.WriteFile(me+".all", nil, 0o600)
+						break
+					}
+				}
+				os.Exit(0)
+			}()
 		}
 	}
 	if has("stderr") {
@@ -121,6 +159,9 @@ func serveRaw(options string) {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM([]byte(os.Getenv("PLUGIN_CLIENT_CERT"))) {
 			fail("PLUGIN_CLIENT_CERT is not a PEM certificate")
+		}
+		if has("othercert") {
+			cert, _ = rawCert(false)
 		}
 		if !has("notls") {
 			serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(&tls.Config{

@@ -98,6 +98,13 @@ func Start(cmd *exec.Cmd, o Options) (*Process, error) {
 		logger = hclog.NewNullLogger()
 	}
 	cc := plugin.ClientConfig(logger)
+	// The host's mutual TLS (one P-256 identity of its own), so a plugin
+	// passes here exactly when it takes the host's certificate.
+	id, err := plugin.NewClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	certEnv := id.Apply(cc)
 	cc.StartTimeout = o.startTimeout()
 	cc.SkipHostEnv = true
 	stderr := &tail{max: 2048}
@@ -111,6 +118,7 @@ func Start(cmd *exec.Cmd, o Options) (*Process, error) {
 			base = os.Environ()
 		}
 		c.Env = append(slices.Clone(base), gp.Env...)
+		c.Env = append(c.Env, certEnv)
 		var err error
 		proc, err = newProcess(c)
 		return proc, err

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"crypto/tls"
 	"os"
 	"time"
 
@@ -22,12 +23,33 @@ import (
 func Serve(p sdk.Provider) {
 	DisableCoreDumps()
 	go watchParent(parentPollInterval)
-	goplugin.Serve(&goplugin.ServeConfig{
+	logger := Logger()
+	conf := &goplugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSets(p),
 		GRPCServer:       goplugin.DefaultGRPCServer,
-		Logger:           Logger(),
-	})
+		Logger:           logger,
+	}
+	clientPEM := os.Getenv(clientCertEnv)
+	if clientPEM == "" || os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
+		// No host certificate: go-plugin serves as its client asked (a
+		// credhost host refuses a plugin without TLS). Run by hand:
+		// go-plugin says this is a plugin.
+		goplugin.Serve(conf)
+		return
+	}
+	// Mutual TLS as go-plugin's AutoMTLS does it, on a P-256 key of this
+	// process's own rather than go-plugin's P-521 (see newIdentity).
+	tlsConf, der, err := serverTLS(clientPEM)
+	if err != nil {
+		logger.Error("plugin TLS setup failed", "error", err)
+		os.Exit(1)
+	}
+	conf.TLSProvider = func() (*tls.Config, error) { return tlsConf, nil }
+	if err := withCertInHandshake(der, func() { goplugin.Serve(conf) }); err != nil {
+		logger.Error("plugin TLS setup failed", "error", err)
+		os.Exit(1)
+	}
 }
 
 // Logger returns the logger a plugin should use: JSON lines on stderr, which
