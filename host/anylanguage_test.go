@@ -474,3 +474,36 @@ func TestTokensLoggedBeforeTheAnswerAreRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseDuringAWalkLeavesNoPlugin: Close while a walk that its caller
+// gave up on is still starting a plugin waits for that walk, so the
+// plugin it started is ended too; calls after Close fail with ErrClosed.
+func TestCloseDuringAWalkLeavesNoPlugin(t *testing.T) {
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	h, _ := newLevelHost(t, rawConfig("found,pid="+pidFile), hclog.Info)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	if _, err := h.Token(ctx); err == nil {
+		t.Skip("the plugin started within 5ms: nothing was left under way to test")
+	}
+	h.Close()
+	// A walk left running past Close would start the plugin after it:
+	// give such a start time to happen, then the plugin must not run.
+	time.Sleep(2 * time.Second)
+	if raw, err := os.ReadFile(pidFile); err == nil {
+		pid, _ := strconv.Atoi(string(raw))
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("plugin process %d still there 2s after Close (kill 0: %v)", pid, err)
+		}
+	}
+	if _, err := h.Token(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Token after Close: %v; want ErrClosed", err)
+	}
+	if _, err := h.Refresh(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Refresh after Close: %v; want ErrClosed", err)
+	}
+	if st := h.Status(context.Background()); len(st) != 1 || st[0].State != StateError || !strings.Contains(st[0].Reason, "closed") {
+		t.Errorf("Status after Close: %+v; want an error saying the host is closed", st)
+	}
+}

@@ -12,6 +12,10 @@ import (
 // provider in the chain holds a usable credential.
 var ErrNoCredential = errors.New("no provider in the chain yielded a credential")
 
+// ErrClosed is returned by a Host's calls after Close has begun: a closed
+// host starts no plugin and refreshes nothing.
+var ErrClosed = errors.New("the host is closed")
+
 // ErrRefreshFailed is wrapped by Refresh's error when a forced refresh was
 // impossible or failed (the CLI's exit code 3).
 var ErrRefreshFailed = errors.New("refresh failed")

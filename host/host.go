@@ -44,6 +44,19 @@ type Host struct {
 
 	refreshing sync.WaitGroup // refreshes under way, which Close waits for
 
+	// life guards the host's end. Each call that may start a plugin or
+	// refresh (a walk, a refresh, a status check) holds an op for its
+	// length (enter, leave); Close marks the host closed, so no op begins
+	// after it, cancels lifeCtx (what shared walks run under, so a walk
+	// whose callers left ends early), and waits for the ops under way
+	// before it ends the plugins: no plugin is started after Close ended
+	// the others, and none is ended in the middle of a refresh.
+	lifeMu     sync.Mutex
+	closed     bool
+	ops        sync.WaitGroup
+	lifeCtx    context.Context
+	lifeCancel context.CancelFunc
+
 	faults faultLog // each provider's failure, warned about once
 
 	// chainEnv names the variables the chain reads beyond the base set, and
@@ -98,6 +111,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 		opt(&o)
 	}
 	h := &Host{cfg: cfg, logger: o.logger, now: o.now, environ: o.environ}
+	h.lifeCtx, h.lifeCancel = context.WithCancel(context.Background())
 	oauth := sdk.OAuthConfig{
 		TokenURL:         cfg.OAuth.TokenURL,
 		ClientID:         cfg.OAuth.ClientID,
@@ -153,7 +167,16 @@ func (h *Host) Config() *Config { return h.cfg }
 // under way have finished and been saved (a caller that gave up on one
 // does not end it). The processes end together: each takes its shutdown
 // and exit, and a chain of several waits for the slowest, not for the sum.
+//
+// Calls made after Close has begun fail with ErrClosed; calls under way
+// when it begins are waited for (a walk shared by callers that all left
+// is cancelled).
 func (h *Host) Close() error {
+	h.lifeMu.Lock()
+	h.closed = true
+	h.lifeMu.Unlock()
+	h.lifeCancel()
+	h.ops.Wait()
 	h.refreshing.Wait()
 	var closing sync.WaitGroup
 	for _, m := range h.members {
@@ -165,6 +188,21 @@ func (h *Host) Close() error {
 	h.ending.Wait()
 	return nil
 }
+
+// enter begins an op (see Host.life); it fails once Close has begun.
+// Every successful enter is matched by one leave.
+func (h *Host) enter() error {
+	h.lifeMu.Lock()
+	defer h.lifeMu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	h.ops.Add(1)
+	return nil
+}
+
+// leave ends an op begun by enter.
+func (h *Host) leave() { h.ops.Done() }
 
 // Result is a credential the chain yielded, and how.
 type Result struct {
@@ -203,9 +241,13 @@ func (h *Host) Token(ctx context.Context) (Result, error) {
 	}
 	// The key cannot be a provider's name: those key the store refreshes.
 	ch := h.flight.DoChan("\x00token", func() (any, error) {
-		// Shared by every caller: not ended by the first one's context.
-		// Each provider call and the refresh have their own time limits.
-		return h.fetch(context.WithoutCancel(ctx))
+		// Shared by every caller: not ended by the first one's context,
+		// only by Close. Each provider call and the refresh have their own
+		// time limits.
+		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		defer context.AfterFunc(h.lifeCtx, cancel)()
+		return h.fetch(ctx)
 	})
 	select {
 	case <-ctx.Done():
@@ -223,6 +265,10 @@ func (h *Host) Token(ctx context.Context) (Result, error) {
 // fetch walks the chain, refreshes the winner's credential when it needs
 // it, and caches the result: Token's work when nothing is cached.
 func (h *Host) fetch(ctx context.Context) (Result, error) {
+	if err := h.enter(); err != nil {
+		return Result{}, err
+	}
+	defer h.leave()
 	winner, cred, err := h.walk(ctx)
 	if err != nil {
 		return Result{}, err
@@ -248,6 +294,10 @@ func (h *Host) Refresh(ctx context.Context) (Result, error) {
 // With stale set, a chain that already yields a different token returns it
 // instead (someone refreshed since stale was handed out).
 func (h *Host) forceRefresh(ctx context.Context, stale string) (Result, error) {
+	if err := h.enter(); err != nil {
+		return Result{}, err
+	}
+	defer h.leave()
 	h.forget(stale)
 	// A refresh since stale was handed out may be known only here: an env
 	// token refreshed through its store still reads as the old token.

@@ -62,6 +62,10 @@ func (h *Host) RefreshRejected(ctx context.Context, fingerprint string) (Result,
 // nothing (the user logged out) drops the cached result; a provider's fault
 // keeps it, as the token it holds may still be good.
 func (h *Host) Reread(ctx context.Context) (Result, error) {
+	if err := h.enter(); err != nil {
+		return Result{}, err
+	}
+	defer h.leave()
 	before := h.last.Load()
 	winner, cred, err := h.walk(ctx)
 	if err != nil {

@@ -82,7 +82,12 @@ func (h *Host) Status(ctx context.Context) []ProviderStatus {
 
 func (h *Host) status(ctx context.Context, m *member, now time.Time) ProviderStatus {
 	st := ProviderStatus{Name: m.cfg.Name, Plugin: m.shownPlugin()}
-	cred, err := h.read(ctx, m)
+	var cred sdk.Credential
+	err := h.enter()
+	if err == nil {
+		cred, err = h.read(ctx, m)
+		h.leave()
+	}
 	st.PluginName, st.PluginVersion = m.infoNameVersion()
 	if err != nil {
 		st.State = StateError
