@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,5 +206,165 @@ func TestSilentSecretServiceHelper(t *testing.T) {
 	if n := runtime.NumGoroutine(); n > before+slack {
 		buf := make([]byte, 1<<16)
 		t.Errorf("%d goroutines after the read, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// fakeSecretService is a fake Secret Service for the session's order of
+// calls, which the real ones do not let a test choose: its one item's
+// GetSecret is answered only after the session was closed (then, as a
+// service that handles calls out of order must, with an error: the
+// session is gone) or after a second, as a service waiting on an access
+// prompt would; its login collection can be locked, and its SearchItems
+// can stay silent. closed is closed when a session is.
+type fakeSecretService struct {
+	locked, silentSearch bool
+	closed               chan struct{}
+	closeOnce            sync.Once
+	stop                 chan struct{}
+}
+
+const (
+	fakeSessionPath = dbus.ObjectPath("/org/freedesktop/secrets/session/fake")
+	fakeItemPath    = dbus.ObjectPath("/org/freedesktop/secrets/collection/login/fake")
+	fakeSecret      = "the fake's secret"
+)
+
+type fakeServiceIface struct{ *fakeSecretService }
+
+func (fakeServiceIface) OpenSession(string, dbus.Variant) (dbus.Variant, dbus.ObjectPath, *dbus.Error) {
+	return dbus.MakeVariant(""), fakeSessionPath, nil
+}
+
+type fakeCollectionIface struct{ *fakeSecretService }
+
+func (f fakeCollectionIface) SearchItems(map[string]string) ([]dbus.ObjectPath, *dbus.Error) {
+	if f.silentSearch {
+		<-f.stop
+	}
+	return []dbus.ObjectPath{fakeItemPath}, nil
+}
+
+type fakePropertiesIface struct{ *fakeSecretService }
+
+func (f fakePropertiesIface) Get(iface, name string) (dbus.Variant, *dbus.Error) {
+	return dbus.MakeVariant(f.locked), nil
+}
+
+type fakeItemIface struct{ *fakeSecretService }
+
+type fakeSecretValue struct {
+	Session     dbus.ObjectPath
+	Parameters  []byte
+	Value       []byte
+	ContentType string
+}
+
+func (f fakeItemIface) GetSecret(session dbus.ObjectPath) (fakeSecretValue, *dbus.Error) {
+	select {
+	case <-f.closed:
+		return fakeSecretValue{}, dbus.NewError("org.freedesktop.Secret.Error.NoSession", []any{"the session was closed before its secret was sent"})
+	case <-time.After(time.Second):
+	}
+	return fakeSecretValue{Session: session, Value: []byte(fakeSecret), ContentType: "text/plain"}, nil
+}
+
+type fakeSessionIface struct{ *fakeSecretService }
+
+func (f fakeSessionIface) Close() *dbus.Error {
+	f.closeOnce.Do(func() { close(f.closed) })
+	return nil
+}
+
+// serve exports the fake on a connection of its own to the bus at addr.
+func (f *fakeSecretService) serve(t *testing.T, addr string) {
+	t.Helper()
+	f.closed, f.stop = make(chan struct{}), make(chan struct{})
+	conn, err := dbus.Connect(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		close(f.stop)
+		conn.Close()
+	})
+	for _, e := range []struct {
+		v     any
+		path  dbus.ObjectPath
+		iface string
+	}{
+		{fakeServiceIface{f}, secretServicePath, secretServiceIface},
+		{fakeCollectionIface{f}, loginCollectionPath, secretCollectionIface},
+		{fakePropertiesIface{f}, loginCollectionPath, "org.freedesktop.DBus.Properties"},
+		{fakeItemIface{f}, fakeItemPath, secretItemIface},
+		{fakeSessionIface{f}, fakeSessionPath, secretSessionIface},
+	} {
+		if err := conn.Export(e.v, e.path, e.iface); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reply, err := conn.RequestName(secretServiceName, dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("the fake cannot own %s: %v, %v", secretServiceName, reply, err)
+	}
+}
+
+// sessionCases are the quick read's paths after OpenSession succeeded, and
+// what the read returns on each; the helper below checks the answer.
+var sessionCases = map[string]struct {
+	locked, silentSearch bool // the fake's
+	wantSecret           string
+	wantErr              error
+}{
+	"the secret is read":          {wantSecret: fakeSecret},
+	"the collection is locked":    {locked: true, wantErr: errTakeLongPath},
+	"SearchItems is not answered": {silentSearch: true, wantErr: errNoAnswer},
+}
+
+// TestSessionClosedOnlyAfterItsSecretOnEveryPath: a Secret Service may
+// handle calls out of order (GetSecret waiting on an access prompt), so
+// the session's Close must be sent only once GetSecret was answered, or
+// the service could close the session first and fail the read; and every
+// path that opened a session closes it, the deadline's included.
+func TestSessionClosedOnlyAfterItsSecretOnEveryPath(t *testing.T) {
+	t.Parallel()
+	for name, tc := range sessionCases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			addr := privateSessionBus(t)
+			fake := &fakeSecretService{locked: tc.locked, silentSearch: tc.silentSearch}
+			fake.serve(t, addr)
+			runFaultHelper(t, "TestSessionHelper", "DBUS_SESSION_BUS_ADDRESS="+addr, "CREDHOST_SESSION_CASE="+name)
+			select {
+			case <-fake.closed:
+			case <-time.After(10 * time.Second):
+				t.Error("the read never closed its session")
+			}
+		})
+	}
+}
+
+// TestSessionHelper is the helper's side of
+// TestSessionClosedOnlyAfterItsSecretOnEveryPath.
+func TestSessionHelper(t *testing.T) {
+	onlyAsHelper(t, "TestSessionClosedOnlyAfterItsSecretOnEveryPath")
+	tc, ok := sessionCases[os.Getenv("CREDHOST_SESSION_CASE")]
+	if !ok {
+		t.Fatalf("unknown case %q", os.Getenv("CREDHOST_SESSION_CASE"))
+	}
+	type result struct {
+		secret string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		secret, err := quickGet(os.LookupEnv, "credhost-probe", "a")
+		done <- result{secret, err}
+	}()
+	select {
+	case r := <-done:
+		if r.secret != tc.wantSecret || r.err != tc.wantErr {
+			t.Errorf("quickGet: %q, %v; want %q, %v", r.secret, r.err, tc.wantSecret, tc.wantErr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("quickGet still waits after 30s")
 	}
 }
