@@ -33,8 +33,10 @@
 // Service, or a locked keychain whose unlock prompt nobody answers, Read
 // reports sdk.ErrNotFound with a one-line reason and a hint, within the
 // timeout, and the chain moves on. It never starts a D-Bus or keyring daemon:
-// without $DBUS_SESSION_BUS_ADDRESS it does not call D-Bus at all (godbus
-// would otherwise autolaunch one through dbus-launch).
+// without $DBUS_SESSION_BUS_ADDRESS, or with "autolaunch:" there, it does
+// not call D-Bus at all (godbus would otherwise autolaunch one through
+// dbus-launch). A Secret Service that does not answer within 5 s ends the
+// read as unavailable too, so reads nobody waits for any more do not pile up.
 //
 // Save is read-modify-write in json format (every key it does not own is
 // kept) and checks the platform's size limit (macOS: one security line,

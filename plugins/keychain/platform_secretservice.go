@@ -4,6 +4,7 @@ package keychain
 
 import (
 	"fmt"
+	"strings"
 
 	dbus "github.com/godbus/dbus/v5"
 )
@@ -13,14 +14,15 @@ const secretServiceName = "org.freedesktop.secrets"
 
 // available checks, without starting anything, that a Secret Service is
 // running on the session bus:
-//   - with no $DBUS_SESSION_BUS_ADDRESS it does not call D-Bus at all:
-//     godbus would autolaunch a bus through dbus-launch;
+//   - with no session bus address to connect to (sessionBusAddress) it
+//     does not call D-Bus at all: godbus would autolaunch a bus through
+//     dbus-launch;
 //   - it asks the bus whether the Secret Service name has an owner
 //     (NameHasOwner), because calling the name would make the bus activate
 //     gnome-keyring-daemon from its .service file.
 func available(lookupEnv func(string) (string, bool)) error {
-	if addr, ok := lookupEnv("DBUS_SESSION_BUS_ADDRESS"); !ok || addr == "" {
-		return fmt.Errorf("%w: no D-Bus session bus ($DBUS_SESSION_BUS_ADDRESS is not set)", ErrUnavailable)
+	if err := sessionBusAddress(lookupEnv); err != nil {
+		return err
 	}
 	conn, err := dbus.SessionBus()
 	if err != nil {
@@ -32,6 +34,22 @@ func available(lookupEnv func(string) (string, bool)) error {
 	}
 	if !running {
 		return fmt.Errorf("%w: no Secret Service is running on the session bus", ErrUnavailable)
+	}
+	return nil
+}
+
+// sessionBusAddress checks, before anything connects, that
+// $DBUS_SESSION_BUS_ADDRESS names a running session bus: unset, empty, or
+// "autolaunch:" (which asks the client to start a bus), godbus would run
+// dbus-launch, which leaves a dbus-daemon running after credhost exits.
+// available and quickGet both ask it first, so neither ever starts one.
+func sessionBusAddress(lookupEnv func(string) (string, bool)) error {
+	addr, ok := lookupEnv("DBUS_SESSION_BUS_ADDRESS")
+	switch {
+	case !ok || addr == "":
+		return fmt.Errorf("%w: no D-Bus session bus ($DBUS_SESSION_BUS_ADDRESS is not set)", ErrUnavailable)
+	case strings.HasPrefix(addr, "autolaunch:"):
+		return fmt.Errorf("%w: no D-Bus session bus ($DBUS_SESSION_BUS_ADDRESS is %q, which would start a D-Bus daemon through dbus-launch)", ErrUnavailable, addr)
 	}
 	return nil
 }

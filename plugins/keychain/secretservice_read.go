@@ -3,8 +3,10 @@
 package keychain
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	dbus "github.com/godbus/dbus/v5"
 )
@@ -21,6 +23,21 @@ const (
 	propertiesGet         = "org.freedesktop.DBus.Properties.Get"
 )
 
+// secretServiceTimeout bounds quickGet's wait for the Secret Service. The
+// bus never times a call out, so a Secret Service that owns its name but
+// never answers (hung, or stopped in a debugger) would hold the read and
+// its pending calls on the process's one session-bus connection forever;
+// the provider's caller gives up after its own timeout, but `credhost
+// serve` reads again every 2 s and the stuck reads would pile up. At the
+// deadline godbus drops the calls, and the read reports the keyring
+// unavailable. 5 s is far above a healthy answer (milliseconds) and above
+// the provider's default timeout, so it only ends reads nobody waits for.
+const secretServiceTimeout = 5 * time.Second
+
+// errNoAnswer is quickGet's answer when the Secret Service did not answer
+// within secretServiceTimeout.
+var errNoAnswer = fmt.Errorf("%w: the Secret Service did not answer within %v", ErrUnavailable, secretServiceTimeout)
+
 // quickGet reads the secret of (service, account) from the same item
 // go-keyring's Get returns, in two round trips to the Secret Service where
 // go-keyring takes seven (eight with the check that one is running):
@@ -28,50 +45,65 @@ const (
 //  1. at once: OpenSession, and for each collection go-keyring may pick
 //     (the "login" collection when there is one, else the default alias)
 //     SearchItems and its Locked property;
-//  2. GetSecret of the first item found, then the session's Close, sent
-//     without waiting for its answer.
+//  2. GetSecret of the first item found; once it is answered (a service
+//     may handle calls out of order), the session's Close, sent without
+//     waiting for its answer. Every path that opened a session closes it.
 //
 // Every call is sent with NoAutoStart, so with no Secret Service running
 // the bus says so instead of starting one, and quickGet reports
-// ErrUnavailable as available does. It returns errTakeLongPath whenever
-// the case is not plain (the collection is locked or missing, or any call
-// fails otherwise): go-keyring then unlocks, prompts and reports errors as
-// it always did.
+// ErrUnavailable as available does; with no session bus address to
+// connect to (sessionBusAddress) it does not call D-Bus at all. Every call
+// is bounded by secretServiceTimeout: a Secret Service that does not
+// answer in time is ErrUnavailable too, not go-keyring's turn, whose calls
+// have no bound and would hang the same way. It returns errTakeLongPath
+// whenever the case is not plain (the collection is locked or missing, or
+// any call fails otherwise): go-keyring then unlocks, prompts and reports
+// errors as it always did.
 func quickGet(lookupEnv func(string) (string, bool), service, account string) (string, error) {
-	if addr, ok := lookupEnv("DBUS_SESSION_BUS_ADDRESS"); !ok || addr == "" {
-		return "", fmt.Errorf("%w: no D-Bus session bus ($DBUS_SESSION_BUS_ADDRESS is not set)", ErrUnavailable)
+	if err := sessionBusAddress(lookupEnv); err != nil {
+		return "", err
 	}
 	conn, err := dbus.SessionBus()
 	if err != nil {
 		return "", fmt.Errorf("%w: cannot reach the D-Bus session bus: %v", ErrUnavailable, err)
 	}
+	// Cancelling drops every call still pending, so none outlives the read.
+	ctx, cancel := context.WithTimeout(context.Background(), secretServiceTimeout)
+	defer cancel()
+
 	const flags = dbus.FlagNoAutoStart
 	attrs := map[string]string{"username": account, "service": service}
 	svc := conn.Object(secretServiceName, secretServicePath)
-	open := svc.Go(secretServiceIface+".OpenSession", flags, nil, "plain", dbus.MakeVariant(""))
+	open := svc.GoWithContext(ctx, secretServiceIface+".OpenSession", flags, nil, "plain", dbus.MakeVariant(""))
 	type candidate struct{ search, locked *dbus.Call }
 	var candidates []candidate
 	for _, path := range []dbus.ObjectPath{loginCollectionPath, defaultAliasPath} {
 		c := conn.Object(secretServiceName, path)
 		candidates = append(candidates, candidate{
-			search: c.Go(secretCollectionIface+".SearchItems", flags, nil, attrs),
-			locked: c.Go(propertiesGet, flags, nil, secretCollectionIface, "Locked"),
+			search: c.GoWithContext(ctx, secretCollectionIface+".SearchItems", flags, nil, attrs),
+			locked: c.GoWithContext(ctx, propertiesGet, flags, nil, secretCollectionIface, "Locked"),
 		})
 	}
 
 	var ignored dbus.Variant
 	var session dbus.ObjectPath
 	err = (<-open.Done).Store(&ignored, &session)
+	if err == nil {
+		// Deferred, so it is sent on every path below, after the last
+		// answer was read (GetSecret's included).
+		defer conn.Object(secretServiceName, session).Go(secretSessionIface+".Close", flags|dbus.FlagNoReplyExpected, nil)
+	}
 	// go-keyring's choice: the login collection when it exists, else the
 	// default alias. Every answer is read, so none is left on the shared
 	// connection.
 	var items []dbus.ObjectPath
-	chosen, plain := false, true
+	chosen, plain, late := false, true, isTimeout(err)
 	for _, c := range candidates {
 		var found []dbus.ObjectPath
 		serr := (<-c.search.Done).Store(&found)
 		var v dbus.Variant
 		lerr := (<-c.locked.Done).Store(&v)
+		late = late || isTimeout(serr) || isTimeout(lerr)
 		switch {
 		case chosen:
 		case serr == nil:
@@ -83,20 +115,13 @@ func quickGet(lookupEnv func(string) (string, bool), service, account string) (s
 		}
 	}
 	switch {
+	case late:
+		return "", errNoAnswer
 	case err != nil && notRunning(err):
 		return "", fmt.Errorf("%w: no Secret Service is running on the session bus", ErrUnavailable)
-	case err != nil:
+	case err != nil, !chosen, !plain:
 		return "", errTakeLongPath
-	}
-	closeSession := func() {
-		conn.Object(secretServiceName, session).Go(secretSessionIface+".Close", flags|dbus.FlagNoReplyExpected, nil)
-	}
-	if !chosen || !plain {
-		closeSession()
-		return "", errTakeLongPath
-	}
-	if len(items) == 0 {
-		closeSession()
+	case len(items) == 0:
 		return "", ErrNoItem
 	}
 	var secret struct {
@@ -105,13 +130,18 @@ func quickGet(lookupEnv func(string) (string, bool), service, account string) (s
 		Value       []byte
 		ContentType string
 	}
-	get := conn.Object(secretServiceName, items[0]).Go(secretItemIface+".GetSecret", flags, nil, session)
-	closeSession()
-	if err := (<-get.Done).Store(&secret); err != nil {
+	get := conn.Object(secretServiceName, items[0]).GoWithContext(ctx, secretItemIface+".GetSecret", flags, nil, session)
+	if err := (<-get.Done).Store(&secret); isTimeout(err) {
+		return "", errNoAnswer
+	} else if err != nil {
 		return "", errTakeLongPath
 	}
 	return string(secret.Value), nil
 }
+
+// isTimeout reports whether err is godbus dropping a call at
+// secretServiceTimeout.
+func isTimeout(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
 
 // noSuchObject reports whether err is a Secret Service's answer to a call
 // on a path where it has no object (gnome-keyring says UnknownMethod,
