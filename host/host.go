@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/credhost/credhost/sdk"
-	sdkplugin "github.com/credhost/credhost/sdk/plugin"
 )
 
 // Host walks a configured chain of providers and applies the shared rules.
@@ -123,16 +122,13 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 		Timeout:          cfg.Refresh.Timeout.Std(),
 	}
 	level := o.logger.GetLevel()
-	// One TLS identity for every plugin process of this host, made when
-	// the first one starts.
-	tlsID := sync.OnceValues(sdkplugin.NewClientTLS)
 	for i, pc := range cfg.Providers {
 		m := &member{cfg: pc, oauth: oauth, logger: o.logger, callTimeout: cfg.Plugins.CallTimeout.Std(), unexpand: cfg.unexpand}
 		switch {
 		case pc.Command != "":
 			cmd := func() *exec.Cmd { return exec.Command(pc.Command, pc.Args...) }
 			spec := processSpec{cmd: cmd, name: pc.Command, checksum: pc.SHA256, env: pc.Env, environ: o.environ,
-				script: pc.Script, scriptSum: pc.ScriptSHA256, modules: pc.Modules, modulesSum: pc.ModulesSHA256, verified: o.verified, tls: tlsID}
+				script: pc.Script, scriptSum: pc.ScriptSHA256, modules: pc.Modules, modulesSum: pc.ModulesSHA256, verified: o.verified}
 			m.start, m.process = startProcess(spec, cfg, level, o.logger.Named(pc.Name)), true
 			h.chainEnv = append(h.chainEnv, pc.Env...)
 		default:
@@ -146,7 +142,7 @@ func New(cfg *Config, opts ...Option) (*Host, error) {
 				h.chainEnv = append(h.chainEnv, b.Env(pc.Config)...)
 			}
 			if cfg.Plugins.Builtin == BuiltinProcess || b.New == nil {
-				spec := processSpec{cmd: b.Command, env: pc.Env, environ: o.environ, tls: tlsID}
+				spec := processSpec{cmd: b.Command, env: pc.Env, environ: o.environ}
 				if b.Env != nil {
 					spec.env = append(slices.Clone(pc.Env), b.Env(pc.Config)...)
 				}

@@ -16,12 +16,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// TestPluginsOfAHostShareOnePublicCertificate: every plugin process of a
-// host gets the same host certificate (one key pair per host, not one
-// per start), an ECDSA P-256 one (go-plugin's AutoMTLS made a P-521 key
-// per start, several milliseconds of CPU each), and nothing of its
-// private key: the environment carries the certificate alone.
-func TestPluginsOfAHostShareOnePublicCertificate(t *testing.T) {
+// TestEachPluginGetsAHostCertificateOfItsOwn: every plugin process gets
+// a host certificate of its own, on a key of its own (plugins that
+// trusted one shared host certificate would each accept the host's
+// connection meant for another), an ECDSA P-256 one (go-plugin's AutoMTLS
+// made a P-521 key per start, several milliseconds of CPU each), and
+// nothing of its private key: the environment carries the certificate
+// alone.
+func TestEachPluginGetsAHostCertificateOfItsOwn(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	envs := []string{filepath.Join(dir, "env0"), filepath.Join(dir, "env1")}
@@ -31,7 +33,7 @@ func TestPluginsOfAHostShareOnePublicCertificate(t *testing.T) {
 		t.Fatalf("Token: %v, %v", res, err)
 	}
 	h.Close()
-	var certs []string
+	var certs, keys []string
 	for _, path := range envs {
 		raw, err := os.ReadFile(path)
 		if err != nil {
@@ -59,10 +61,10 @@ func TestPluginsOfAHostShareOnePublicCertificate(t *testing.T) {
 		if k, ok := c.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
 			t.Errorf("host certificate key %T %v; want ECDSA P-256", c.PublicKey, c.PublicKeyAlgorithm)
 		}
-		certs = append(certs, cert)
+		certs, keys = append(certs, cert), append(keys, string(c.RawSubjectPublicKeyInfo))
 	}
-	if certs[0] != certs[1] {
-		t.Errorf("the two plugins of one host got different host certificates")
+	if certs[0] == certs[1] || keys[0] == keys[1] {
+		t.Errorf("the two plugins of one host got the same host certificate or key; want one of its own each")
 	}
 }
 

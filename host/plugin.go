@@ -268,8 +268,8 @@ type processSpec struct {
 	// verified, when set, is called once every pin was checked, before
 	// the process starts (tests change files there).
 	verified func()
-	// tls returns the host's TLS identity toward its plugins (see
-	// sdkplugin.ClientTLS); nil: one of the plugin's own.
+	// tls returns the host's TLS identity toward the plugin (see
+	// sdkplugin.ClientTLS); nil: a new one for this start.
 	tls func() (*sdkplugin.ClientTLS, error)
 }
 
@@ -285,9 +285,11 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		if name == "" {
 			name = c.Path
 		}
-		// Mutual TLS with the host's one key pair rather than a new one
-		// per start (go-plugin's AutoMTLS): the plugin gets its
-		// certificate only.
+		// Mutual TLS with a P-256 identity of this start's own (go-plugin's
+		// AutoMTLS makes a P-521 one, a hundred times the CPU): the plugin
+		// gets its certificate only, and trusts no other, so a plugin
+		// that learns another's address and certificate cannot pass the
+		// host's connection meant for itself to that other plugin.
 		newTLS := spec.tls
 		if newTLS == nil {
 			newTLS = sdkplugin.NewClientTLS

@@ -65,13 +65,16 @@ func newIdentity() (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
-// ClientTLS is a host's TLS identity toward its plugin processes: one key
-// pair and self-signed certificate, made once and used for every plugin
-// the host starts, instead of go-plugin's AutoMTLS, which makes a P-521
-// key per plugin start. The private key never leaves the process: a
+// ClientTLS is a host's TLS identity toward one plugin process: a P-256
+// key pair and self-signed certificate, made for that start, in place of
+// go-plugin's AutoMTLS, which makes a P-521 key (a hundred times the CPU
+// of P-256, on both ends). The private key never leaves the process: the
 // plugin gets only the certificate (PLUGIN_CLIENT_CERT), and trusts only
-// it; the host trusts only the certificate each plugin prints in its
-// handshake. Safe for concurrent use.
+// it; the host trusts only the certificate the plugin prints in its
+// handshake. Use one per plugin start: plugins that shared a host
+// certificate would each accept a connection meant for another (a plugin
+// that printed another's address and certificate as its own could pass
+// the host's calls on to it). Safe for concurrent use.
 type ClientTLS struct {
 	cert tls.Certificate
 	env  string
@@ -146,6 +149,14 @@ func withCertInHandshake(der []byte, serve func()) error {
 		return fmt.Errorf("pipe for the plugin handshake: %w", err)
 	}
 	os.Stdout = w
+	// go-plugin points os.Stdout at its stdio stream once the line is
+	// out; a Serve that ended before the line leaves it on the pipe.
+	defer func() {
+		if os.Stdout == w {
+			os.Stdout = stdout
+			w.Close()
+		}
+	}()
 	go func() {
 		defer r.Close()
 		line, err := bufio.NewReader(r).ReadString('\n')
