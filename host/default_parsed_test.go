@@ -97,3 +97,28 @@ func TestDefaultParsedIsTheDefault(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLoadDefault times loading the embedded default with no config
+// file, as LoadConfig does (default), next to the YAML parser reading the
+// same file (parser: what every start paid before), alternated in one run.
+// Run with: go test -run '^$' -bench LoadDefault -count 6 ./host | benchstat -
+func BenchmarkLoadDefault(b *testing.B) {
+	lookup := func(string) (string, bool) { return "", false }
+	body := defaultConfigBody()
+	for _, bm := range []struct {
+		name string
+		load func() (*Config, error)
+	}{
+		{"default", func() (*Config, error) { return parseDefault(lookup, "linux") }},
+		{"parser", func() (*Config, error) { return parseConfig(body, DefaultSource, lookup, "linux") }},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bm.load(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
