@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 )
 
 // DefaultSource is Config.Source for the embedded default.
@@ -119,7 +120,7 @@ func loadConfig(opts LoadOptions) (*Config, string, error) {
 			return nil, OriginSystem, &ConfigError{Source: sys, Msg: "the system config: " + err.Error()}
 		}
 	}
-	cfg, err := ParseConfig(defaultConfigBody(), DefaultSource, opts.LookupEnv)
+	cfg, err := parseDefault(opts.LookupEnv, runtime.GOOS)
 	return cfg, OriginDefault, err
 }
 

@@ -41,6 +41,12 @@ func parseConfig(data []byte, source string, lookupEnv func(string) (string, boo
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
 	p := &parser{source: source, lookupEnv: lookupEnv, goos: goos}
+	return p.parse(data)
+}
+
+// parse is parseConfig's work, on a parser made for it.
+func (p *parser) parse(data []byte) (*Config, error) {
+	source := p.source
 	root, err := p.document(data)
 	if err != nil {
 		return nil, err
