@@ -236,14 +236,21 @@ func (h *Host) Token(ctx context.Context) (Result, error) {
 		return res, nil
 	}
 	// The key cannot be a provider's name: those key the store refreshes.
-	ch := h.flight.DoChan("\x00token", func() (any, error) {
-		// Shared by every caller: not ended by the first one's context,
-		// only by Close. Each provider call and the refresh have their own
-		// time limits.
+	return h.shared(ctx, "\x00token", h.fetch)
+}
+
+// shared runs fn once for every concurrent caller with the same key
+// (singleflight) and gives each its own copy of the result. fn runs under
+// a context that the first caller's does not end (the others still wait
+// on it), only Close; a caller whose ctx ends first returns ctx's error.
+// Each provider call and refresh inside has its own time limit. Keys must
+// not be provider names: those key the store refreshes.
+func (h *Host) shared(ctx context.Context, key string, fn func(context.Context) (Result, error)) (Result, error) {
+	ch := h.flight.DoChan(key, func() (any, error) {
 		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
 		defer context.AfterFunc(h.lifeCtx, cancel)()
-		return h.fetch(ctx)
+		return fn(ctx)
 	})
 	select {
 	case <-ctx.Done():

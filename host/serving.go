@@ -27,10 +27,7 @@ func (h *Host) RefreshRejected(ctx context.Context, fingerprint string) (Result,
 	if fingerprint == "" {
 		return h.Refresh(ctx)
 	}
-	// The key cannot be a provider's name: those key the store refreshes.
-	ch := h.flight.DoChan("\x00rejected "+fingerprint, func() (any, error) {
-		// Shared by every caller: not ended by the first one's context.
-		ctx := context.WithoutCancel(ctx)
+	return h.shared(ctx, "\x00rejected "+fingerprint, func(ctx context.Context) (Result, error) {
 		cur, err := h.Token(ctx)
 		if err != nil {
 			return Result{}, err
@@ -40,17 +37,6 @@ func (h *Host) RefreshRejected(ctx context.Context, fingerprint string) (Result,
 		}
 		return h.forceRefresh(ctx, cur.Credential.AccessToken)
 	})
-	select {
-	case <-ctx.Done():
-		return Result{}, ctx.Err()
-	case r := <-ch:
-		if r.Err != nil {
-			return Result{}, r.Err
-		}
-		res := r.Val.(Result)
-		res.Credential = res.Credential.Clone()
-		return res, nil
-	}
 }
 
 // Reread walks the chain afresh, past the cached result, and caches what
