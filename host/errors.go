@@ -12,8 +12,9 @@ import (
 // provider in the chain holds a usable credential.
 var ErrNoCredential = errors.New("no provider in the chain yielded a credential")
 
-// ErrClosed is returned by a Host's calls after Close has begun: a closed
-// host starts no plugin and refreshes nothing.
+// ErrClosed is returned by a Host's calls that would walk the chain, start
+// a plugin or refresh once Close has begun: a closed host starts no plugin
+// and refreshes nothing.
 var ErrClosed = errors.New("the host is closed")
 
 // ErrRefreshFailed is wrapped by Refresh's error when a forced refresh was

@@ -164,9 +164,10 @@ func (h *Host) Config() *Config { return h.cfg }
 // does not end it). The processes end together: each takes its shutdown
 // and exit, and a chain of several waits for the slowest, not for the sum.
 //
-// Calls made after Close has begun fail with ErrClosed; calls under way
-// when it begins are waited for (a walk shared by callers that all left
-// is cancelled).
+// Once Close has begun, calls that would walk the chain, start a plugin
+// or refresh fail with ErrClosed (a token still cached is served as
+// before); calls under way when it begins are waited for (a walk shared
+// by callers that all left is cancelled).
 func (h *Host) Close() error {
 	h.lifeMu.Lock()
 	h.closed = true
