@@ -507,3 +507,44 @@ func TestCloseDuringAWalkLeavesNoPlugin(t *testing.T) {
 		t.Errorf("Status after Close: %+v; want an error saying the host is closed", st)
 	}
 }
+
+// TestCloseCutsAWalkShortAndStartsNoMore: Close during a walk over a
+// chain of empty plugin processes ends the walk before it starts the rest
+// of the chain, and a caller still waiting on it gets ErrClosed, not "no
+// credential" (which reads as a logout).
+func TestCloseCutsAWalkShortAndStartsNoMore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const n = 6
+	var opts []string
+	for i := range n {
+		opts = append(opts, "pid="+filepath.Join(dir, strconv.Itoa(i)))
+	}
+	h, _ := newLevelHost(t, rawConfig(opts...), hclog.Error)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.Token(context.Background())
+		errc <- err
+	}()
+	// Let the walk start its first plugins, then close.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "0")); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.Close()
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Errorf("Token waiting on the walk Close cut short: %v; want ErrClosed", err)
+	}
+	started := 0
+	for i := range n {
+		if _, err := os.Stat(filepath.Join(dir, strconv.Itoa(i))); err == nil {
+			started++
+		}
+	}
+	if started == n {
+		t.Errorf("all %d plugins of the chain were started; want the walk to stop at Close", n)
+	}
+}

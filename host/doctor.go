@@ -68,6 +68,10 @@ func (h *Host) Doctor(ctx context.Context) []Report {
 // providerChecks runs the provider's own checks, if it has any; without
 // them an empty store is reported as it is.
 func (h *Host) providerChecks(ctx context.Context, m *member, st ProviderStatus) []Finding {
+	if err := h.enter(); err != nil {
+		return nil
+	}
+	defer h.leave()
 	p, err := m.provider(ctx)
 	if err != nil {
 		return nil

@@ -166,8 +166,10 @@ func (h *Host) Config() *Config { return h.cfg }
 //
 // Once Close has begun, calls that would walk the chain, start a plugin
 // or refresh fail with ErrClosed (a token still cached is served as
-// before); calls under way when it begins are waited for (a walk shared
-// by callers that all left is cancelled).
+// before); calls under way when it begins are waited for, except shared
+// walks (Token's, RefreshRejected's), which are cut short and fail with
+// ErrClosed. A refresh under way is never cut short. Close must not be
+// called from inside a provider call: it would wait for itself.
 func (h *Host) Close() error {
 	h.lifeMu.Lock()
 	h.closed = true
@@ -251,7 +253,12 @@ func (h *Host) shared(ctx context.Context, key string, fn func(context.Context) 
 		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
 		defer context.AfterFunc(h.lifeCtx, cancel)()
-		return fn(ctx)
+		res, err := fn(ctx)
+		if err != nil && h.lifeCtx.Err() != nil {
+			// Cut short by Close: not a chain without a credential.
+			return Result{}, ErrClosed
+		}
+		return res, err
 	})
 	select {
 	case <-ctx.Done():
@@ -394,6 +401,11 @@ func (h *Host) walk(ctx context.Context) (*member, sdk.Credential, error) {
 	ahead := h.startAhead(ctx)
 	defer ahead.release()
 	for i, m := range h.members {
+		// A walk whose context ended (its callers left, or Close began)
+		// starts nothing more.
+		if err := ctx.Err(); err != nil {
+			return nil, sdk.Credential{}, err
+		}
 		ahead.reach(i)
 		cred, err := h.read(ctx, m)
 		if err != nil {

@@ -268,9 +268,6 @@ type processSpec struct {
 	// verified, when set, is called once every pin was checked, before
 	// the process starts (tests change files there).
 	verified func()
-	// tls returns the host's TLS identity toward the plugin (see
-	// sdkplugin.ClientTLS); nil: a new one for this start.
-	tls func() (*sdkplugin.ClientTLS, error)
 }
 
 // startProcess returns a starter that runs a plugin process (see
@@ -290,11 +287,7 @@ func startProcess(spec processSpec, cfg *Config, logLevel hclog.Level, logger hc
 		// gets its certificate only, and trusts no other, so a plugin
 		// that learns another's address and certificate cannot pass the
 		// host's connection meant for itself to that other plugin.
-		newTLS := spec.tls
-		if newTLS == nil {
-			newTLS = sdkplugin.NewClientTLS
-		}
-		id, err := newTLS()
+		id, err := sdkplugin.NewClientTLS()
 		if err != nil {
 			return nil, nil, fmt.Errorf("start plugin %s: %w", name, err)
 		}

@@ -87,8 +87,8 @@ func (h *Host) status(ctx context.Context, m *member, now time.Time) ProviderSta
 	if err == nil {
 		cred, err = h.read(ctx, m)
 		h.leave()
+		st.PluginName, st.PluginVersion = m.infoNameVersion()
 	}
-	st.PluginName, st.PluginVersion = m.infoNameVersion()
 	if err != nil {
 		st.State = StateError
 		if errors.Is(err, sdk.ErrNotFound) {

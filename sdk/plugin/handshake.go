@@ -45,9 +45,8 @@ const maxMessageSize = 1 << 20
 // ClientConfig returns the go-plugin client setup every credhost plugin
 // client shares (the host's plugin processes and sdktest's): the handshake,
 // the versioned plugin sets, gRPC only, mutual TLS with a certificate made
-// for the one connection (go-plugin's AutoMTLS; a client that starts many
-// plugins, as the host does, uses one ClientTLS for all of them instead,
-// see ClientTLS.Apply), a cap on each message the plugin sends, and
+// for the one connection (go-plugin's AutoMTLS, on P-521; the host uses a
+// P-256 ClientTLS per start instead, see ClientTLS.Apply), a cap on each message the plugin sends, and
 // logger for go-plugin's own lines and the plugin's stderr.
 //
 // The caller says how the process runs: it sets Cmd (go-plugin starts it)
