@@ -2,37 +2,18 @@
 
 package daemon
 
-import (
-	"errors"
-	"net"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // checkPeers: the kernel reports every connection's peer (LOCAL_PEERCRED,
 // what getpeereid reads).
 const checkPeers = true
 
-// peerUID is the effective uid of the process at the other end of c, as
-// the kernel recorded it when that process connected (LOCAL_PEERCRED).
-func peerUID(c net.Conn) (int, error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return -1, errors.New("not a unix socket connection")
-	}
-	raw, err := uc.SyscallConn()
+// fdPeerUID is the effective uid of the peer of the connected unix socket
+// fd, as the kernel recorded it when the peer connected (LOCAL_PEERCRED).
+func fdPeerUID(fd int) (int, error) {
+	cred, err := unix.GetsockoptXucred(fd, unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
 	if err != nil {
 		return -1, err
-	}
-	var cred *unix.Xucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptXucred(int(fd), unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
-	}); err != nil {
-		return -1, err
-	}
-	if cerr != nil {
-		return -1, cerr
 	}
 	return int(cred.Uid), nil
 }
