@@ -38,6 +38,15 @@
 // dbus-launch). A Secret Service that does not answer within 5 s ends the
 // read as unavailable too, so reads nobody waits for any more do not pile up.
 //
+// A locked Secret Service keyring is asked to unlock (a prompt on a
+// desktop) at most once per five minutes by one Provider (one process:
+// `credhost serve` re-reads every 2 s): while its prompt is open, and for
+// five minutes after it was dismissed, reads answer at once as not-found,
+// saying the keyring is locked, and never wait for it. Unlocked any other
+// way, the keyring is read at the next read, and once a read has found it
+// unlocked, the next time it is locked the user is asked again at once
+// (unlockgate.go).
+//
 // Save is read-modify-write in json format (every key it does not own is
 // kept) and checks the platform's size limit (macOS: one security line,
 // Windows 2560 bytes) before anything is written. Refresh is the OAuth

@@ -5,6 +5,7 @@ package keychain
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	dbus "github.com/godbus/dbus/v5"
 )
@@ -53,6 +54,17 @@ func sessionBusAddress(lookupEnv func(string) (string, bool)) error {
 	}
 	return nil
 }
+
+// unlockCooldown is how long a Provider waits, after asking a locked
+// keyring to unlock in vain (the user dismissed or failed the prompt),
+// before it asks again (see unlockGate). Five minutes: a serve that
+// re-reads every 2 s would otherwise prompt 150 times in that span, and
+// a user who dismissed the prompt on purpose sees it at most twelve times
+// an hour even if they never answer; one who dismissed it by mistake, or
+// comes back to the desk, is asked again within minutes. Nobody has to
+// wait it out: a keyring unlocked any other way (the desktop's login,
+// Seahorse, KeePassXC) is read at the next read.
+const unlockCooldown = 5 * time.Minute
 
 // sizeLimit: the Secret Service has no documented limit.
 func sizeLimit(service, account string) (int, string) { return 0, "" }

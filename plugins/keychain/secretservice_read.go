@@ -57,8 +57,9 @@ var errNoAnswer = fmt.Errorf("%w: the Secret Service did not answer within %v", 
 // answer in time is ErrUnavailable too, not go-keyring's turn, whose calls
 // have no bound and would hang the same way. It returns errTakeLongPath
 // whenever the case is not plain (the collection is locked or missing, or
-// any call fails otherwise): go-keyring then unlocks, prompts and reports
-// errors as it always did.
+// any call fails otherwise): go-keyring then unlocks, prompting the user
+// at most once per unlockCooldown (goKeyring.Get), and reports errors as
+// it always did.
 func quickGet(lookupEnv func(string) (string, bool), service, account string) (string, error) {
 	if err := sessionBusAddress(lookupEnv); err != nil {
 		return "", err
