@@ -36,7 +36,12 @@
 // without $DBUS_SESSION_BUS_ADDRESS, or with "autolaunch:" there, it does
 // not call D-Bus at all (godbus would otherwise autolaunch one through
 // dbus-launch). A Secret Service that does not answer within 5 s ends the
-// read as unavailable too, so reads nobody waits for any more do not pile up.
+// read as unavailable too, so reads nobody waits for any more do not pile up,
+// and so does a session bus that does not complete a connection within 5 s
+// (one that accepts and never authenticates): the connection is first made,
+// with that deadline, on a connection of the provider's own, and only then
+// the process's shared one (sessionbus.go), so later reads are not stuck
+// behind a hung connection either.
 //
 // A locked Secret Service keyring is asked to unlock (a prompt on a
 // desktop) at most once per five minutes by one Provider (one process:

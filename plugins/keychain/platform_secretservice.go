@@ -3,11 +3,10 @@
 package keychain
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
-
-	dbus "github.com/godbus/dbus/v5"
 )
 
 // secretServiceName is the well-known bus name of a Secret Service.
@@ -21,16 +20,17 @@ const secretServiceName = "org.freedesktop.secrets"
 //   - it asks the bus whether the Secret Service name has an owner
 //     (NameHasOwner), because calling the name would make the bus activate
 //     gnome-keyring-daemon from its .service file.
+//
+// Connecting and asking are bounded by secretServiceTimeout (sessionBus).
 func available(lookupEnv func(string) (string, bool)) error {
-	if err := sessionBusAddress(lookupEnv); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), secretServiceTimeout)
+	defer cancel()
+	conn, err := sessionBus(ctx, lookupEnv)
+	if err != nil {
 		return err
 	}
-	conn, err := dbus.SessionBus()
-	if err != nil {
-		return fmt.Errorf("%w: cannot reach the D-Bus session bus: %v", ErrUnavailable, err)
-	}
 	var running bool
-	if err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, secretServiceName).Store(&running); err != nil {
+	if err := conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, secretServiceName).Store(&running); err != nil {
 		return fmt.Errorf("%w: cannot ask the session bus for a Secret Service: %v", ErrUnavailable, err)
 	}
 	if !running {
@@ -43,7 +43,7 @@ func available(lookupEnv func(string) (string, bool)) error {
 // $DBUS_SESSION_BUS_ADDRESS names a running session bus: unset, empty, or
 // "autolaunch:" (which asks the client to start a bus), godbus would run
 // dbus-launch, which leaves a dbus-daemon running after credhost exits.
-// available and quickGet both ask it first, so neither ever starts one.
+// sessionBus asks it first, so neither available nor quickGet ever starts one.
 func sessionBusAddress(lookupEnv func(string) (string, bool)) error {
 	addr, ok := lookupEnv("DBUS_SESSION_BUS_ADDRESS")
 	switch {

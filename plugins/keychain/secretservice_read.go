@@ -52,25 +52,23 @@ var errNoAnswer = fmt.Errorf("%w: the Secret Service did not answer within %v", 
 // Every call is sent with NoAutoStart, so with no Secret Service running
 // the bus says so instead of starting one, and quickGet reports
 // ErrUnavailable as available does; with no session bus address to
-// connect to (sessionBusAddress) it does not call D-Bus at all. Every call
-// is bounded by secretServiceTimeout: a Secret Service that does not
-// answer in time is ErrUnavailable too, not go-keyring's turn, whose calls
-// have no bound and would hang the same way. It returns errTakeLongPath
+// connect to (sessionBusAddress) it does not call D-Bus at all. The whole
+// read, connecting to the bus included (sessionBus), is bounded by
+// secretServiceTimeout: a bus or Secret Service that does not answer in
+// time is ErrUnavailable too, not go-keyring's turn, whose calls have no
+// bound and would hang the same way. It returns errTakeLongPath
 // whenever the case is not plain (the collection is locked or missing, or
 // any call fails otherwise): go-keyring then unlocks, prompting the user
 // at most once per unlockCooldown (goKeyring.Get), and reports errors as
 // it always did.
 func quickGet(lookupEnv func(string) (string, bool), service, account string) (string, error) {
-	if err := sessionBusAddress(lookupEnv); err != nil {
-		return "", err
-	}
-	conn, err := dbus.SessionBus()
-	if err != nil {
-		return "", fmt.Errorf("%w: cannot reach the D-Bus session bus: %v", ErrUnavailable, err)
-	}
 	// Cancelling drops every call still pending, so none outlives the read.
 	ctx, cancel := context.WithTimeout(context.Background(), secretServiceTimeout)
 	defer cancel()
+	conn, err := sessionBus(ctx, lookupEnv)
+	if err != nil {
+		return "", err
+	}
 
 	const flags = dbus.FlagNoAutoStart
 	attrs := map[string]string{"username": account, "service": service}
