@@ -38,10 +38,11 @@
 // dbus-launch). A Secret Service that does not answer within 5 s ends the
 // read as unavailable too, so reads nobody waits for any more do not pile up,
 // and so does a session bus that does not complete a connection within 5 s
-// (one that accepts and never authenticates): the connection is first made,
-// with that deadline, on a connection of the provider's own, and only then
-// the process's shared one (sessionbus.go), so later reads are not stuck
-// behind a hung connection either.
+// (one that accepts and never authenticates): reads connect with that
+// deadline on a connection of their own, and the process's shared one,
+// which go-keyring uses, is made only right after such a connection showed
+// the bus answers (sessionbus.go), so later reads are not stuck behind a
+// hung connection either.
 //
 // A locked Secret Service keyring is asked to unlock (a prompt on a
 // desktop) at most once per five minutes by one Provider (one process:

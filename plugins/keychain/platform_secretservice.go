@@ -21,11 +21,13 @@ const secretServiceName = "org.freedesktop.secrets"
 //     (NameHasOwner), because calling the name would make the bus activate
 //     gnome-keyring-daemon from its .service file.
 //
-// Connecting and asking are bounded by secretServiceTimeout (sessionBus).
+// It asks on godbus's shared connection (sharedBus), the one go-keyring
+// uses next, which it connects first if need be. Connecting and asking
+// are bounded by secretServiceTimeout.
 func available(lookupEnv func(string) (string, bool)) error {
 	ctx, cancel := context.WithTimeout(context.Background(), secretServiceTimeout)
 	defer cancel()
-	conn, err := sessionBus(ctx, lookupEnv)
+	conn, err := sharedBus.get(ctx, lookupEnv)
 	if err != nil {
 		return err
 	}
@@ -43,7 +45,8 @@ func available(lookupEnv func(string) (string, bool)) error {
 // $DBUS_SESSION_BUS_ADDRESS names a running session bus: unset, empty, or
 // "autolaunch:" (which asks the client to start a bus), godbus would run
 // dbus-launch, which leaves a dbus-daemon running after credhost exits.
-// sessionBus asks it first, so neither available nor quickGet ever starts one.
+// Every connection asks it first (busConn.get), so neither available nor
+// quickGet ever starts one.
 func sessionBusAddress(lookupEnv func(string) (string, bool)) error {
 	addr, ok := lookupEnv("DBUS_SESSION_BUS_ADDRESS")
 	switch {

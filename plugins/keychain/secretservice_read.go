@@ -53,7 +53,7 @@ var errNoAnswer = fmt.Errorf("%w: the Secret Service did not answer within %v", 
 // the bus says so instead of starting one, and quickGet reports
 // ErrUnavailable as available does; with no session bus address to
 // connect to (sessionBusAddress) it does not call D-Bus at all. The whole
-// read, connecting to the bus included (sessionBus), is bounded by
+// read, connecting to the bus included (quickBus), is bounded by
 // secretServiceTimeout: a bus or Secret Service that does not answer in
 // time is ErrUnavailable too, not go-keyring's turn, whose calls have no
 // bound and would hang the same way. It returns errTakeLongPath
@@ -65,7 +65,7 @@ func quickGet(lookupEnv func(string) (string, bool), service, account string) (s
 	// Cancelling drops every call still pending, so none outlives the read.
 	ctx, cancel := context.WithTimeout(context.Background(), secretServiceTimeout)
 	defer cancel()
-	conn, err := sessionBus(ctx, lookupEnv)
+	conn, err := quickBus.get(ctx, lookupEnv)
 	if err != nil {
 		return "", err
 	}

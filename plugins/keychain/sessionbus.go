@@ -14,21 +14,37 @@ import (
 // busConnectTimeout bounds connecting to the session bus (authentication
 // and Hello). godbus's dbus.SessionBus connects with no bound while it
 // holds its process-wide session-bus lock: on an address that accepts the
-// connection and never answers (a hung or stopped bus, a stale socket
-// another program listens on), the read would hang, and so would every
-// later one, go-keyring's included, each waiting for that lock. A
-// healthy bus answers in milliseconds.
+// connection and never answers (a hung or stopped bus, one out of file
+// descriptors, a stale socket another program listens on), a read would
+// hang, and so would every later one, go-keyring's included, each waiting
+// for that lock. A healthy bus answers in milliseconds.
 const busConnectTimeout = secretServiceTimeout
 
-// bus is what this package knows of godbus's shared session-bus
-// connection: every caller here reaches it through sessionBus.
-var bus struct {
+// The process's two session-bus connections:
+//   - quickBus, quickGet's own, made with the deadline (dial, connect):
+//     the reads of an unlocked keyring never touch godbus's lock;
+//   - sharedBus, godbus's shared connection (dbus.SessionBus), which
+//     go-keyring uses and so must be connected before go-keyring is
+//     called (available does). dbus.SessionBus is called only once a
+//     connection of our own has just been made within the deadline
+//     (probe), so godbus's lock is not held by a connection to a bus that
+//     did not answer in time.
+var (
+	quickBus  = busConn{connect: dial}
+	sharedBus = busConn{connect: probeThenShare}
+)
+
+// busConn is one session-bus connection, connected when first asked for
+// and again after it dropped.
+type busConn struct {
+	connect func(addr string, deadline time.Time) (*dbus.Conn, error)
+
 	mu      sync.Mutex
-	conn    *dbus.Conn  // the shared connection, once sessionBus made it
+	conn    *dbus.Conn  // once connected
 	attempt *busAttempt // the connection attempt in flight, if any
 }
 
-// busAttempt is one attempt to connect, shared by the reads that ask
+// busAttempt is one attempt to connect, shared by the callers that ask
 // while it is in flight.
 type busAttempt struct {
 	deadline time.Time
@@ -37,35 +53,33 @@ type busAttempt struct {
 	err      error
 }
 
-// sessionBus returns godbus's shared session-bus connection, the one
-// go-keyring uses too, connecting first if it is not connected, and never
-// waiting past busConnectTimeout nor ctx for it. It first checks the
-// address (sessionBusAddress: it never starts a bus). To connect, it
-// proves the bus answers on a connection of its own, with the deadline
-// (dbus.Connect: authentication and Hello), and only then calls
-// dbus.SessionBus, which connects the same way without a bound: so
-// godbus's lock is never held by a connection to a bus that did not
-// answer in time. The reads asking meanwhile share the attempt; once its
-// deadline has passed they answer at once, so a bus that stops answering
-// between the two connections (the one window left) costs one read the
-// bound and the later ones nothing.
-func sessionBus(ctx context.Context, lookupEnv func(string) (string, bool)) (*dbus.Conn, error) {
+// errBusTimeout is the answer when connecting took longer than
+// busConnectTimeout.
+var errBusTimeout = fmt.Errorf("%w: the D-Bus session bus did not accept a connection within %v", ErrUnavailable, busConnectTimeout)
+
+// get returns the connection, connecting first if it is not connected,
+// and never waits past busConnectTimeout nor ctx. It first checks the
+// address (sessionBusAddress: it never starts a bus). Callers asking
+// while an attempt is in flight share it; once its deadline has passed
+// they answer at once, so an attempt stuck past it (only dbus.SessionBus
+// can be) costs one caller the bound and the later ones nothing.
+func (b *busConn) get(ctx context.Context, lookupEnv func(string) (string, bool)) (*dbus.Conn, error) {
 	if err := sessionBusAddress(lookupEnv); err != nil {
 		return nil, err
 	}
-	bus.mu.Lock()
-	if c := bus.conn; c != nil && c.Connected() {
-		bus.mu.Unlock()
+	b.mu.Lock()
+	if c := b.conn; c != nil && c.Connected() {
+		b.mu.Unlock()
 		return c, nil
 	}
-	a := bus.attempt
+	a := b.attempt
 	if a == nil {
 		addr, _ := lookupEnv("DBUS_SESSION_BUS_ADDRESS")
 		a = &busAttempt{deadline: time.Now().Add(busConnectTimeout), done: make(chan struct{})}
-		bus.attempt = a
-		go a.run(addr)
+		b.attempt = a
+		go b.run(a, addr)
 	}
-	bus.mu.Unlock()
+	b.mu.Unlock()
 
 	timer := time.NewTimer(time.Until(a.deadline))
 	defer timer.Stop()
@@ -75,42 +89,53 @@ func sessionBus(ctx context.Context, lookupEnv func(string) (string, bool)) (*db
 	case <-timer.C:
 	case <-ctx.Done():
 	}
-	return nil, fmt.Errorf("%w: the D-Bus session bus did not accept a connection within %v", ErrUnavailable, busConnectTimeout)
+	return nil, errBusTimeout
 }
 
-// run makes the attempt: the connection of its own, bounded, then the
-// shared one.
-func (a *busAttempt) run(addr string) {
-	a.err = probeSessionBus(addr, a.deadline)
+// run makes the attempt a.
+func (b *busConn) run(a *busAttempt, addr string) {
+	a.conn, a.err = b.connect(addr, a.deadline)
+	b.mu.Lock()
+	b.attempt = nil
 	if a.err == nil {
-		var err error
-		if a.conn, err = dbus.SessionBus(); err != nil {
-			a.err = fmt.Errorf("%w: cannot reach the D-Bus session bus: %v", ErrUnavailable, err)
-		}
+		b.conn = a.conn
 	}
-	bus.mu.Lock()
-	bus.attempt = nil
-	if a.err == nil {
-		bus.conn = a.conn
-	}
-	bus.mu.Unlock()
+	b.mu.Unlock()
 	close(a.done)
 }
 
-// probeSessionBus connects to the bus at addr on a connection of its own
-// and closes it: nil when authentication and Hello were answered before
-// the deadline. At the deadline the connection's context is cancelled,
-// which makes godbus close it, ending the wait for the bus's answer.
-func probeSessionBus(addr string, deadline time.Time) error {
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
+// dial makes a connection of its own to the bus at addr: authenticated
+// and past Hello before the deadline, or none. At the deadline the
+// connection's context is cancelled, which makes godbus close it, ending
+// the wait for the bus's answer.
+func dial(addr string, deadline time.Time) (*dbus.Conn, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	timer := time.AfterFunc(time.Until(deadline), cancel)
 	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w: the D-Bus session bus did not accept a connection within %v", ErrUnavailable, busConnectTimeout)
+	if !timer.Stop() { // the deadline came first: the connection is closed
+		if err == nil {
+			conn.Close()
 		}
-		return fmt.Errorf("%w: cannot reach the D-Bus session bus: %v", ErrUnavailable, err)
+		return nil, errBusTimeout
 	}
-	conn.Close()
-	return nil
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%w: cannot reach the D-Bus session bus: %v", ErrUnavailable, err)
+	}
+	return conn, nil // cancelled only when the connection is closed
+}
+
+// probeThenShare returns godbus's shared connection, once a connection of
+// its own to addr, made with the deadline, showed that the bus answers.
+func probeThenShare(addr string, deadline time.Time) (*dbus.Conn, error) {
+	probe, err := dial(addr, deadline)
+	if err != nil {
+		return nil, err
+	}
+	probe.Close()
+	conn, err := dbus.SessionBus()
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot reach the D-Bus session bus: %v", ErrUnavailable, err)
+	}
+	return conn, nil
 }
