@@ -62,7 +62,7 @@ func (g *unlockGate) begin() (end func(unlocked bool), err error) {
 	}
 	if !g.failed.IsZero() {
 		if since := g.now().Sub(g.failed); since < g.cooldown {
-			return nil, fmt.Errorf("%w: the keyring is locked and was not unlocked when credhost last asked, %v ago; credhost asks again after %v, and reads it as soon as it is unlocked any other way", ErrUnavailable, since.Round(time.Second), g.cooldown)
+			return nil, fmt.Errorf("%w: the keyring is locked and did not unlock when credhost last asked it to, %v ago (the prompt was dismissed or could not be shown); credhost asks again once %v have passed, and reads it as soon as it is unlocked any other way", ErrUnavailable, since.Round(time.Second), g.cooldown)
 		}
 	}
 	g.pending = true

@@ -29,7 +29,7 @@ func TestUnlockGateAsksAgainOnlyAfterTheCooldownOrAnUnlock(t *testing.T) {
 	}{
 		{"a dismissed prompt holds the next ones back for the cooldown", []step{
 			{at: 0, do: "ask", ok: false, allowed: true},
-			{at: 2 * time.Second, do: "ask", allowed: false, says: "credhost asks again after 5m0s"},
+			{at: 2 * time.Second, do: "ask", allowed: false, says: "credhost asks again once 5m0s have passed"},
 			{at: cooldown - time.Second, do: "ask", allowed: false, says: "4m59s ago"},
 			{at: cooldown, do: "ask", ok: false, allowed: true},
 			{at: cooldown + 2*time.Second, do: "ask", allowed: false},
