@@ -8,17 +8,20 @@ import (
 	"time"
 )
 
-// unlockGate lets a Provider ask a locked keyring to unlock at most once
+// unlockGate lets a process ask a locked keyring to unlock at most once
 // per cooldown. Asking is what makes a Secret Service show its unlock
-// prompt (go-keyring's read calls Unlock and then Prompt), and `credhost
-// serve` reads the chain again every 2 s: without the gate, a user who
-// dismisses the prompt gets another one 2 s later, forever, and each
-// prompt also leaves a signal channel registered on the shared D-Bus
-// connection (go-keyring never removes it).
+// prompt, and `credhost serve` reads the chain again every 2 s: without
+// the gate, a user who dismisses the prompt gets another one 2 s later,
+// forever. Every keychain entry of the process shares one gate per
+// session bus (processUnlockGate): the keyring is the session's, and a
+// user expects one prompt, not one per entry.
 //
-// The rules, for one Provider (one long-lived process):
+// The rules, for one process:
 //   - no new unlock attempt while one is still waiting for its prompt (a
-//     second would queue a second prompt behind the first);
+//     second would queue a second prompt behind the first), unless it
+//     began a cooldown ago or more: an attempt ends well within that
+//     (promptTimeout), so one still pending was lost on the way and
+//     counts as failed when it began;
 //   - after an attempt that did not unlock, none for the cooldown, counted
 //     from when it ended (the moment the user dismissed the prompt);
 //   - seeing the keyring unlocked (a read that needed no unlock, however
@@ -35,7 +38,30 @@ type unlockGate struct {
 
 	mu      sync.Mutex
 	pending bool      // an attempt has not returned yet
+	started time.Time // when the pending attempt began
+	attempt uint64    // the latest attempt's number: an attempt given up on ends changing nothing
 	failed  time.Time // when the last attempt that did not unlock ended; zero after the keyring was seen unlocked
+}
+
+// unlockGates holds the process's gates, one per session bus address
+// (processUnlockGate).
+var unlockGates = struct {
+	sync.Mutex
+	byBus map[string]*unlockGate
+}{byBus: map[string]*unlockGate{}}
+
+// processUnlockGate returns the process's unlock gate for the session bus
+// lookupEnv names (nil where the platform never prompts).
+func processUnlockGate(lookupEnv func(string) (string, bool)) *unlockGate {
+	addr, _ := lookupEnv("DBUS_SESSION_BUS_ADDRESS")
+	unlockGates.Lock()
+	defer unlockGates.Unlock()
+	g, ok := unlockGates.byBus[addr]
+	if !ok {
+		g = newUnlockGate(unlockCooldown)
+		unlockGates.byBus[addr] = g
+	}
+	return g
 }
 
 // newUnlockGate returns a gate with the given cooldown; none (nil, every
@@ -57,22 +83,34 @@ func (g *unlockGate) begin() (end func(unlocked bool), err error) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now := g.now()
 	if g.pending {
-		return nil, fmt.Errorf("%w: the keyring is locked and credhost's request to unlock it is still waiting for an answer (the unlock prompt); unlock it there or any other way", ErrUnavailable)
-	}
-	if !g.failed.IsZero() {
-		if since := g.now().Sub(g.failed); since < g.cooldown {
+		if since := now.Sub(g.started); since < g.cooldown {
+			return nil, fmt.Errorf("%w: the keyring is locked and credhost's request to unlock it is still waiting for an answer (the unlock prompt); unlock it there or any other way", ErrUnavailable)
+		}
+		// Lost: it failed when it began, a cooldown ago.
+	} else if !g.failed.IsZero() {
+		if since := now.Sub(g.failed); since < g.cooldown {
 			return nil, fmt.Errorf("%w: the keyring is locked and did not unlock when credhost last asked it to, %v ago (the prompt was dismissed or could not be shown); credhost asks again once %v have passed, and reads it as soon as it is unlocked any other way", ErrUnavailable, since.Round(time.Second), g.cooldown)
 		}
 	}
-	g.pending = true
-	return g.end, nil
+	g.pending, g.started = true, now
+	g.attempt++
+	n := g.attempt
+	return func(unlocked bool) { g.end(n, unlocked) }, nil
 }
 
-// end records an attempt's outcome.
-func (g *unlockGate) end(unlocked bool) {
+// end records the outcome of attempt n. An attempt given up on (a later
+// one began) changes nothing, unless it unlocked the keyring.
+func (g *unlockGate) end(n uint64, unlocked bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if n != g.attempt {
+		if unlocked {
+			g.failed = time.Time{}
+		}
+		return
+	}
 	g.pending = false
 	if unlocked {
 		g.failed = time.Time{}
