@@ -10,6 +10,11 @@ func quickGet(func(string) (string, bool), string, string) (string, error) {
 	return "", errTakeLongPath
 }
 
+// unlockPrompt: quickGet never reports a locked keyring here.
+func unlockPrompt(func(string) (string, bool), string) (bool, error) {
+	return false, errTakeLongPath
+}
+
 // unlockCooldown: Credential Manager never prompts, so no read is held
 // back (see unlockGate).
 const unlockCooldown = 0

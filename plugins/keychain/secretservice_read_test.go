@@ -111,22 +111,15 @@ func TestPrivateKeyringHelper(t *testing.T) {
 		}
 	})
 
-	// A locked collection is go-keyring's case: it asks the keyring to
-	// unlock, which here has no prompter to ask anyone, so the read is
-	// not-found, saying the keyring is unavailable, and the secret never
-	// comes back.
+	// A locked collection is the quick read's too: it names the collection
+	// to unlock, and the read asks the keyring to unlock it, which here
+	// has no prompter to ask anyone, so the read is not-found, saying the
+	// keyring is unavailable, and the secret never comes back.
 	t.Run("a locked collection is not found", func(t *testing.T) {
-		conn, err := dbus.SessionBus()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var locked []dbus.ObjectPath
-		var prompt dbus.ObjectPath
-		if err := conn.Object(secretServiceName, secretServicePath).Call(secretServiceIface+".Lock", 0, []dbus.ObjectPath{loginCollectionPath}).Store(&locked, &prompt); err != nil || len(locked) != 1 {
-			t.Fatalf("lock the login collection: %v, %v", locked, err)
-		}
-		if _, err := quickGet(os.LookupEnv, service, "tester"); err != errTakeLongPath {
-			t.Errorf("quickGet in a locked collection: %v; want go-keyring's turn", err)
+		lockLogin(t)
+		var locked *lockedError
+		if _, err := quickGet(os.LookupEnv, service, "tester"); !errors.As(err, &locked) || locked.path != string(loginCollectionPath) {
+			t.Errorf("quickGet in a locked collection: %v; want it locked, naming %s", err, loginCollectionPath)
 		}
 		start := time.Now()
 		cred, err := p.Read(context.Background())
@@ -145,23 +138,13 @@ func TestPrivateKeyringHelper(t *testing.T) {
 	// without asking again, and read the item as soon as the keyring is
 	// unlocked some other way. The prompts are counted on the bus.
 	t.Run("a locked keyring is asked to unlock once, not at every read", func(t *testing.T) {
+		forgetUnlockAttempts(t)
 		mon := monitorUnlockPrompts(t)
 		lockLogin(t)
 		q := New()
 		sdktest.Configure(t, q, "keychain", `{"service":"`+service+`","account":"tester","timeout":"5s"}`)
-		readLocked := func(what string) {
-			t.Helper()
-			cred, err := q.Read(context.Background())
-			if !errors.Is(err, sdk.ErrNotFound) || !strings.Contains(err.Error(), "unavailable") || cred.AccessToken != "" {
-				t.Fatalf("%s: %d-byte token, %v; want not-found, unavailable", what, len(cred.AccessToken), err)
-			}
-			// Answered, not abandoned at the provider's timeout.
-			if strings.Contains(err.Error(), "no answer within") {
-				t.Errorf("%s waited for the keyring: %v", what, err)
-			}
-		}
 		for i := range 5 {
-			readLocked(fmt.Sprintf("read %d of a locked keyring", i+1))
+			readLocked(t, q, fmt.Sprintf("read %d of a locked keyring", i+1))
 		}
 		if n := mon.prompts(t); n != 1 {
 			t.Errorf("five reads of a locked keyring showed %d unlock prompts; want 1", n)
@@ -177,29 +160,77 @@ func TestPrivateKeyringHelper(t *testing.T) {
 
 		// Locked again after it was seen unlocked: asked again, once.
 		lockLogin(t)
-		readLocked("the first read after locking it again")
-		readLocked("the second read after locking it again")
+		readLocked(t, q, "the first read after locking it again")
+		readLocked(t, q, "the second read after locking it again")
 		if n := mon.prompts(t); n != 2 {
 			t.Errorf("a keyring locked again after a read found it unlocked: %d prompts in all; want 2", n)
 		}
+	})
 
-		// Concurrent reads of a fresh Provider: one asks, the others
-		// answer at once.
-		r := New()
-		sdktest.Configure(t, r, "keychain", `{"service":"`+service+`","account":"tester","timeout":"5s"}`)
+	// The keyring is the session's: two keychain entries in one process
+	// (two items) must not ask the user twice, nor any number of reads at
+	// once more than once.
+	t.Run("the keychain entries of one process are asked to unlock once", func(t *testing.T) {
+		forgetUnlockAttempts(t)
+		unlockLogin(t)
+		mon := monitorUnlockPrompts(t)
+		lockLogin(t)
+		var entries []*Provider
+		for _, account := range []string{"tester", "other"} {
+			p := New()
+			sdktest.Configure(t, p, "keychain", `{"service":"`+service+`","account":"`+account+`","timeout":"5s"}`)
+			entries = append(entries, p)
+		}
+		readLocked(t, entries[0], "the first entry's read of a locked keyring")
+		readLocked(t, entries[1], "the second entry's read of the locked keyring")
+		if n := mon.prompts(t); n != 1 {
+			t.Errorf("two keychain entries of one process read a locked keyring: %d unlock prompts; want 1", n)
+		}
+
+		// Seen unlocked, then locked again: eight reads at once, four by
+		// each entry, ask once.
+		unlockLogin(t)
+		if cred, err := entries[0].Read(context.Background()); err != nil || cred.AccessToken != "sk-ant-oat01-private" {
+			t.Fatalf("Read after the keyring was unlocked: %d-byte token, %v; want the item", len(cred.AccessToken), err)
+		}
+		lockLogin(t)
 		var wg sync.WaitGroup
-		for range 8 {
+		for i := range 8 {
 			wg.Go(func() {
-				if cred, err := r.Read(context.Background()); !errors.Is(err, sdk.ErrNotFound) || cred.AccessToken != "" {
+				if cred, err := entries[i%2].Read(context.Background()); !errors.Is(err, sdk.ErrNotFound) || cred.AccessToken != "" {
 					t.Errorf("concurrent read of a locked keyring: %d-byte token, %v; want not-found", len(cred.AccessToken), err)
 				}
 			})
 		}
 		wg.Wait()
-		if n := mon.prompts(t); n != 3 {
-			t.Errorf("eight concurrent reads of a locked keyring by a new Provider: %d prompts in all; want 3", n)
+		if n := mon.prompts(t); n != 2 {
+			t.Errorf("eight concurrent reads of a locked keyring by two entries: %d prompts in all; want 2", n)
 		}
 	})
+}
+
+// readLocked reads p, which must answer at once that the keyring is
+// unavailable (locked), with no secret.
+func readLocked(t *testing.T, p *Provider, what string) {
+	t.Helper()
+	cred, err := p.Read(context.Background())
+	if !errors.Is(err, sdk.ErrNotFound) || !strings.Contains(err.Error(), "unavailable") || cred.AccessToken != "" {
+		t.Fatalf("%s: %d-byte token, %v; want not-found, unavailable", what, len(cred.AccessToken), err)
+	}
+	// Answered, not abandoned at the provider's timeout.
+	if strings.Contains(err.Error(), "no answer within") {
+		t.Errorf("%s waited for the keyring: %v", what, err)
+	}
+}
+
+// forgetUnlockAttempts clears the process's unlock gate, as in a process
+// that never asked the keyring to unlock: the subtests before asked.
+func forgetUnlockAttempts(t *testing.T) {
+	t.Helper()
+	g := systemStore(os.LookupEnv).(*goKeyring).unlock
+	g.mu.Lock()
+	g.pending, g.failed = false, time.Time{}
+	g.mu.Unlock()
 }
 
 // lockLogin locks the login collection through the Secret Service.
@@ -306,11 +337,11 @@ const markerRule = "type='method_call',interface='org.freedesktop.DBus.Peer',mem
 
 // prompts returns the Prompt calls seen so far. The bus hands a monitor
 // one sender's messages in the order they were sent, so once the monitor
-// saw the marker this sends on the process's connection, it saw every
-// Prompt call the reads sent before it.
+// saw the marker this sends on the reads' connection (quickBus), it saw
+// every Prompt call the reads sent before it.
 func (m *unlockMonitor) prompts(t *testing.T) int {
 	t.Helper()
-	conn, err := dbus.SessionBus()
+	conn, err := quickBus.get(context.Background(), os.LookupEnv) // the Prompt calls' connection
 	if err != nil {
 		t.Fatal(err)
 	}
