@@ -58,7 +58,7 @@ func sessionBusAddress(lookupEnv func(string) (string, bool)) error {
 	return nil
 }
 
-// unlockCooldown is how long a Provider waits, after asking a locked
+// unlockCooldown is how long a process waits, after asking a locked
 // keyring to unlock in vain (the user dismissed or failed the prompt),
 // before it asks again (see unlockGate). Five minutes: a serve that
 // re-reads every 2 s would otherwise prompt 150 times in that span, and

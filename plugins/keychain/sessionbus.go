@@ -21,8 +21,10 @@ import (
 const busConnectTimeout = secretServiceTimeout
 
 // The process's two session-bus connections:
-//   - quickBus, quickGet's own, made with the deadline (dial, connect):
-//     the reads of an unlocked keyring never touch godbus's lock;
+//   - quickBus, quickGet's and unlockPrompt's own, made with the deadline
+//     (dial, connect): reads, and unlocking a locked keyring, never touch
+//     godbus's lock, and each prompt's signal channel and match rules are
+//     removed there once it ended;
 //   - sharedBus, godbus's shared connection (dbus.SessionBus), which
 //     go-keyring uses and so must be connected before go-keyring is
 //     called (available does). dbus.SessionBus is called only once a
