@@ -10,9 +10,10 @@
 //     argument, so a document must fit one `security -i` line: about 1.9 KB.
 //   - Linux and other Unix: a Secret Service (gnome-keyring, KeePassXC) over
 //     D-Bus (godbus): a read of an unlocked collection takes two round trips
-//     (secretservice_read.go), and a locked one is unlocked on credhost's
-//     own connection (secretservice_unlock.go); writes and odd cases go
-//     through zalando/go-keyring. Claude Code itself never uses one
+//     (secretservice_read.go), and a locked one, for a read or a save, is
+//     unlocked on credhost's own connection (secretservice_unlock.go);
+//     writes and odd cases go through zalando/go-keyring. Claude Code
+//     itself never uses one
 //     there (it keeps its login in the file only), so the embedded default
 //     leaves this provider out; configure it for your own items.
 //   - Windows: Credential Manager through go-keyring (the wincred provider
@@ -47,7 +48,7 @@
 //
 // A locked Secret Service keyring is asked to unlock (a prompt on a
 // desktop) at most once per five minutes per process, however many
-// keychain entries read it (`credhost serve` re-reads every 2 s): while
+// keychain entries read or save to it (`credhost serve` re-reads every 2 s): while
 // its prompt is open, and for five minutes after it was dismissed, reads
 // answer at once as not-found, saying the keyring is locked, and never
 // wait for it. Unlocked any other way, the keyring is read at the next

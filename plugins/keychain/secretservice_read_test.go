@@ -207,6 +207,29 @@ func TestPrivateKeyringHelper(t *testing.T) {
 			t.Errorf("eight concurrent reads of a locked keyring by two entries: %d prompts in all; want 2", n)
 		}
 	})
+
+	// A save finds the keyring locked too (it was unlocked for the read
+	// before it, and locked since): it asks to unlock as a read does,
+	// under the same gate, and writes nothing while it stays locked.
+	t.Run("a save to a locked keyring asks to unlock once, as a read does", func(t *testing.T) {
+		forgetUnlockAttempts(t)
+		unlockLogin(t)
+		mon := monitorUnlockPrompts(t)
+		lockLogin(t)
+		store := systemStore(os.LookupEnv)
+		for i := range 3 {
+			if err := store.Set(service, "tester", "overwritten"); !errors.Is(err, ErrUnavailable) {
+				t.Errorf("save %d to a locked keyring: %v; want unavailable", i+1, err)
+			}
+		}
+		if n := mon.prompts(t); n != 1 {
+			t.Errorf("three saves to a locked keyring showed %d unlock prompts; want 1", n)
+		}
+		unlockLogin(t)
+		if secret, err := quickGet(os.LookupEnv, service, "tester"); err != nil || !strings.Contains(secret, "sk-ant-oat01-private") {
+			t.Errorf("the item after saves to the locked keyring: %d bytes, %v; want it unchanged", len(secret), err)
+		}
+	})
 }
 
 // readLocked reads p, which must answer at once that the keyring is

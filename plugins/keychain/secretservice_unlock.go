@@ -146,3 +146,35 @@ func firstBool(body []any) (v, ok bool) {
 	v, ok = body[0].(bool)
 	return v, ok
 }
+
+// lockedCollection returns the collection a save goes to (go-keyring's
+// choice: the login collection when there is one, else the default
+// alias) when it is locked, and "" when it is not or its state cannot be
+// told (go-keyring then reports what is wrong). A save unlocks it first
+// (goKeyring.Set), so go-keyring, which would prompt its own way, finds it
+// unlocked.
+func lockedCollection(lookupEnv func(string) (string, bool)) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), secretServiceTimeout)
+	defer cancel()
+	conn, err := quickBus.get(ctx, lookupEnv)
+	if err != nil {
+		return "", err
+	}
+	for _, path := range []dbus.ObjectPath{loginCollectionPath, defaultAliasPath} {
+		var v dbus.Variant
+		err := conn.Object(secretServiceName, path).CallWithContext(ctx, propertiesGet, dbus.FlagNoAutoStart, secretCollectionIface, "Locked").Store(&v)
+		switch {
+		case isTimeout(err):
+			return "", errNoAnswer
+		case noSuchObject(err):
+			continue
+		case err != nil:
+			return "", nil
+		}
+		if locked, _ := v.Value().(bool); locked {
+			return string(path), nil
+		}
+		return "", nil
+	}
+	return "", nil
+}

@@ -109,12 +109,33 @@ func (s *goKeyring) unlockThenGet(path, service, account string) (string, error)
 	return secret, err
 }
 
-// Set stores the secret; the size limit was checked before.
+// Set stores the secret; the size limit was checked before. A locked
+// collection is unlocked first, as a read does (unlockPrompt, when the
+// gate lets it), so go-keyring's save finds it unlocked and does not
+// prompt its own way.
 func (s *goKeyring) Set(service, account, secret string) error {
 	if err := available(s.lookupEnv); err != nil {
 		return err
 	}
-	err := callGoKeyring("a save", func() error { return keyring.Set(service, account, secret) })
+	path, err := lockedCollection(s.lookupEnv)
+	if err != nil {
+		return err
+	}
+	if path != "" {
+		end, err := s.unlock.begin()
+		if err != nil {
+			return err
+		}
+		unlocked, err := unlockPrompt(s.lookupEnv, path)
+		if err == nil && !unlocked {
+			err = errNotUnlocked
+		}
+		end(err == nil)
+		if err != nil {
+			return err
+		}
+	}
+	err = callGoKeyring("a save", func() error { return keyring.Set(service, account, secret) })
 	if errors.Is(err, keyring.ErrSetDataTooBig) {
 		return fmt.Errorf("the keyring refused the secret as too big (%d bytes)", len(secret))
 	}
