@@ -13,9 +13,9 @@
 //     (secretservice_read.go), and a locked one, for a read or a save, is
 //     unlocked on credhost's own connection (secretservice_unlock.go);
 //     writes and odd cases go through zalando/go-keyring. Claude Code
-//     itself never uses one
-//     there (it keeps its login in the file only), so the embedded default
-//     leaves this provider out; configure it for your own items.
+//     itself never uses one there (it keeps its login in the file only),
+//     so the embedded default leaves this provider out; configure it for
+//     your own items.
 //   - Windows: Credential Manager through go-keyring (the wincred provider
 //     is the fuller one). Claude Code on Windows keeps its login in the file.
 //
