@@ -300,6 +300,7 @@ func TestDismissedPromptsHelper(t *testing.T) {
 	if n := mon.prompts(t); n != prompts {
 		t.Fatalf("%d reads and saves a cooldown apart showed %d unlock prompts; want %d", prompts, n, prompts)
 	}
+	t.Logf("goroutines after each prompt: %v", counts)
 	const slack = 5
 	if grew := counts[prompts-1] - counts[0]; grew > slack {
 		t.Errorf("%d goroutines more after %d dismissed prompts than after the first (%v); want at most %d", grew, prompts, counts, slack)
