@@ -10,10 +10,12 @@
 //     argument, so a document must fit one `security -i` line: about 1.9 KB.
 //   - Linux and other Unix: a Secret Service (gnome-keyring, KeePassXC) over
 //     D-Bus (godbus): a read of an unlocked collection takes two round trips
-//     (secretservice_read.go); writes and locked collections go through
-//     zalando/go-keyring. Claude Code itself never uses one
-//     there (it keeps its login in the file only), so the embedded default
-//     leaves this provider out; configure it for your own items.
+//     (secretservice_read.go), and a locked one, for a read or a save, is
+//     unlocked on credhost's own connection (secretservice_unlock.go);
+//     writes and odd cases go through zalando/go-keyring. Claude Code
+//     itself never uses one there (it keeps its login in the file only),
+//     so the embedded default leaves this provider out; configure it for
+//     your own items.
 //   - Windows: Credential Manager through go-keyring (the wincred provider
 //     is the fuller one). Claude Code on Windows keeps its login in the file.
 //
@@ -36,7 +38,27 @@
 // without $DBUS_SESSION_BUS_ADDRESS, or with "autolaunch:" there, it does
 // not call D-Bus at all (godbus would otherwise autolaunch one through
 // dbus-launch). A Secret Service that does not answer within 5 s ends the
-// read as unavailable too, so reads nobody waits for any more do not pile up.
+// read as unavailable too, so reads nobody waits for any more do not pile up,
+// and so does a session bus that does not complete a connection within 5 s
+// (one that accepts and never authenticates): reads connect with that
+// deadline on a connection of their own, and the process's shared one,
+// which go-keyring uses, is made only right after such a connection showed
+// the bus answers (sessionbus.go), so later reads are not stuck behind a
+// hung connection either.
+//
+// A locked Secret Service keyring is asked to unlock (a prompt on a
+// desktop) at most once per five minutes per process, however many
+// keychain entries read or save to it (`credhost serve` re-reads every 2 s): while
+// its prompt is open, and for five minutes after it was dismissed, reads
+// answer at once as not-found, saying the keyring is locked, and never
+// wait for it. Unlocked any other way, the keyring is read at the next
+// read, and once a read has found it unlocked, the next time it is locked
+// the user is asked again at once (unlockgate.go). The wait for a prompt
+// is bounded: it ends when the Secret Service exits or restarts, when the
+// session bus goes away, or after four minutes, when credhost dismisses
+// the prompt; a prompt lost some other way holds nothing back past the
+// five minutes. Each prompt's signal subscription is removed when it
+// ends, so a serve left running on a locked keyring does not grow.
 //
 // Save is read-modify-write in json format (every key it does not own is
 // kept) and checks the platform's size limit (macOS: one security line,

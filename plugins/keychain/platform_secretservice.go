@@ -3,10 +3,10 @@
 package keychain
 
 import (
+	"context"
 	"fmt"
 	"strings"
-
-	dbus "github.com/godbus/dbus/v5"
+	"time"
 )
 
 // secretServiceName is the well-known bus name of a Secret Service.
@@ -20,16 +20,19 @@ const secretServiceName = "org.freedesktop.secrets"
 //   - it asks the bus whether the Secret Service name has an owner
 //     (NameHasOwner), because calling the name would make the bus activate
 //     gnome-keyring-daemon from its .service file.
+//
+// It asks on godbus's shared connection (sharedBus), the one go-keyring
+// uses next, which it connects first if need be. Connecting and asking
+// are bounded by secretServiceTimeout.
 func available(lookupEnv func(string) (string, bool)) error {
-	if err := sessionBusAddress(lookupEnv); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), secretServiceTimeout)
+	defer cancel()
+	conn, err := sharedBus.get(ctx, lookupEnv)
+	if err != nil {
 		return err
 	}
-	conn, err := dbus.SessionBus()
-	if err != nil {
-		return fmt.Errorf("%w: cannot reach the D-Bus session bus: %v", ErrUnavailable, err)
-	}
 	var running bool
-	if err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, secretServiceName).Store(&running); err != nil {
+	if err := conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, secretServiceName).Store(&running); err != nil {
 		return fmt.Errorf("%w: cannot ask the session bus for a Secret Service: %v", ErrUnavailable, err)
 	}
 	if !running {
@@ -42,7 +45,8 @@ func available(lookupEnv func(string) (string, bool)) error {
 // $DBUS_SESSION_BUS_ADDRESS names a running session bus: unset, empty, or
 // "autolaunch:" (which asks the client to start a bus), godbus would run
 // dbus-launch, which leaves a dbus-daemon running after credhost exits.
-// available and quickGet both ask it first, so neither ever starts one.
+// Every connection asks it first (busConn.get), so neither available nor
+// quickGet ever starts one.
 func sessionBusAddress(lookupEnv func(string) (string, bool)) error {
 	addr, ok := lookupEnv("DBUS_SESSION_BUS_ADDRESS")
 	switch {
@@ -53,6 +57,17 @@ func sessionBusAddress(lookupEnv func(string) (string, bool)) error {
 	}
 	return nil
 }
+
+// unlockCooldown is how long a process waits, after asking a locked
+// keyring to unlock in vain (the user dismissed or failed the prompt),
+// before it asks again (see unlockGate). Five minutes: a serve that
+// re-reads every 2 s would otherwise prompt 150 times in that span, and
+// a user who dismissed the prompt on purpose sees it at most twelve times
+// an hour even if they never answer; one who dismissed it by mistake, or
+// comes back to the desk, is asked again within minutes. Nobody has to
+// wait it out: a keyring unlocked any other way (the desktop's login,
+// Seahorse, KeePassXC) is read at the next read.
+const unlockCooldown = 5 * time.Minute
 
 // sizeLimit: the Secret Service has no documented limit.
 func sizeLimit(service, account string) (int, string) { return 0, "" }

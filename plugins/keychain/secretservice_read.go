@@ -52,34 +52,38 @@ var errNoAnswer = fmt.Errorf("%w: the Secret Service did not answer within %v", 
 // Every call is sent with NoAutoStart, so with no Secret Service running
 // the bus says so instead of starting one, and quickGet reports
 // ErrUnavailable as available does; with no session bus address to
-// connect to (sessionBusAddress) it does not call D-Bus at all. Every call
-// is bounded by secretServiceTimeout: a Secret Service that does not
-// answer in time is ErrUnavailable too, not go-keyring's turn, whose calls
-// have no bound and would hang the same way. It returns errTakeLongPath
-// whenever the case is not plain (the collection is locked or missing, or
-// any call fails otherwise): go-keyring then unlocks, prompts and reports
-// errors as it always did.
+// connect to (sessionBusAddress) it does not call D-Bus at all. The whole
+// read, connecting to the bus included (quickBus), is bounded by
+// secretServiceTimeout: a bus or Secret Service that does not answer in
+// time is ErrUnavailable too, not go-keyring's turn, whose calls have no
+// bound and would hang the same way. A locked collection (or item) is a
+// *lockedError naming it: goKeyring.Get unlocks it itself (unlockPrompt),
+// at most once per unlockCooldown, and reads again. It returns
+// errTakeLongPath whenever the case is not plain otherwise (no collection,
+// or any call fails otherwise): go-keyring then reads and reports errors
+// as it always did.
 func quickGet(lookupEnv func(string) (string, bool), service, account string) (string, error) {
-	if err := sessionBusAddress(lookupEnv); err != nil {
-		return "", err
-	}
-	conn, err := dbus.SessionBus()
-	if err != nil {
-		return "", fmt.Errorf("%w: cannot reach the D-Bus session bus: %v", ErrUnavailable, err)
-	}
 	// Cancelling drops every call still pending, so none outlives the read.
 	ctx, cancel := context.WithTimeout(context.Background(), secretServiceTimeout)
 	defer cancel()
+	conn, err := quickBus.get(ctx, lookupEnv)
+	if err != nil {
+		return "", err
+	}
 
 	const flags = dbus.FlagNoAutoStart
 	attrs := map[string]string{"username": account, "service": service}
 	svc := conn.Object(secretServiceName, secretServicePath)
 	open := svc.GoWithContext(ctx, secretServiceIface+".OpenSession", flags, nil, "plain", dbus.MakeVariant(""))
-	type candidate struct{ search, locked *dbus.Call }
+	type candidate struct {
+		path           dbus.ObjectPath
+		search, locked *dbus.Call
+	}
 	var candidates []candidate
 	for _, path := range []dbus.ObjectPath{loginCollectionPath, defaultAliasPath} {
 		c := conn.Object(secretServiceName, path)
 		candidates = append(candidates, candidate{
+			path:   path,
 			search: c.GoWithContext(ctx, secretCollectionIface+".SearchItems", flags, nil, attrs),
 			locked: c.GoWithContext(ctx, propertiesGet, flags, nil, secretCollectionIface, "Locked"),
 		})
@@ -97,6 +101,7 @@ func quickGet(lookupEnv func(string) (string, bool), service, account string) (s
 	// default alias. Every answer is read, so none is left on the shared
 	// connection.
 	var items []dbus.ObjectPath
+	var lockedPath dbus.ObjectPath // the chosen collection, when it is locked
 	chosen, plain, late := false, true, isTimeout(err)
 	for _, c := range candidates {
 		var found []dbus.ObjectPath
@@ -110,6 +115,9 @@ func quickGet(lookupEnv func(string) (string, bool), service, account string) (s
 			chosen, items = true, found
 			locked, ok := v.Value().(bool)
 			plain = lerr == nil && ok && !locked
+			if lerr == nil && ok && locked {
+				lockedPath = c.path
+			}
 		case !noSuchObject(serr):
 			chosen, plain = true, false // it may exist: go-keyring's turn
 		}
@@ -119,6 +127,8 @@ func quickGet(lookupEnv func(string) (string, bool), service, account string) (s
 		return "", errNoAnswer
 	case err != nil && notRunning(err):
 		return "", fmt.Errorf("%w: no Secret Service is running on the session bus", ErrUnavailable)
+	case err == nil && lockedPath != "":
+		return "", &lockedError{path: string(lockedPath)}
 	case err != nil, !chosen, !plain:
 		return "", errTakeLongPath
 	case len(items) == 0:
@@ -133,6 +143,8 @@ func quickGet(lookupEnv func(string) (string, bool), service, account string) (s
 	get := conn.Object(secretServiceName, items[0]).GoWithContext(ctx, secretItemIface+".GetSecret", flags, nil, session)
 	if err := (<-get.Done).Store(&secret); isTimeout(err) {
 		return "", errNoAnswer
+	} else if isLocked(err) {
+		return "", &lockedError{path: string(items[0])} // the item is locked on its own
 	} else if err != nil {
 		return "", errTakeLongPath
 	}
@@ -142,6 +154,13 @@ func quickGet(lookupEnv func(string) (string, bool), service, account string) (s
 // isTimeout reports whether err is godbus dropping a call at
 // secretServiceTimeout.
 func isTimeout(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
+
+// isLocked reports whether err is a Secret Service's answer that the
+// object asked for is locked.
+func isLocked(err error) bool {
+	var e dbus.Error
+	return errors.As(err, &e) && e.Name == "org.freedesktop.Secret.Error.IsLocked"
+}
 
 // noSuchObject reports whether err is a Secret Service's answer to a call
 // on a path where it has no object (gnome-keyring says UnknownMethod,

@@ -11,50 +11,148 @@ import (
 
 // systemStore is the OS keyring: a Secret Service over D-Bus, or Windows
 // Credential Manager, through go-keyring (macOS has its own driver, the
-// security command; see security.go).
+// security command; see security.go). Every store of one process shares
+// the unlock gate of its session bus (processUnlockGate), so a user is
+// asked to unlock once, however many keychain entries read the keyring.
 func systemStore(lookupEnv func(string) (string, bool)) Store {
-	return goKeyring{lookupEnv: lookupEnv}
+	return &goKeyring{lookupEnv: lookupEnv, unlock: processUnlockGate(lookupEnv)}
 }
 
 // goKeyring is the OS keyring through go-keyring, which speaks the Secret
 // Service's D-Bus protocol and Credential Manager's API without cgo.
 type goKeyring struct {
 	lookupEnv func(string) (string, bool)
+	// unlock holds back asking the user to unlock the keyring to once per
+	// unlockCooldown (nil: the platform never prompts).
+	unlock *unlockGate
 }
 
 // errTakeLongPath is quickGet's answer when the keyring's answers are not
 // the plain case it handles: the caller reads through go-keyring.
 var errTakeLongPath = errors.New("not the plain case: read through go-keyring")
 
+// lockedError is quickGet's answer when the item is in a locked collection
+// (or is locked itself): path is the Secret Service object to unlock.
+type lockedError struct{ path string }
+
+func (e *lockedError) Error() string { return "the keyring is locked: " + e.path }
+
+// errNotUnlocked is the read's answer when the user was asked to unlock
+// the keyring and it stayed locked.
+var errNotUnlocked = fmt.Errorf("%w: the keyring is locked and did not unlock when credhost asked it to (the prompt was dismissed or could not be shown); credhost asks again once %v have passed, and reads it as soon as it is unlocked any other way", ErrUnavailable, unlockCooldown)
+
 // Get reads the item the quick way where the platform has one (quickGet),
 // else through go-keyring, mapping its answers to ErrNoItem and
 // ErrUnavailable: any failure other than "no such item" means the keyring
-// cannot be used right now.
-func (s goKeyring) Get(service, account string) (string, error) {
-	if secret, err := quickGet(s.lookupEnv, service, account); err != errTakeLongPath {
+// cannot be used right now. A locked keyring is asked to unlock (a prompt
+// on a desktop) only when the unlock gate lets it; otherwise the read
+// answers at once, unavailable. quickGet's platforms unlock on
+// credhost's own connection (unlockPrompt); go-keyring's read, which
+// may prompt too, is held back by the same gate.
+func (s *goKeyring) Get(service, account string) (string, error) {
+	secret, err := quickGet(s.lookupEnv, service, account)
+	var locked *lockedError
+	if errors.As(err, &locked) {
+		secret, err = s.unlockThenGet(locked.path, service, account)
+	}
+	if err != errTakeLongPath {
+		if err == nil || err == ErrNoItem {
+			s.unlock.seenUnlocked()
+		}
 		return secret, err
 	}
 	if err := available(s.lookupEnv); err != nil {
 		return "", err
 	}
-	secret, err := keyring.Get(service, account)
+	end, err := s.unlock.begin()
+	if err != nil {
+		return "", err
+	}
+	err = callGoKeyring("a read", func() (err error) {
+		secret, err = keyring.Get(service, account)
+		return err
+	})
+	end(err == nil || errors.Is(err, keyring.ErrNotFound))
 	switch {
 	case errors.Is(err, keyring.ErrNotFound):
 		return "", ErrNoItem
+	case errors.Is(err, ErrUnavailable):
+		return "", err
 	case err != nil:
 		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return secret, nil
 }
 
-// Set stores the secret; the size limit was checked before.
-func (s goKeyring) Set(service, account, secret string) error {
+// unlockThenGet asks the Secret Service to unlock path, when the gate lets
+// it, and reads again.
+func (s *goKeyring) unlockThenGet(path, service, account string) (string, error) {
+	end, err := s.unlock.begin()
+	if err != nil {
+		return "", err
+	}
+	unlocked, err := unlockPrompt(s.lookupEnv, path)
+	if err == nil && !unlocked {
+		err = errNotUnlocked
+	}
+	if err != nil {
+		end(false)
+		return "", err
+	}
+	secret, err := quickGet(s.lookupEnv, service, account)
+	var locked *lockedError
+	if errors.As(err, &locked) { // locked again at once, or only part of it unlocked
+		end(false)
+		return "", errNotUnlocked
+	}
+	end(true)
+	return secret, err
+}
+
+// Set stores the secret; the size limit was checked before. A locked
+// collection is unlocked first, as a read does (unlockPrompt, when the
+// gate lets it), so go-keyring's save finds it unlocked and does not
+// prompt its own way.
+func (s *goKeyring) Set(service, account, secret string) error {
 	if err := available(s.lookupEnv); err != nil {
 		return err
 	}
-	err := keyring.Set(service, account, secret)
+	path, err := lockedCollection(s.lookupEnv)
+	if err != nil {
+		return err
+	}
+	if path != "" {
+		end, err := s.unlock.begin()
+		if err != nil {
+			return err
+		}
+		unlocked, err := unlockPrompt(s.lookupEnv, path)
+		if err == nil && !unlocked {
+			err = errNotUnlocked
+		}
+		end(err == nil)
+		if err != nil {
+			return err
+		}
+	}
+	err = callGoKeyring("a save", func() error { return keyring.Set(service, account, secret) })
 	if errors.Is(err, keyring.ErrSetDataTooBig) {
 		return fmt.Errorf("the keyring refused the secret as too big (%d bytes)", len(secret))
 	}
 	return err
+}
+
+// callGoKeyring runs f, a go-keyring call, and turns a panic into an
+// error wrapping ErrUnavailable: go-keyring dereferences a nil signal when
+// the session bus drops while it waits for an unlock prompt, and the
+// keychain provider runs inside `credhost serve`, which must not end with
+// it. The panic's value stays out of the message: it may hold anything
+// go-keyring had in hand.
+func callGoKeyring(what string, f func() error) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = fmt.Errorf("%w: go-keyring failed during %s (the session bus connection was lost while it waited for the keyring)", ErrUnavailable, what)
+		}
+	}()
+	return f()
 }
