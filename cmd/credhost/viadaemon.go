@@ -15,9 +15,10 @@ import (
 )
 
 // daemonDialBound is how long token, exec, refresh and status wait for a
-// daemon to answer its health check before they work directly: a daemon
-// that does not answer this fast is as good as none, and a caller must not
-// wait on one that hangs.
+// daemon to answer before they work directly (token and exec: their token
+// request, or the daemon's interim answer that it works on it; refresh and
+// status: its health check): a daemon that does not answer this fast is as
+// good as none, and a caller must not wait on one that hangs.
 const daemonDialBound = 500 * time.Millisecond
 
 // noDaemonFlag adds --no-daemon to a command that would use the daemon.

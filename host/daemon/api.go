@@ -6,7 +6,12 @@
 //
 // The wire protocol is HTTP/1.1 with JSON bodies over a unix socket (AF_UNIX,
 // Windows 10 and later too), versioned under /v1. The types in this file are
-// that protocol; the README shows each request with curl.
+// that protocol; the README shows each request with curl. An answer that
+// takes the daemon longer than a tenth of a second (a token that waits for
+// a refresh, a forced refresh) is preceded by an interim 102 Processing:
+// HTTP clients skip it, and FetchToken, which gives the daemon half a
+// second to answer at all, takes it as the daemon's word that it works on
+// the answer.
 package daemon
 
 import (
