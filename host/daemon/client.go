@@ -99,6 +99,8 @@ func WithAnswerTimeout(d time.Duration) DialOption {
 // the usual one) and checks that it answers, within the dial bound. The
 // error wraps ErrUnavailable when no daemon answers there, and is
 // ErrChainMismatch when WithChain was given and the daemon's chain differs.
+// A caller that asks for one token and exits uses FetchToken: one request,
+// no health check.
 func Dial(ctx context.Context, socket string, opts ...DialOption) (*Client, error) {
 	o := dialOptions{dialTimeout: DefaultDialTimeout, answerBound: DefaultAnswerTimeout}
 	for _, opt := range opts {
