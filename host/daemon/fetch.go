@@ -17,10 +17,11 @@ import (
 // FetchToken asks the daemon on socket for its token in one request, the
 // way a one-shot command (`credhost token`, `credhost exec`) asks it: Dial
 // and Token without Dial's health check, on a connection used once. The
-// token request itself proves the daemon answers: its answer, or an interim
-// 1xx answer the daemon sends when it has to wait (for a refresh, say),
-// must come within the dial bound; after an interim answer the final one
-// has the answer bound. With WithChain or WithChainOf the request carries
+// token request itself proves the daemon answers: its answer, or the
+// interim 102 Processing the request asks for (InterimHeader) and the
+// daemon sends when it has to wait (for a refresh, say), must come within
+// the dial bound; after an interim answer the final one has the answer
+// bound. With WithChain or WithChainOf the request carries
 // the caller's chain, and a daemon of another chain answers 409, which is
 // ErrChainMismatch here.
 //
@@ -30,8 +31,8 @@ import (
 //
 // A daemon older than the interim answers sends none: a token request that
 // waits there for a refresh longer than the dial bound is given up, and
-// the caller works directly (its own walk finds the refresh under way
-// through the store's lock).
+// the caller works directly (its own walk takes turns with the daemon's
+// refresh through the store's locks).
 func FetchToken(ctx context.Context, socket string, opts ...DialOption) (Token, error) {
 	o := dialOptions{dialTimeout: DefaultDialTimeout, answerBound: DefaultAnswerTimeout}
 	for _, opt := range opts {
@@ -117,7 +118,7 @@ func once(ctx context.Context, socket string, o dialOptions, method, path string
 	setDeadline(start.Add(o.dialTimeout))
 	// The host part is a name only; Connection: close, as nothing else
 	// is asked on this connection.
-	req := method + " " + path + " HTTP/1.1\r\nHost: credhost\r\n"
+	req := method + " " + path + " HTTP/1.1\r\nHost: credhost\r\n" + InterimHeader + ": 102\r\n"
 	if o.chain != "" {
 		req += ChainHeader + ": " + o.chain + "\r\n"
 	}

@@ -128,8 +128,8 @@ func TestFetchTokenEndsWithItsContext(t *testing.T) {
 }
 
 // slowDaemon answers a token request after delay, with an interim 102
-// first when interim is set, as credhost serve does when the token waits
-// for a refresh.
+// first when interim is set and the request asks for it, as credhost
+// serve does when the token waits for a refresh.
 func slowDaemon(t *testing.T, delay time.Duration, interim bool) string {
 	t.Helper()
 	p := socketPath(t)
@@ -138,7 +138,7 @@ func slowDaemon(t *testing.T, delay time.Duration, interim bool) string {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if interim {
+		if interim && r.Header.Get(InterimHeader) == "102" {
 			w.WriteHeader(http.StatusProcessing)
 		}
 		time.Sleep(delay)
@@ -205,17 +205,21 @@ func TestFetchTokenRefusesADaemonAnotherUserCouldHavePlanted(t *testing.T) {
 	}
 }
 
-// The server's interim answer: a request that takes longer than
-// interimAfter gets a 102 Processing first, a quick one none.
+// The server's interim answer: a request that asks for it and takes
+// longer than interimAfter gets a 102 Processing first; a quick one, or
+// one that did not ask (curl, Python's http.client, clients of earlier
+// versions), none.
 func TestServerSaysItIsWorkingOnASlowAnswer(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		takes   time.Duration
+		ask     bool
 		interim bool
 	}{
-		{"quick", 0, false},
-		{"slow", 3 * interimAfter, true},
+		{"quick", 0, true, false},
+		{"slow", 3 * interimAfter, true, true},
+		{"slow, not asked for", 3 * interimAfter, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -236,7 +240,11 @@ func TestServerSaysItIsWorkingOnASlowAnswer(t *testing.T) {
 			}
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(generous))
-			if _, err := conn.Write([]byte("GET /v1/token HTTP/1.1\r\nHost: credhost\r\n\r\n")); err != nil {
+			req := "GET /v1/token HTTP/1.1\r\nHost: credhost\r\n"
+			if tc.ask {
+				req += InterimHeader + ": 102\r\n"
+			}
+			if _, err := conn.Write([]byte(req + "\r\n")); err != nil {
 				t.Fatal(err)
 			}
 			br := bufio.NewReader(conn)

@@ -406,18 +406,20 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 }
 
 // interimAfter is how long a request may take before the daemon tells
-// the client it is working on it (an interim 102 Processing answer): a
-// client that asks in one request (FetchToken) gives the daemon only its
-// dial bound, half a second, to answer at all, and a token that waits for
-// a refresh, or a forced refresh, takes longer.
+// the client it is working on it (an interim 102 Processing answer), when
+// the client asks (InterimHeader): a client that asks in one request
+// (FetchToken) gives the daemon only its dial bound, half a second, to
+// answer at all, and a token that waits for a refresh, or a forced
+// refresh, takes longer.
 const interimAfter = 100 * time.Millisecond
 
-// working runs fn, which must not touch w, and sends an interim 102
-// Processing answer on w if fn takes longer than interimAfter. The final
-// answer follows as usual; clients skip interim ones (net/http, curl).
+// working runs fn, which must not touch w, and, when r asks for interim
+// answers (InterimHeader), sends a 102 Processing on w if fn takes longer
+// than interimAfter. The final answer follows as usual.
 func working(w http.ResponseWriter, r *http.Request, fn func()) {
-	if !r.ProtoAtLeast(1, 1) {
-		// HTTP/1.0 has no interim answers.
+	if !r.ProtoAtLeast(1, 1) || r.Header.Get(InterimHeader) == "" {
+		// HTTP/1.0 has no interim answers, and a client that did not
+		// ask may take one for the answer.
 		fn()
 		return
 	}
