@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // minPlainUnexpand is the shortest expanded value taken back out of a
@@ -25,9 +26,27 @@ type expansion struct {
 // into the config reads again as the config file says it. A config value
 // can come from a secret in the environment, and an error that quotes it
 // (the host's, or a plugin's about its config) would print the secret.
-// The zero unexpander changes nothing.
+// The zero unexpander changes nothing. The rewrite is built when first
+// used: most processes never print a message that needs it, and building
+// it quotes every expanded value three ways.
 type unexpander struct {
-	r *strings.Replacer
+	lazy *lazyUnexpander
+}
+
+// lazyUnexpander is an unexpander's rewrite, built once, on first use.
+type lazyUnexpander struct {
+	once  sync.Once
+	pairs []expansion
+	r     *strings.Replacer
+}
+
+// replacer is the rewrite, or nil when there is nothing to rewrite.
+func (u unexpander) replacer() *strings.Replacer {
+	if u.lazy == nil {
+		return nil
+	}
+	u.lazy.once.Do(func() { u.lazy.r = buildUnexpander(u.lazy.pairs) })
+	return u.lazy.r
 }
 
 // newUnexpander builds the rewrite for pairs: each value, as Go's %q and
@@ -37,7 +56,17 @@ type unexpander struct {
 // then the earlier pair, in one pass, so a replacement is never rewritten
 // again. A path is left plain so that messages keep naming the real file.
 func newUnexpander(pairs []expansion) unexpander {
-	pairs = slices.Clone(pairs)
+	for _, e := range pairs {
+		if e.value != "" {
+			return unexpander{lazy: &lazyUnexpander{pairs: slices.Clone(pairs)}}
+		}
+	}
+	return unexpander{}
+}
+
+// buildUnexpander is newUnexpander's rewrite, nil when it has nothing to
+// rewrite.
+func buildUnexpander(pairs []expansion) *strings.Replacer {
 	slices.SortStableFunc(pairs, func(a, b expansion) int { return cmp.Compare(len(b.value), len(a.value)) })
 	var oldnew []string
 	seen := map[string]bool{}
@@ -66,24 +95,25 @@ func newUnexpander(pairs []expansion) unexpander {
 		}
 	}
 	if len(oldnew) == 0 {
-		return unexpander{}
+		return nil
 	}
-	return unexpander{r: strings.NewReplacer(oldnew...)}
+	return strings.NewReplacer(oldnew...)
 }
 
 func inner(quoted string) string { return quoted[1 : len(quoted)-1] }
 
 // apply rewrites msg.
 func (u unexpander) apply(msg string) string {
-	if u.r == nil {
+	r := u.replacer()
+	if r == nil {
 		return msg
 	}
-	return u.r.Replace(msg)
+	return r.Replace(msg)
 }
 
 // applyErr rewrites err's message, keeping err for errors.Is and As.
 func (u unexpander) applyErr(err error) error {
-	if err == nil || u.r == nil {
+	if err == nil || u.replacer() == nil {
 		return err
 	}
 	msg := err.Error()

@@ -120,8 +120,18 @@ func benchSocketDir(b *testing.B) string {
 //	               benchDaemonRefresh)
 //	token/...      a cold `credhost token` answered by the daemon
 //	               (daemon-ns/op) next to `credhost token --no-daemon`
-//	               (direct-ns/op); daemon/direct is the ratio; with the
-//	               built-ins in-process and as plugin processes
+//	               (direct-ns/op) and to `credhost --version`
+//	               (start-ns/op: the binary's start alone, the floor of
+//	               any client that is a credhost process); daemon/direct
+//	               and daemon/start are the ratios; with the built-ins
+//	               in-process and as plugin processes. With
+//	               $CREDHOST_BENCH_BASE naming another credhost binary (an
+//	               older build), its `credhost token` through the same
+//	               daemon is timed too, in turn with the others
+//	               (base-ns/op, base/daemon): a before and after from
+//	               one run; each kind of run's CPU time (user and
+//	               system) as NAME-cpu-ms/op, which a loaded machine
+//	               blurs less than the wall time
 //
 // The chain is the embedded default with the token in the file; the
 // daemon for roundtrip and concurrent100 runs the built-ins in-process. Run with:
@@ -185,29 +195,56 @@ func BenchmarkDaemon(b *testing.B) {
 			}
 			direct := append(slices.Clone(env), daemon.SocketEnv+"="+filepath.Join(sockets, "none.sock"))
 			via := append(slices.Clone(env), daemon.SocketEnv+"="+sock)
-			run := func(env []string, args ...string) time.Duration {
+			// cpu is each kind of run's CPU time (user and system): on a
+			// loaded machine it varies less than the wall time, which
+			// includes the waits for a core.
+			cpu := map[string]time.Duration{}
+			runBin := func(name, bin string, env []string, args ...string) time.Duration {
 				start := time.Now()
-				cmd := exec.Command(credhostBin, args...)
+				cmd := exec.Command(bin, args...)
 				cmd.Env = env
 				if out, err := cmd.CombinedOutput(); err != nil {
-					b.Fatalf("credhost %v: %v\n%s", args, err, out)
+					b.Fatalf("%s %v: %v\n%s", bin, args, err, out)
 				}
-				return time.Since(start)
+				took := time.Since(start)
+				cpu[name] += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+				return took
 			}
+			run := func(name string, env []string, args ...string) time.Duration {
+				return runBin(name, credhostBin, env, args...)
+			}
+			base := os.Getenv("CREDHOST_BENCH_BASE")
 			before := servedTokens(b, d)
-			var directT, daemonT time.Duration
+			var directT, daemonT, startT, baseT time.Duration
 			n := 0
 			for b.Loop() {
-				directT += run(direct, "token", "--no-daemon")
-				daemonT += run(via, "token")
+				startT += run("start", via, "--version")
+				directT += run("direct", direct, "token", "--no-daemon")
+				daemonT += run("daemon", via, "token")
+				if base != "" {
+					baseT += runBin("base", base, via, "token")
+				}
 				n++
 			}
 			// The daemon's own metrics say it answered every `credhost
 			// token` through it and none of the --no-daemon ones.
-			if served := servedTokens(b, d) - before; served != float64(n) {
-				b.Fatalf("the daemon served %v GET /v1/token for %d `credhost token` through it and %d direct; want exactly %d", served, n, n, n)
+			want := float64(n)
+			if base != "" {
+				want *= 2
+			}
+			if served := servedTokens(b, d) - before; served != want {
+				b.Fatalf("the daemon served %v GET /v1/token for %v `credhost token` through it and %d direct; want exactly %v", served, want, n, want)
 			}
 			reportPair(b, n, directT, daemonT, "direct", "daemon")
+			b.ReportMetric(float64(startT.Nanoseconds())/float64(n), "start-ns/op")
+			b.ReportMetric(float64(daemonT)/float64(startT), "daemon/start")
+			for name, t := range cpu {
+				b.ReportMetric(float64(t.Microseconds())/1000/float64(n), name+"-cpu-ms/op")
+			}
+			if base != "" {
+				b.ReportMetric(float64(baseT.Nanoseconds())/float64(n), "base-ns/op")
+				b.ReportMetric(float64(baseT)/float64(daemonT), "base/daemon")
+			}
 		})
 	}
 }

@@ -88,13 +88,13 @@ it; before COMMAND starts it exits 1 (no credential), 2 (usage or config) or
 			// else from a host built for this call alone: the command may
 			// run for hours, and the plugin processes must not.
 			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt)
-			src, err := g.openSource(ctx, cfg, opts, logger)
+			src, err := g.openSource(cfg, opts, logger)
 			if err != nil {
 				cancel()
 				return err
 			}
 			res, err := src.token(ctx)
-			viaDaemon := src.client != nil
+			viaDaemon := src.viaDaemon
 			src.close()
 			cancel()
 			if err != nil {

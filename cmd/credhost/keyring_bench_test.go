@@ -45,9 +45,13 @@ const peerHelper = "docker-credential-secretservice"
 //	process-ns/op  the same with every built-in a plugin process
 //	serve-ns/op    `credhost token` answered by a running `credhost serve`
 //	               on the same chain (found through $CREDHOST_SOCKET)
+//	base-ns/op     with $CREDHOST_BENCH_BASE naming another credhost
+//	               binary (an older build), its `credhost token` through
+//	               the same daemon: a before and after from one run
 //
-// and the ratios direct/peer, serve/peer, process/peer, start/peer and
-// direct/library.
+// and the ratios direct/peer, serve/peer, process/peer, start/peer,
+// direct/library, serve/start (what of a call through the daemon is more
+// than the binary's start) and, with a base, base/serve.
 // The default ns/op is the sum of one of each.
 //
 // The keyring is private: the benchmark starts its own D-Bus session
@@ -140,6 +144,12 @@ providers:
 		{"process", []string{credhostBin, "token", "--no-daemon"}, append(slices.Clone(env), "CREDHOST_BUILTIN=process", noDaemon), "", isToken},
 		{"serve", []string{credhostBin, "token"}, append(slices.Clone(inProcess), daemon.SocketEnv+"="+sock), "", isToken},
 	}
+	viaServe := 1
+	if base := os.Getenv("CREDHOST_BENCH_BASE"); base != "" {
+		cases = append(cases, cases[len(cases)-1])
+		cases[len(cases)-1].name, cases[len(cases)-1].argv = "base", []string{base, "token"}
+		viaServe++
+	}
 	run := func(i int) time.Duration {
 		c := cases[i]
 		cmd := exec.Command(c.argv[0], c.argv[1:]...)
@@ -167,15 +177,19 @@ providers:
 	}
 	// The daemon answered every `credhost token` sent to it and none of
 	// the --no-daemon ones.
-	if served := servedTokens(b, serve) - before; served != float64(n) {
-		b.Fatalf("the daemon served %v GET /v1/token for %d `credhost token` through it; want exactly %d", served, n, n)
+	if served := servedTokens(b, serve) - before; served != float64(viaServe*n) {
+		b.Fatalf("the daemon served %v GET /v1/token for %d `credhost token` through it; want exactly %d", served, viaServe*n, viaServe*n)
 	}
 	perOp := map[string]float64{}
 	for i, c := range cases {
 		perOp[c.name] = float64(total[i].Nanoseconds()) / float64(n)
 		b.ReportMetric(perOp[c.name], c.name+"-ns/op")
 	}
-	for _, r := range [][2]string{{"direct", "peer"}, {"serve", "peer"}, {"process", "peer"}, {"start", "peer"}, {"direct", "library"}} {
+	ratios := [][2]string{{"direct", "peer"}, {"serve", "peer"}, {"process", "peer"}, {"start", "peer"}, {"direct", "library"}, {"serve", "start"}}
+	if viaServe > 1 {
+		ratios = append(ratios, [2]string{"base", "serve"})
+	}
+	for _, r := range ratios {
 		b.ReportMetric(perOp[r[0]]/perOp[r[1]], r[0]+"/"+r[1])
 	}
 }

@@ -3,10 +3,12 @@
 package main
 
 import (
+	"io"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -341,5 +343,91 @@ func TestExecStandsByWhileTheDaemonKeepsTheStoreFresh(t *testing.T) {
 	}
 	if srv.Reuses() != 0 {
 		t.Errorf("%d refresh tokens used twice", srv.Reuses())
+	}
+}
+
+// requests reads the daemon's request counts from its /metrics, each
+// path and status (but /metrics's own) to its count.
+func (d *daemonRun) requests() map[string]float64 {
+	d.t.Helper()
+	resp, err := d.client.Get("http://credhost" + daemon.PathMetrics)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	counts := map[string]float64{}
+	for _, line := range strings.Split(string(data), "\n") {
+		labels, ok := strings.CutPrefix(line, "credhost_requests_total{")
+		if !ok || strings.Contains(labels, daemon.PathMetrics) {
+			continue
+		}
+		labels, value, _ := strings.Cut(labels, "} ")
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			d.t.Fatalf("metrics line %q: %v", line, err)
+		}
+		counts[labels] = v
+	}
+	return counts
+}
+
+// `credhost token` and `credhost exec` through the daemon ask it one
+// request each, the token request itself: the check that the daemon
+// answers is folded into it (no health check first).
+func TestTokenThroughTheDaemonIsOneRequest(t *testing.T) {
+	t.Parallel()
+	s, srv := newRefreshSandbox(t, "in-process")
+	s.loginFile(srv, time.Now().Add(2*time.Hour))
+	d := s.serveClients()
+	commands := [][]string{
+		{"token"},
+		{"token", "--json"},
+		{"exec", "--", "true"},
+	}
+	before := d.requests()
+	for _, args := range commands {
+		r := s.run(append([]string{args[0], "--log-level", "debug"}, args[1:]...)...)
+		if r.code != 0 || !strings.Contains(r.stderr, usedDaemon) {
+			t.Fatalf("%v: exit %d, not through the daemon; stderr:\n%s", args, r.code, r.stderr)
+		}
+	}
+	after := d.requests()
+	tokens := `path="` + daemon.PathToken + `",status="200"`
+	for k, v := range after {
+		want := before[k]
+		if k == tokens {
+			want += float64(len(commands))
+		}
+		if v != want {
+			t.Errorf("the daemon answered %v requests %s for %d commands; want %v", v-before[k], k, len(commands), want-before[k])
+		}
+	}
+	if after[tokens]-before[tokens] != float64(len(commands)) {
+		t.Errorf("the daemon answered %v token requests for %d commands; want one each", after[tokens]-before[tokens], len(commands))
+	}
+}
+
+// A token that waits at the daemon for a refresh longer than the dial
+// bound is still the daemon's: the daemon says it is working on it (an
+// interim answer), so the command waits rather than refresh on its own.
+func TestTokenWaitsForTheDaemonsRefresh(t *testing.T) {
+	t.Parallel()
+	s, srv := newRefreshSandbox(t, "in-process")
+	old, _ := s.loginFile(srv, time.Now().Add(time.Minute)) // inside the buffer
+	srv.SetDelay(4 * daemonDialBound)
+	s.serveClients() // its first look starts the refresh, which takes a while
+	r := s.run("token", "--log-level", "debug")
+	if r.code != 0 || r.stdout == old+"\n" || r.stdout == "\n" {
+		t.Fatalf("token: exit %d, the old token or none; stderr:\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, usedDaemon) || strings.Contains(r.stderr, wentDirect) {
+		t.Errorf("the command did not wait for the daemon's refresh; stderr:\n%s", r.stderr)
+	}
+	if n := srv.Requests(); n != 1 {
+		t.Errorf("%d token requests; want the daemon's one", n)
 	}
 }

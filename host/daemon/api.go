@@ -6,7 +6,11 @@
 //
 // The wire protocol is HTTP/1.1 with JSON bodies over a unix socket (AF_UNIX,
 // Windows 10 and later too), versioned under /v1. The types in this file are
-// that protocol; the README shows each request with curl.
+// that protocol; the README shows each request with curl. A client that
+// asks for it (InterimHeader) gets an interim 102 Processing before an
+// answer that takes the daemon longer than a tenth of a second:
+// FetchToken, which gives the daemon half a second to answer at all, takes
+// it as the daemon's word that it works on the answer.
 package daemon
 
 import (
@@ -41,6 +45,15 @@ const (
 // of silently getting another chain's token. A request without the header
 // (curl, a launcher that wants the daemon's token) is served.
 const ChainHeader = "Credhost-Chain"
+
+// InterimHeader on a request asks the daemon to say, with an interim 102
+// Processing answer, that it works on an answer that takes it longer than
+// a tenth of a second (a token that waits for a refresh, a forced
+// refresh): FetchToken sends it ("102"), as it gives the daemon only half
+// a second to answer at all. A request without it gets no interim answer:
+// not every HTTP client skips one (Python's http.client takes it for the
+// answer).
+const InterimHeader = "Credhost-Interim"
 
 // SocketEnv names the environment variable that sets the socket path, for
 // `credhost serve` and its clients alike.

@@ -38,9 +38,9 @@ var ErrUntrusted = fmt.Errorf("%w: the socket or the daemon behind it is not thi
 
 // Bounds of a Client. Dial must be quick, as a caller that finds no daemon
 // falls back to working directly, and a daemon that does not answer its
-// health check within DefaultDialTimeout is as good as none. An answer may
-// include a refresh, bounded by the daemon's refresh.timeout, so it gets
-// much longer.
+// health check (FetchToken: its token request) within DefaultDialTimeout is
+// as good as none. An answer may include a refresh, bounded by the
+// daemon's refresh.timeout, so it gets much longer.
 const (
 	DefaultDialTimeout   = 500 * time.Millisecond
 	DefaultAnswerTimeout = 90 * time.Second
@@ -99,6 +99,8 @@ func WithAnswerTimeout(d time.Duration) DialOption {
 // the usual one) and checks that it answers, within the dial bound. The
 // error wraps ErrUnavailable when no daemon answers there, and is
 // ErrChainMismatch when WithChain was given and the daemon's chain differs.
+// A caller that asks for one token and exits uses FetchToken: one request,
+// no health check.
 func Dial(ctx context.Context, socket string, opts ...DialOption) (*Client, error) {
 	o := dialOptions{dialTimeout: DefaultDialTimeout, answerBound: DefaultAnswerTimeout}
 	for _, opt := range opts {

@@ -120,9 +120,14 @@ func tokenOf(access string, expires time.Time) Token {
 	return NewToken(host.Result{Credential: sdk.Credential{AccessToken: access, ExpiresAt: expires}, Provider: "claude-file"})
 }
 
-func TestDialFallsBackWithinTheBound(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
+// unanswering are sockets where no daemon answers: none at all, one a
+// killed daemon left, a listener that never accepts, one that accepts and
+// never answers.
+func unanswering() []struct {
+	name   string
+	socket func(t *testing.T) string
+} {
+	return []struct {
 		name   string
 		socket func(t *testing.T) string
 	}{
@@ -178,7 +183,12 @@ func TestDialFallsBackWithinTheBound(t *testing.T) {
 			}()
 			return p
 		}},
-	} {
+	}
+}
+
+func TestDialFallsBackWithinTheBound(t *testing.T) {
+	t.Parallel()
+	for _, tc := range unanswering() {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p := tc.socket(t)

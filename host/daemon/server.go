@@ -394,13 +394,49 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer ref.users.Done()
-	res, err := s.current(r.Context(), ref)
+	var res host.Result
+	var err error
+	working(w, r, func() { res, err = s.current(r.Context(), ref) })
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
 	s.observe(res)
 	writeJSON(w, http.StatusOK, NewToken(res))
+}
+
+// interimAfter is how long a request may take before the daemon tells
+// the client it is working on it (an interim 102 Processing answer), when
+// the client asks (InterimHeader): a client that asks in one request
+// (FetchToken) gives the daemon only its dial bound, half a second, to
+// answer at all, and a token that waits for a refresh, or a forced
+// refresh, takes longer.
+const interimAfter = 100 * time.Millisecond
+
+// working runs fn, which must not touch w, and, when r asks for interim
+// answers (InterimHeader), sends a 102 Processing on w if fn takes longer
+// than interimAfter. The final answer follows as usual.
+func working(w http.ResponseWriter, r *http.Request, fn func()) {
+	if !r.ProtoAtLeast(1, 1) || r.Header.Get(InterimHeader) == "" {
+		// HTTP/1.0 has no interim answers, and a client that did not
+		// ask may take one for the answer.
+		fn()
+		return
+	}
+	var mu sync.Mutex
+	done := false
+	t := time.AfterFunc(interimAfter, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			w.WriteHeader(http.StatusProcessing)
+		}
+	})
+	fn()
+	t.Stop()
+	mu.Lock()
+	done = true
+	mu.Unlock()
 }
 
 // Bounds on a request and its answer: a RefreshRequest is a few dozen
@@ -451,7 +487,8 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 		// refresh is waited out, a stale or made-up fingerprint must not
 		// send the endpoint a refresh per request, nor may the token
 		// served being refused.
-		cur, err := s.current(r.Context(), ref)
+		var cur host.Result
+		working(w, r, func() { cur, err = s.current(r.Context(), ref) })
 		if err != nil {
 			s.fail(w, err)
 			return
@@ -466,7 +503,8 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res, err := ref.h.RefreshRejected(r.Context(), req.Rejected)
+	var res host.Result
+	working(w, r, func() { res, err = ref.h.RefreshRejected(r.Context(), req.Rejected) })
 	if err != nil {
 		if errors.Is(err, host.ErrRefreshFailed) {
 			// The client hears it too, but the operator reads the
@@ -487,7 +525,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer ref.users.Done()
-	writeJSON(w, http.StatusOK, Status{Providers: ref.h.Status(r.Context())})
+	var rows []host.ProviderStatus
+	working(w, r, func() { rows = ref.h.Status(r.Context()) })
+	writeJSON(w, http.StatusOK, Status{Providers: rows})
 }
 
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
