@@ -37,3 +37,20 @@ func FuzzChainJSONOfParsedConfigMatchesEncodingJSON(f *testing.F) {
 		}
 	})
 }
+
+// Two processes whose environments give a variable the chain reads values
+// that differ only in bytes that are not UTF-8 read different tokens, so
+// their chain IDs must differ: else the daemon serves one the other's
+// token. JSON writes every such byte as U+FFFD, so hashing the JSON alone
+// cannot tell them apart.
+func TestChainIDTellsApartValuesDifferingInBytesThatAreNotUTF8(t *testing.T) {
+	t.Parallel()
+	env := func(token string) []string {
+		return []string{"HOME=/home/u", "PATH=/usr/bin", "ANTHROPIC_AUTH_TOKEN=" + token}
+	}
+	a := chainIDOf(t, chainIDConfig, "a.yaml", env("sk-ant-\xff"))
+	b := chainIDOf(t, chainIDConfig, "a.yaml", env("sk-ant-\xfe"))
+	if a == b {
+		t.Errorf("tokens sk-ant-\\xff and sk-ant-\\xfe have one chain ID, %s; want two", a)
+	}
+}
