@@ -48,7 +48,21 @@ func (h *Host) ChainID() string {
 	// by reflection, most of what a one-shot client spends before asking
 	// the daemon. A test holds the two byte for byte.
 	b := make([]byte, 0, 2048)
-	b = appendChainJSON(b, h.cfg, chainEnvValues(h.environ(), h.chainEnvNames()))
+	env := chainEnvValues(h.environ(), h.chainEnvNames())
+	b = appendChainJSON(b, h.cfg, env)
+	// JSON writes every byte that is not UTF-8 as U+FFFD: values that
+	// differ only there would share an ID, and one process be served the
+	// other's token. Their raw bytes follow (only such hosts get an ID
+	// earlier versions did not, and are served directly by their daemons).
+	for _, v := range env {
+		if !utf8.ValidString(v.Value) {
+			b = append(b, "raw "...)
+			b = appendJSONString(b, v.Name)
+			b = append(b, ' ')
+			b = hex.AppendEncode(b, []byte(v.Value))
+			b = append(b, '\n')
+		}
+	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

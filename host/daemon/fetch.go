@@ -62,6 +62,10 @@ func FetchToken(ctx context.Context, socket string, opts ...DialOption) (Token, 
 // does: a daemon sends one.
 const maxInterim = 5
 
+// maxHeads bounds the heads of an answer, interim ones included, as
+// net/http's Transport bounds a response's (MaxResponseHeaderBytes).
+const maxHeads = 64 << 10
+
 // once sends one request without a body on a connection of its own and
 // decodes a 2xx answer into out, as Client.do does, with FetchToken's
 // bounds: connecting, sending and the first answer (interim or final)
@@ -127,12 +131,19 @@ func once(ctx context.Context, socket string, o dialOptions, method, path string
 		return gone("send", err)
 	}
 	// An answer is a few hundred bytes; a line longer than the buffer
-	// is still read whole.
-	br := bufio.NewReaderSize(conn, 1024)
+	// is still read whole. All that is read is bounded, heads included
+	// (net/http's parser bounds none), as a transport bounds them.
+	br := bufio.NewReaderSize(io.LimitReader(conn, maxHeads+maxAnswer), 1024)
 	var resp *http.Response
 	for interim := 0; ; interim++ {
 		resp, err = http.ReadResponse(br, nil)
 		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				// The parser quotes what it could not parse: a line
+				// the peer wrote, which is not logged.
+				err = errors.New("not an HTTP answer")
+			}
 			return gone("no answer", err)
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode < 100 || resp.StatusCode == http.StatusSwitchingProtocols {
@@ -143,7 +154,10 @@ func once(ctx context.Context, socket string, o dialOptions, method, path string
 		if interim == maxInterim {
 			return unavailable("answer", errors.New("too many interim answers"))
 		}
-		setDeadline(time.Now().Add(o.answerBound))
+		if interim == 0 {
+			// Measured from the first: more do not stretch it.
+			setDeadline(time.Now().Add(o.answerBound))
+		}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
