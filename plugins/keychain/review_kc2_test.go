@@ -6,7 +6,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,6 +152,48 @@ func TestForeignCompletedHelper(t *testing.T) {
 	}
 	if n := fake.unlockCalls(); n != 1 {
 		t.Logf("unlock calls: %d", n)
+	}
+	exitBeforeCleanup(t)
+}
+
+// TestGoKeyringUnlockPromptsDoNotPileUp: when the quick read hands over
+// to go-keyring (any case it does not handle) and the keyring is locked,
+// go-keyring shows the prompt and waits for it with no bound, on godbus's
+// shared connection. The package says the wait for a prompt is bounded
+// and a serve left on a locked keyring does not grow: after three
+// cooldowns of a prompt nobody answers, at most one read may still be
+// waiting in go-keyring's prompt.
+func TestGoKeyringUnlockPromptsDoNotPileUp(t *testing.T) {
+	t.Parallel()
+	runFaultHelper(t, "TestGoKeyringPilesHelper")
+}
+
+// TestGoKeyringPilesHelper is the helper's side of
+// TestGoKeyringUnlockPromptsDoNotPileUp.
+func TestGoKeyringPilesHelper(t *testing.T) {
+	onlyAsHelper(t, "TestGoKeyringUnlockPromptsDoNotPileUp")
+	addr := "unix:path=" + filepath.Join(t.TempDir(), "bus")
+	startBus(t, strings.TrimPrefix(addr, "unix:path="))
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
+	fake := &fakePromptingSecretService{} // no OpenSession: go-keyring reads
+	fake.serve(t, addr)
+	s := systemStore(os.LookupEnv).(*goKeyring)
+	var mu sync.Mutex
+	clock := time.Now()
+	s.unlock.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	for range 3 {
+		go s.Get("credhost-probe", "a")
+		fake.waitPrompted(t)
+		mu.Lock()
+		clock = clock.Add(unlockCooldown)
+		mu.Unlock()
+	}
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	waiting := strings.Count(stacks, "secret_service.(*SecretService).handlePrompt")
+	t.Logf("unlock calls %d; reads waiting in go-keyring's prompt: %d", fake.unlockCalls(), waiting)
+	if waiting > 1 {
+		t.Errorf("%d reads still wait in go-keyring's unbounded prompt after %d cooldowns; want at most 1", waiting, 3)
 	}
 	exitBeforeCleanup(t)
 }
