@@ -197,3 +197,114 @@ func TestGoKeyringPilesHelper(t *testing.T) {
 	}
 	exitBeforeCleanup(t)
 }
+
+// TestUnlockPromptLeavesNoMatchRules: each way the wait for a prompt ends
+// (the prompt's Completed, dismissed or not; its Secret Service leaving)
+// removes both match rules from credhost's connection, counted by the bus
+// itself (dbus-daemon's statistics interface).
+func TestUnlockPromptLeavesNoMatchRules(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"dismissed", "completed", "service-left"} {
+		t.Run(end, func(t *testing.T) {
+			t.Parallel()
+			runFaultHelper(t, "TestMatchRulesHelper", "CREDHOST_PROMPT_END="+end)
+		})
+	}
+}
+
+// TestMatchRulesHelper is the helper's side of
+// TestUnlockPromptLeavesNoMatchRules.
+func TestMatchRulesHelper(t *testing.T) {
+	onlyAsHelper(t, "TestUnlockPromptLeavesNoMatchRules")
+	addr := "unix:path=" + filepath.Join(t.TempDir(), "bus")
+	startBus(t, strings.TrimPrefix(addr, "unix:path="))
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
+	fake := &fakePromptingSecretService{quickRead: true}
+	fake.serve(t, addr)
+	s := systemStore(os.LookupEnv).(*goKeyring)
+	read := make(chan error, 1)
+	go func() { _, err := s.Get("credhost-probe", "a"); read <- err }()
+	fake.waitPrompted(t)
+	quickBus.mu.Lock()
+	ours := quickBus.conn.Names()[0]
+	quickBus.mu.Unlock()
+	rules := func() uint32 {
+		var stats map[string]dbus.Variant
+		if err := fake.conn.BusObject().Call("org.freedesktop.DBus.Debug.Stats.GetConnectionStats", 0, ours).Store(&stats); err != nil {
+			t.Skipf("the bus keeps no statistics: %v", err)
+		}
+		n, _ := stats["MatchRules"].Value().(uint32)
+		return n
+	}
+	during := rules()
+	switch os.Getenv("CREDHOST_PROMPT_END") {
+	case "dismissed", "completed":
+		dismissed := os.Getenv("CREDHOST_PROMPT_END") == "dismissed"
+		if err := fake.conn.Emit(fakePromptPath, secretPromptIface+".Completed", dismissed, dbus.MakeVariant([]dbus.ObjectPath{})); err != nil {
+			t.Fatal(err)
+		}
+	case "service-left":
+		if _, err := fake.conn.ReleaseName(secretServiceName); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-read:
+		t.Logf("read: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read still waits 10 s after its prompt ended")
+	}
+	time.Sleep(500 * time.Millisecond)
+	after := rules()
+	t.Logf("match rules on credhost's connection: %d during the prompt, %d after", during, after)
+	if during != 2 || after != 0 {
+		t.Errorf("match rules: %d during the prompt, %d after; want 2 and 0", during, after)
+	}
+	exitBeforeCleanup(t)
+}
+
+// TestConcurrentReadsOfALockedKeyringAskOnce: reads of a locked keyring
+// started together (several entries, a serve and a doctor check) make
+// one unlock prompt between them; the others answer at once, unavailable,
+// without a secret.
+func TestConcurrentReadsOfALockedKeyringAskOnce(t *testing.T) {
+	t.Parallel()
+	runFaultHelper(t, "TestConcurrentLockedHelper")
+}
+
+// TestConcurrentLockedHelper is the helper's side of
+// TestConcurrentReadsOfALockedKeyringAskOnce.
+func TestConcurrentLockedHelper(t *testing.T) {
+	onlyAsHelper(t, "TestConcurrentReadsOfALockedKeyringAskOnce")
+	addr := "unix:path=" + filepath.Join(t.TempDir(), "bus")
+	startBus(t, strings.TrimPrefix(addr, "unix:path="))
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
+	fake := &fakePromptingSecretService{quickRead: true}
+	fake.serve(t, addr)
+	const readers = 16
+	answered := make(chan error, readers)
+	for i := range readers {
+		s := systemStore(os.LookupEnv) // one store per entry, one gate per bus
+		go func() {
+			secret, err := s.Get("credhost-probe", string(rune('a'+i)))
+			if secret != "" {
+				t.Errorf("a read held back returned a %d-byte secret", len(secret))
+			}
+			answered <- err
+		}()
+	}
+	for range readers - 1 {
+		select {
+		case err := <-answered:
+			if !errors.Is(err, ErrUnavailable) {
+				t.Errorf("a read held back: %v; want unavailable", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a read held back by the pending prompt did not answer in 20 s")
+		}
+	}
+	if n := fake.unlockCalls(); n != 1 {
+		t.Errorf("%d concurrent reads asked to unlock %d times; want 1", readers, n)
+	}
+	exitBeforeCleanup(t)
+}
