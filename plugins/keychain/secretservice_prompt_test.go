@@ -156,22 +156,24 @@ func TestForeignCompletedHelper(t *testing.T) {
 	exitBeforeCleanup(t)
 }
 
-// TestGoKeyringUnlockPromptsDoNotPileUp: when the quick read hands over
-// to go-keyring (any case it does not handle) and the keyring is locked,
-// go-keyring shows the prompt and waits for it with no bound, on godbus's
-// shared connection. The package says the wait for a prompt is bounded
-// and a serve left on a locked keyring does not grow: after three
-// cooldowns of a prompt nobody answers, at most one read may still be
-// waiting in go-keyring's prompt.
-func TestGoKeyringUnlockPromptsDoNotPileUp(t *testing.T) {
+// TestGoKeyringPromptWaitsOneAtATime: go-keyring, when it finds its
+// collection locked after all (here a fake Secret Service that does not
+// tell whether its collection is locked, as a keyring locked between
+// credhost's check and go-keyring's call does not), shows its own prompt
+// and waits for it with no bound, on godbus's shared connection. A serve
+// left on such a keyring must not grow by one waiting read per cooldown:
+// while one go-keyring call waits, later reads, a cooldown apart and
+// more, answer unavailable within a bound, make no other Unlock call,
+// and at most one read waits in go-keyring's prompt.
+func TestGoKeyringPromptWaitsOneAtATime(t *testing.T) {
 	t.Parallel()
-	runFaultHelper(t, "TestGoKeyringPilesHelper")
+	runFaultHelper(t, "TestGoKeyringOneAtATimeHelper")
 }
 
-// TestGoKeyringPilesHelper is the helper's side of
-// TestGoKeyringUnlockPromptsDoNotPileUp.
-func TestGoKeyringPilesHelper(t *testing.T) {
-	onlyAsHelper(t, "TestGoKeyringUnlockPromptsDoNotPileUp")
+// TestGoKeyringOneAtATimeHelper is the helper's side of
+// TestGoKeyringPromptWaitsOneAtATime.
+func TestGoKeyringOneAtATimeHelper(t *testing.T) {
+	onlyAsHelper(t, "TestGoKeyringPromptWaitsOneAtATime")
 	addr := "unix:path=" + filepath.Join(t.TempDir(), "bus")
 	startBus(t, strings.TrimPrefix(addr, "unix:path="))
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
@@ -181,19 +183,91 @@ func TestGoKeyringPilesHelper(t *testing.T) {
 	var mu sync.Mutex
 	clock := time.Now()
 	s.unlock.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-	for range 3 {
-		go s.Get("credhost-probe", "a")
-		fake.waitPrompted(t)
+	go s.Get("credhost-probe", "a")
+	fake.waitPrompted(t)
+	const later = 2
+	for i := range later {
 		mu.Lock()
 		clock = clock.Add(unlockCooldown)
 		mu.Unlock()
+		read := make(chan error, 1)
+		go func() { _, err := s.Get("credhost-probe", "a"); read <- err }()
+		select {
+		case err := <-read:
+			t.Logf("read %d a cooldown later: %v", i+2, err)
+			if !errors.Is(err, ErrUnavailable) {
+				t.Errorf("read %d behind go-keyring's open prompt: %v; want unavailable", i+2, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("read %d, a cooldown after the last, still waits after 20 s", i+2)
+		}
 	}
 	buf := make([]byte, 1<<20)
 	stacks := string(buf[:runtime.Stack(buf, true)])
 	waiting := strings.Count(stacks, "secret_service.(*SecretService).handlePrompt")
 	t.Logf("unlock calls %d; reads waiting in go-keyring's prompt: %d", fake.unlockCalls(), waiting)
 	if waiting > 1 {
-		t.Errorf("%d reads still wait in go-keyring's unbounded prompt after %d cooldowns; want at most 1", waiting, 3)
+		t.Errorf("%d reads wait in go-keyring's unbounded prompt after %d cooldowns; want at most 1", waiting, later)
+	}
+	if n := fake.unlockCalls(); n != 1 {
+		t.Errorf("%d Unlock calls while go-keyring's first prompt was open; want 1", n)
+	}
+	exitBeforeCleanup(t)
+}
+
+// TestUnlockPromptWaitEndedWithoutAnswerDismissesIt: when the wait for
+// an unlock prompt ends without its Completed signal while credhost is
+// still connected (here: the Secret Service gives up its name, so its
+// prompt is taken for gone), credhost dismisses the prompt, so no dialog
+// stays on screen that nobody waits for; a prompt that completed is not
+// dismissed.
+func TestUnlockPromptWaitEndedWithoutAnswerDismissesIt(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"completed", "service-left"} {
+		t.Run(end, func(t *testing.T) {
+			t.Parallel()
+			runFaultHelper(t, "TestPromptDismissedHelper", "CREDHOST_PROMPT_END="+end)
+		})
+	}
+}
+
+// TestPromptDismissedHelper is the helper's side of
+// TestUnlockPromptWaitEndedWithoutAnswerDismissesIt.
+func TestPromptDismissedHelper(t *testing.T) {
+	onlyAsHelper(t, "TestUnlockPromptWaitEndedWithoutAnswerDismissesIt")
+	addr := "unix:path=" + filepath.Join(t.TempDir(), "bus")
+	startBus(t, strings.TrimPrefix(addr, "unix:path="))
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
+	fake := &fakePromptingSecretService{quickRead: true}
+	fake.serve(t, addr)
+	s := systemStore(os.LookupEnv).(*goKeyring)
+	read := make(chan error, 1)
+	go func() { _, err := s.Get("credhost-probe", "a"); read <- err }()
+	fake.waitPrompted(t)
+	want := 0
+	if os.Getenv("CREDHOST_PROMPT_END") == "completed" {
+		if err := fake.conn.Emit(fakePromptPath, secretPromptIface+".Completed", true, dbus.MakeVariant([]dbus.ObjectPath{})); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		want = 1
+		if _, err := fake.conn.ReleaseName(secretServiceName); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-read:
+		t.Logf("read: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read still waits 10 s after its prompt ended")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for fake.dismissCalls() < want && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // a Dismiss that should not come
+	if n := fake.dismissCalls(); n != want {
+		t.Errorf("the prompt whose wait ended by %s was dismissed %d times; want %d", os.Getenv("CREDHOST_PROMPT_END"), n, want)
 	}
 	exitBeforeCleanup(t)
 }
