@@ -53,12 +53,20 @@
 // answer at once as not-found, saying the keyring is locked, and never
 // wait for it. Unlocked any other way, the keyring is read at the next
 // read, and once a read has found it unlocked, the next time it is locked
-// the user is asked again at once (unlockgate.go). The wait for a prompt
-// is bounded: it ends when the Secret Service exits or restarts, when the
-// session bus goes away, or after four minutes, when credhost dismisses
-// the prompt; a prompt lost some other way holds nothing back past the
-// five minutes. Each prompt's signal subscription is removed when it
-// ends, so a serve left running on a locked keyring does not grow.
+// the user is asked again at once (unlockgate.go). credhost shows the
+// prompt itself, for reads and saves alike, and waits for it with a
+// bound: the wait ends when the Secret Service answers (only its own
+// answer counts, not a signal some other program sends), when it exits
+// or restarts, when the session bus goes away, or after four minutes;
+// ending without an answer, credhost dismisses the prompt. A prompt lost
+// some other way holds nothing back past the five minutes. Each prompt's
+// signal subscription is removed when it ends, so a serve left running on
+// a locked keyring does not grow. What remains unbounded is go-keyring's
+// own prompt, which it shows only when it finds the keyring locked after
+// credhost saw it unlocked (locked again in between, an item locked on
+// its own, a Secret Service that does not tell): go-keyring waits for
+// that one with no bound, so only one go-keyring call runs at a time, and
+// while one waits the others answer unavailable within 5 s.
 //
 // Save is read-modify-write in json format (every key it does not own is
 // kept) and checks the platform's size limit (macOS: one security line,

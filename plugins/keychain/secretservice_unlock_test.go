@@ -25,13 +25,14 @@ import (
 // collection is locked; with quickRead it answers the quick read's calls
 // (so the read unlocks on credhost's own connection), without them the
 // read is go-keyring's. Unlock calls are counted; prompted gets a value
-// at each Prompt call.
+// at each Prompt call; Dismiss calls are counted.
 type fakePromptingSecretService struct {
-	quickRead bool
-	mu        sync.Mutex
-	unlocks   int
-	prompted  chan struct{}
-	conn      *dbus.Conn
+	quickRead  bool
+	mu         sync.Mutex
+	unlocks    int
+	dismissals int
+	prompted   chan struct{}
+	conn       *dbus.Conn
 }
 
 const fakePromptPath = dbus.ObjectPath("/org/freedesktop/secrets/prompt/fake")
@@ -58,6 +59,20 @@ func (f fakePromptIface) Prompt(string) *dbus.Error {
 	default:
 	}
 	return nil
+}
+
+// Dismiss takes the "dialog" away.
+func (f fakePromptIface) Dismiss() *dbus.Error {
+	f.mu.Lock()
+	f.dismissals++
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakePromptingSecretService) dismissCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dismissals
 }
 
 func (f *fakePromptingSecretService) unlockCalls() int {

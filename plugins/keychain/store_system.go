@@ -5,6 +5,7 @@ package keychain
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/zalando/go-keyring"
 )
@@ -46,9 +47,11 @@ var errNotUnlocked = fmt.Errorf("%w: the keyring is locked and did not unlock wh
 // ErrUnavailable: any failure other than "no such item" means the keyring
 // cannot be used right now. A locked keyring is asked to unlock (a prompt
 // on a desktop) only when the unlock gate lets it; otherwise the read
-// answers at once, unavailable. quickGet's platforms unlock on
-// credhost's own connection (unlockPrompt); go-keyring's read, which
-// may prompt too, is held back by the same gate.
+// answers at once, unavailable. The unlock is always credhost's own
+// (unlockPrompt): a read that goes through go-keyring unlocks a locked
+// collection first, as a save does (unlockFirst), and calls go-keyring
+// after, outside the gate, so go-keyring finds it unlocked; a go-keyring
+// read that fails for any other reason never touches the gate.
 func (s *goKeyring) Get(service, account string) (string, error) {
 	secret, err := quickGet(s.lookupEnv, service, account)
 	var locked *lockedError
@@ -64,24 +67,46 @@ func (s *goKeyring) Get(service, account string) (string, error) {
 	if err := available(s.lookupEnv); err != nil {
 		return "", err
 	}
-	end, err := s.unlock.begin()
-	if err != nil {
+	if err := s.unlockFirst(); err != nil {
 		return "", err
 	}
 	err = callGoKeyring("a read", func() (err error) {
 		secret, err = keyring.Get(service, account)
 		return err
 	})
-	end(err == nil || errors.Is(err, keyring.ErrNotFound))
 	switch {
 	case errors.Is(err, keyring.ErrNotFound):
+		s.unlock.seenUnlocked()
 		return "", ErrNoItem
 	case errors.Is(err, ErrUnavailable):
 		return "", err
 	case err != nil:
 		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	s.unlock.seenUnlocked()
 	return secret, nil
+}
+
+// unlockFirst unlocks the collection go-keyring is about to read or save
+// to when it is locked (lockedCollection), through unlockPrompt, when the
+// gate lets it; go-keyring, called after, finds it unlocked and does not
+// prompt its own way. A collection that is not locked (or whose state
+// cannot be told) is left to go-keyring, and the gate is not asked.
+func (s *goKeyring) unlockFirst() error {
+	path, err := lockedCollection(s.lookupEnv)
+	if err != nil || path == "" {
+		return err
+	}
+	end, err := s.unlock.begin()
+	if err != nil {
+		return err
+	}
+	unlocked, err := unlockPrompt(s.lookupEnv, path)
+	if err == nil && !unlocked {
+		err = errNotUnlocked
+	}
+	end(err == nil)
+	return err
 }
 
 // unlockThenGet asks the Secret Service to unlock path, when the gate lets
@@ -110,45 +135,54 @@ func (s *goKeyring) unlockThenGet(path, service, account string) (string, error)
 }
 
 // Set stores the secret; the size limit was checked before. A locked
-// collection is unlocked first, as a read does (unlockPrompt, when the
-// gate lets it), so go-keyring's save finds it unlocked and does not
-// prompt its own way.
+// collection is unlocked first, as a read does (unlockFirst), so
+// go-keyring's save finds it unlocked and does not prompt its own way.
 func (s *goKeyring) Set(service, account, secret string) error {
 	if err := available(s.lookupEnv); err != nil {
 		return err
 	}
-	path, err := lockedCollection(s.lookupEnv)
-	if err != nil {
+	if err := s.unlockFirst(); err != nil {
 		return err
 	}
-	if path != "" {
-		end, err := s.unlock.begin()
-		if err != nil {
-			return err
-		}
-		unlocked, err := unlockPrompt(s.lookupEnv, path)
-		if err == nil && !unlocked {
-			err = errNotUnlocked
-		}
-		end(err == nil)
-		if err != nil {
-			return err
-		}
-	}
-	err = callGoKeyring("a save", func() error { return keyring.Set(service, account, secret) })
+	err := callGoKeyring("a save", func() error { return keyring.Set(service, account, secret) })
 	if errors.Is(err, keyring.ErrSetDataTooBig) {
 		return fmt.Errorf("the keyring refused the secret as too big (%d bytes)", len(secret))
 	}
 	return err
 }
 
-// callGoKeyring runs f, a go-keyring call, and turns a panic into an
+// goKeyringTurn lets one go-keyring call of the process run at a time
+// (callGoKeyring). go-keyring still prompts its own way when it finds its
+// collection or item locked after all (locked again between unlockFirst
+// and its call, an item locked on its own, a Secret Service that does not
+// tell whether a collection is locked), and then waits for the prompt
+// with no bound: holding the turn, that wait is the only one, instead of
+// one more per read. A healthy call takes milliseconds.
+var goKeyringTurn = make(chan struct{}, 1)
+
+// goKeyringTurnWait bounds how long a go-keyring call waits for its turn:
+// as long as one call to a Secret Service may take (secretServiceTimeout),
+// so a read never waits longer behind another than it would for its own.
+const goKeyringTurnWait = 5 * time.Second
+
+// callGoKeyring runs f, a go-keyring call, in its turn (goKeyringTurn):
+// when an earlier call has not returned within goKeyringTurnWait (it
+// waits for an unlock prompt of go-keyring's), the call is not made and
+// the answer is an error wrapping ErrUnavailable. It turns a panic into an
 // error wrapping ErrUnavailable: go-keyring dereferences a nil signal when
 // the session bus drops while it waits for an unlock prompt, and the
 // keychain provider runs inside `credhost serve`, which must not end with
 // it. The panic's value stays out of the message: it may hold anything
 // go-keyring had in hand.
 func callGoKeyring(what string, f func() error) (err error) {
+	timer := time.NewTimer(goKeyringTurnWait)
+	defer timer.Stop()
+	select {
+	case goKeyringTurn <- struct{}{}:
+	case <-timer.C:
+		return fmt.Errorf("%w: an earlier keyring call through go-keyring has not returned in %v (it may be waiting for an unlock prompt of its own); credhost did not make %s", ErrUnavailable, goKeyringTurnWait, what)
+	}
+	defer func() { <-goKeyringTurn }()
 	defer func() {
 		if recover() != nil {
 			err = fmt.Errorf("%w: go-keyring failed during %s (the session bus connection was lost while it waited for the keyring)", ErrUnavailable, what)
