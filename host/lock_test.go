@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/credhost/credhost/host/hosttest"
 	"github.com/credhost/credhost/sdk"
 	"github.com/credhost/credhost/sdk/sdktest"
 )
@@ -342,10 +343,12 @@ func TestDirLockAsProperLockfile(t *testing.T) {
 	release := h.release
 	st, _ := os.Lstat(path)
 	taken := st.ModTime()
-	time.Sleep(1500 * time.Millisecond) // one heartbeat (stale/2 = 1 s)
-	if st, _ := os.Lstat(path); !st.ModTime().After(taken) {
-		t.Errorf("mtime not refreshed while held")
-	}
+	// The heartbeat touches it every stale/2 = 1 s; a loaded machine may
+	// run the first one late, so wait for it generously.
+	hosttest.WaitFor(t, "the held lock's mtime to be refreshed (heartbeat every 1 s)", 20*time.Second, func() bool {
+		st, err := os.Lstat(path)
+		return err == nil && st.ModTime().After(taken)
+	})
 	release()
 	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("release left the directory: %v", err)
