@@ -373,7 +373,7 @@ func slowSaveStore(marker string) sdktest.Fake {
 			return sdk.Credential{AccessToken: "new-access", RefreshToken: "new-refresh", ExpiresAt: time.Now().Add(time.Hour)}, nil
 		},
 		SaveF: func(context.Context, sdk.Credential) error {
-			time.Sleep(1500 * time.Millisecond) // ignores its context, as a stuck backend does
+			time.Sleep(slowSaveTakes) // ignores its context, as a stuck backend does
 			if flockFree(marker + ".lock") {
 				if err := os.WriteFile(marker+".unlocked", nil, 0o600); err != nil {
 					return err
@@ -383,6 +383,10 @@ func slowSaveStore(marker string) sdktest.Fake {
 		},
 	}
 }
+
+// slowSaveTakes is how long slowSaveStore's Save takes: well past the
+// call timeouts of the tests that use it.
+const slowSaveTakes = 6 * time.Second
 
 // flockFree reports whether nobody holds the flock at path: taking it
 // without waiting succeeds (and it is let go at once). A holder in this
@@ -409,15 +413,18 @@ func TestPluginSaveCannotLandAfterLocksReleased(t *testing.T) {
 	t.Parallel()
 	marker := filepath.Join(t.TempDir(), "store")
 	cfg := testConfig(true, "slowsave:"+marker)
-	cfg.Plugins.CallTimeout = Duration(300 * time.Millisecond)
+	// Every call to the plugin process has it, not only Save: on a loaded
+	// machine a Configure took over 300ms.
+	cfg.Plugins.CallTimeout = Duration(3 * time.Second)
 	h, logs := newTestHost(t, cfg)
 	res, err := h.Token(context.Background())
 	if err != nil || !res.Refreshed {
 		t.Fatalf("Token: %v, %+v", err, res)
 	}
 	// The locks are released now; the plugin's write, had it gone on,
-	// lands at 1.5 s.
-	time.Sleep(2500 * time.Millisecond)
+	// lands slowSaveTakes after its Save began, at least a call timeout
+	// before now.
+	time.Sleep(slowSaveTakes - 3*time.Second + time.Second)
 	if _, err := os.Stat(marker + ".unlocked"); err == nil {
 		t.Errorf("the plugin's save landed after the host released the store's locks\n%s", logs)
 	}
