@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/credhost/credhost/host/hosttest"
 	"github.com/credhost/credhost/sdk"
 	"github.com/credhost/credhost/sdk/sdktest"
 )
@@ -342,10 +343,12 @@ func TestDirLockAsProperLockfile(t *testing.T) {
 	release := h.release
 	st, _ := os.Lstat(path)
 	taken := st.ModTime()
-	time.Sleep(1500 * time.Millisecond) // one heartbeat (stale/2 = 1 s)
-	if st, _ := os.Lstat(path); !st.ModTime().After(taken) {
-		t.Errorf("mtime not refreshed while held")
-	}
+	// The heartbeat touches it every stale/2 = 1 s; a loaded machine may
+	// run the first one late, so wait for it generously.
+	hosttest.WaitFor(t, "the held lock's mtime to be refreshed (heartbeat every 1 s)", 20*time.Second, func() bool {
+		st, err := os.Lstat(path)
+		return err == nil && st.ModTime().After(taken)
+	})
 	release()
 	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("release left the directory: %v", err)
@@ -355,7 +358,9 @@ func TestDirLockAsProperLockfile(t *testing.T) {
 // slowSaveStore is a fake store, run as a plugin process, whose Save
 // outlasts the host's call timeout and then writes: a keyring busy writing,
 // a fault a real store cannot be made to have on demand. Its write is the
-// marker file; it declares a lock beside it.
+// marker file; it declares a lock beside it. A write made when nobody held
+// that lock any more leaves marker.unlocked beside it too: that is the
+// write that must never happen.
 func slowSaveStore(marker string) sdktest.Fake {
 	return sdktest.Fake{
 		InfoF: func(context.Context) (sdk.Info, error) {
@@ -368,31 +373,59 @@ func slowSaveStore(marker string) sdktest.Fake {
 			return sdk.Credential{AccessToken: "new-access", RefreshToken: "new-refresh", ExpiresAt: time.Now().Add(time.Hour)}, nil
 		},
 		SaveF: func(context.Context, sdk.Credential) error {
-			time.Sleep(1500 * time.Millisecond) // ignores its context, as a stuck backend does
+			time.Sleep(slowSaveTakes) // ignores its context, as a stuck backend does
+			if flockFree(marker + ".lock") {
+				if err := os.WriteFile(marker+".unlocked", nil, 0o600); err != nil {
+					return err
+				}
+			}
 			return os.WriteFile(marker, []byte("written"), 0o600)
 		},
 	}
+}
+
+// slowSaveTakes is how long slowSaveStore's Save takes: well past the
+// call timeouts of the tests that use it.
+const slowSaveTakes = 6 * time.Second
+
+// flockFree reports whether nobody holds the flock at path: taking it
+// without waiting succeeds (and it is let go at once). A holder in this
+// same process counts too: a flock belongs to its open file.
+func flockFree(path string) bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	release, _, err := lockFlockFile(ctx, path)
+	if err != nil {
+		return false
+	}
+	release()
+	return true
 }
 
 // TestPluginSaveCannotLandAfterLocksReleased: a plugin's Save that does not
 // answer within the call timeout must not go on to write after the host
 // released the store's locks (another process would then refresh from the
 // spent token, or have its newer token overwritten). The host ends the
-// plugin before releasing them.
+// plugin before releasing them. A plugin slow to exit (a loaded machine)
+// may still write while the host waits for it, under the locks: that
+// write is safe, and only one made after their release fails the test.
 func TestPluginSaveCannotLandAfterLocksReleased(t *testing.T) {
 	t.Parallel()
 	marker := filepath.Join(t.TempDir(), "store")
 	cfg := testConfig(true, "slowsave:"+marker)
-	cfg.Plugins.CallTimeout = Duration(300 * time.Millisecond)
+	// Every call to the plugin process has it, not only Save: on a loaded
+	// machine a Configure took over 300ms.
+	cfg.Plugins.CallTimeout = Duration(3 * time.Second)
 	h, logs := newTestHost(t, cfg)
 	res, err := h.Token(context.Background())
 	if err != nil || !res.Refreshed {
 		t.Fatalf("Token: %v, %+v", err, res)
 	}
 	// The locks are released now; the plugin's write, had it gone on,
-	// lands at 1.5 s.
-	time.Sleep(2500 * time.Millisecond)
-	if _, err := os.Stat(marker); err == nil {
+	// lands slowSaveTakes after its Save began, at least a call timeout
+	// before now.
+	time.Sleep(slowSaveTakes - 3*time.Second + time.Second)
+	if _, err := os.Stat(marker + ".unlocked"); err == nil {
 		t.Errorf("the plugin's save landed after the host released the store's locks\n%s", logs)
 	}
 }
@@ -417,9 +450,13 @@ func TestInProcessSaveFinishesBeforeLocksReleased(t *testing.T) {
 	if err != nil || !res.Refreshed {
 		t.Fatalf("Token: %v, %+v", err, res)
 	}
-	// The refresh has released the store's locks: the write must be done.
+	// The refresh has released the store's locks: the write must be done,
+	// and made while they were held.
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("the store's locks were released while its save was still running: %v", err)
+	}
+	if _, err := os.Stat(marker + ".unlocked"); err == nil {
+		t.Errorf("the save wrote after the store's locks were released")
 	}
 	held, err := takeLocks(context.Background(), []sdk.Lock{{Kind: sdk.LockFlock, Path: marker + ".lock"}}, nil, nil, hclog.NewNullLogger())
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -188,34 +187,72 @@ func TestExecKeepsABorrowedEnvTokenFresh(t *testing.T) {
 
 // TestExecRetriesAFailedRefresh: a refresh that fails is retried with
 // backoff, with a warning that holds no token, until it succeeds.
+//
+// The failure must meet exec's background refresh, not its first token:
+// when credhost starts late (a loaded machine) the token is in the buffer
+// already, exec's first token is refreshed before the command starts, and
+// a failure there is a degraded token, said as such, not a retry. So the
+// endpoint fails only once the command runs (it says so in a file), and
+// the token leaves time for that: its background refresh is due 3s after
+// the login, or 2s after a first token refreshed at the start.
 func TestExecRetriesAFailedRefresh(t *testing.T) {
 	t.Parallel()
 	s, srv := newShortLivedSandbox(t, "in-process")
-	oldAccess, _ := s.loginFile(srv, time.Now().Add(3*time.Second))
-	srv.SetMode(oauthtest.ServerError)
-	r := s.start("exec", "--", "sh", "-c", "sleep 7")
-	var once sync.Once
-	var seen []observation
+	oldAccess, _ := s.loginFile(srv, time.Now().Add(5*time.Second))
+	ready := filepath.Join(s.home, "ready")
+	r := s.start("exec", "--", "sh", "-c", `echo > "$1"; sleep 8`, "sh", ready)
+	// What the store held, and how many requests were answered, when the
+	// endpoint began to fail.
+	type failingAt struct {
+		access   string
+		requests int
+	}
+	failing := make(chan failingAt, 1)
 	go func() {
+		for {
+			if _, err := os.Stat(ready); err == nil {
+				break
+			}
+			select {
+			case <-r.done:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		// No request is in flight: exec starts the command after its
+		// first token is saved, and the next refresh is seconds away.
+		srv.SetMode(oauthtest.ServerError)
+		n := srv.Requests()
+		failing <- failingAt{s.readCredentials().Access, n}
 		// Requests, not Arrived: a request counts as arrived before it
 		// reads the mode, and would then see Normal.
-		for srv.Requests() == 0 {
-			time.Sleep(10 * time.Millisecond)
+		for srv.Requests() == n {
+			select {
+			case <-r.done:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
-		once.Do(func() { srv.SetMode(oauthtest.Normal) })
+		srv.SetMode(oauthtest.Normal)
 	}()
-	seen = s.watch(r)
+	seen := s.watch(r)
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr.String())
+	}
+	var at failingAt
+	select {
+	case at = <-failing:
+	default:
+		t.Fatalf("the command never said it runs\n%s", r.stderr.String())
 	}
 	stderr := r.stderr.String()
 	if !strings.Contains(stderr, "retrying") || !strings.Contains(stderr, "HTTP 500") {
 		t.Errorf("stderr does not warn of the failed refresh and the retry:\n%s", stderr)
 	}
-	if st := s.readCredentials(); st.Access == oldAccess || srv.Requests() < 2 || srv.Reuses() != 0 {
-		t.Errorf("%d requests, %d reuses; want the retry to refresh the store, no reuse", srv.Requests(), srv.Reuses())
+	if st := s.readCredentials(); st.Access == at.access || srv.Requests() < at.requests+2 || srv.Reuses() != 0 {
+		t.Errorf("%d requests (%d before the endpoint failed), %d reuses; want a failed refresh, then the retry refreshing the store, no reuse", srv.Requests(), at.requests, srv.Reuses())
 	}
-	assertNoTokens(t, stderr, append(seen, observation{access: oldAccess}))
+	assertNoTokens(t, stderr, append(seen, observation{access: oldAccess}, observation{access: at.access}))
 }
 
 // TestExecHonoursRetryAfter: when the endpoint asks to wait (429 with

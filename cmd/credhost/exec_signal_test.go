@@ -7,13 +7,35 @@ import (
 	"github.com/credhost/credhost/host/hosttest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// startSignalsAtDefault makes every credhost this test binary starts from
+// now on begin with the forwarded signals at their default action, however
+// the binary itself was started. credhost exec leaves a signal it was
+// started with ignored (nohup's HUP, a script's background job's INT)
+// ignored, by design, and its command inherits that: run under nohup, the
+// tests below would see no HUP reach the command. A signal ignored here
+// gets a handler instead, which exec(2) resets to the default in each
+// child. The tests that send signals call it before they start credhost.
+var startSignalsAtDefault = sync.OnceFunc(func() {
+	var ignored []os.Signal
+	for _, s := range forwardedSignals {
+		if signal.Ignored(s) {
+			ignored = append(ignored, s)
+		}
+	}
+	if len(ignored) > 0 {
+		signal.Notify(make(chan os.Signal, 1), ignored...)
+	}
+})
 
 // trapScript records every forwarded signal it receives, one name a line,
 // in $1; touches $2 when its traps are set; writes its pid to $2 too; and
@@ -28,6 +50,7 @@ while [ ! -e "$3" ]; do sleep 0.02; done`
 // alone, as a supervisor does) and waits for the script's ready file.
 func startExec(t *testing.T, s *sandbox, script string, args ...string) (*exec.Cmd, *waiter, int) {
 	t.Helper()
+	startSignalsAtDefault()
 	ready := filepath.Join(s.home, "ready")
 	argv := append([]string{"exec", "--", "sh", "-c", script, "sh"}, args...)
 	cmd := exec.Command(credhostBin, argv...)

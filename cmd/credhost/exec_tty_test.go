@@ -52,6 +52,7 @@ func TestExecCtrlCFromTheTerminalReachesTheCommandOnce(t *testing.T) {
 	// However the test ends, the command's loop ends too: it traps the
 	// signals that would otherwise stop it, and must not outlive the test.
 	t.Cleanup(func() { os.WriteFile(stop, nil, 0o600) })
+	startSignalsAtDefault()
 	cmd := exec.Command(credhostBin, "exec", "--", "sh", "-c", trapScript, "sh", log, ready, stop)
 	cmd.Env = s.env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave

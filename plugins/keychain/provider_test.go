@@ -3,9 +3,14 @@ package keychain
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
 	"os/exec"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -187,14 +192,33 @@ func TestNoSessionBusNeverLaunchesOne(t *testing.T) {
 	}
 }
 
+// countProcesses counts the processes named name that this test could
+// have started: on Linux, those that run with this test process's HOME. A
+// bus passes its environment on to what it activates, and dbus-launch
+// inherits it from godbus, so what this test starts has it; other test
+// runs on the machine (each .ci/test has a throwaway HOME of its own)
+// start and end their dbus-daemon and gnome-keyring-daemon at any moment
+// and must not count. Elsewhere every process of that name counts.
 func countProcesses(t *testing.T, name string) int {
-	out, err := exec.Command("pgrep", "-c", "-x", name).Output()
+	t.Helper()
+	out, err := exec.Command("pgrep", "-x", name).Output()
 	if err != nil {
 		return 0 // pgrep exits 1 when there are none
 	}
-	var n int
-	for _, c := range strings.TrimSpace(string(out)) {
-		n = n*10 + int(c-'0')
+	home := os.Getenv("HOME")
+	n := 0
+	for _, pid := range strings.Fields(string(out)) {
+		if runtime.GOOS != "linux" || home == "" {
+			n++
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + pid + "/environ")
+		switch {
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ESRCH):
+			// Gone since pgrep saw it, or a zombie: ended.
+		case err != nil || slices.Contains(strings.Split(string(env), "\x00"), "HOME="+home):
+			n++ // one that cannot be told apart counts
+		}
 	}
 	return n
 }
