@@ -102,28 +102,9 @@ func WithAnswerTimeout(d time.Duration) DialOption {
 // A caller that asks for one token and exits uses FetchToken: one request,
 // no health check.
 func Dial(ctx context.Context, socket string, opts ...DialOption) (*Client, error) {
-	o := dialOptions{dialTimeout: DefaultDialTimeout, answerBound: DefaultAnswerTimeout}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	// A bound of zero or less would fail every request at once.
-	if o.dialTimeout <= 0 {
-		o.dialTimeout = DefaultDialTimeout
-	}
-	if o.answerBound <= 0 {
-		o.answerBound = DefaultAnswerTimeout
-	}
-	// The daemon is trusted only in a directory of this user's (as Listen
-	// makes it) and only when it runs as this user (checked on each
-	// connection below).
-	if err := TrustedSocket(socket); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, socket, err)
-		}
-		return nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
-	}
-	if o.chainOf != nil {
-		o.chain = o.chainOf()
+	o, err := dialSetup(socket, opts)
+	if err != nil {
+		return nil, err
 	}
 	c := &Client{
 		socket: socket,
@@ -346,4 +327,33 @@ func (c *Client) do(ctx context.Context, bound time.Duration, method, path strin
 		return fmt.Errorf("%w: %s: the answer to %s %s is not what it should be: %w", ErrUnavailable, c.socket, method, path, err)
 	}
 	return nil
+}
+
+// dialSetup applies opts over the default bounds, checks that socket may
+// be trusted, and computes the chain to send: what Dial and FetchToken do
+// before they connect. The daemon is trusted only in a directory of this
+// user's (as Listen makes it) and only when it runs as this user (checked
+// on each connection).
+func dialSetup(socket string, opts []DialOption) (dialOptions, error) {
+	o := dialOptions{dialTimeout: DefaultDialTimeout, answerBound: DefaultAnswerTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	// A bound of zero or less would fail every request at once.
+	if o.dialTimeout <= 0 {
+		o.dialTimeout = DefaultDialTimeout
+	}
+	if o.answerBound <= 0 {
+		o.answerBound = DefaultAnswerTimeout
+	}
+	if err := TrustedSocket(socket); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return o, fmt.Errorf("%w: %s: %w", ErrUnavailable, socket, err)
+		}
+		return o, fmt.Errorf("%w: %w", ErrUntrusted, err)
+	}
+	if o.chainOf != nil {
+		o.chain = o.chainOf()
+	}
+	return o, nil
 }

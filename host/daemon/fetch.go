@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"sync"
@@ -34,27 +33,12 @@ import (
 // the caller works directly (its own walk takes turns with the daemon's
 // refresh through the store's locks).
 func FetchToken(ctx context.Context, socket string, opts ...DialOption) (Token, error) {
-	o := dialOptions{dialTimeout: DefaultDialTimeout, answerBound: DefaultAnswerTimeout}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.dialTimeout <= 0 {
-		o.dialTimeout = DefaultDialTimeout
-	}
-	if o.answerBound <= 0 {
-		o.answerBound = DefaultAnswerTimeout
-	}
-	if err := TrustedSocket(socket); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return Token{}, fmt.Errorf("%w: %s: %w", ErrUnavailable, socket, err)
-		}
-		return Token{}, fmt.Errorf("%w: %w", ErrUntrusted, err)
-	}
-	if o.chainOf != nil {
-		o.chain = o.chainOf()
+	o, err := dialSetup(socket, opts)
+	if err != nil {
+		return Token{}, err
 	}
 	var t Token
-	err := once(ctx, socket, o, http.MethodGet, PathToken, &t)
+	err = once(ctx, socket, o, http.MethodGet, PathToken, &t)
 	return t, err
 }
 
