@@ -5,7 +5,6 @@ package keychain
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -31,9 +30,7 @@ func TestFailedLongPathReadHoldsBackNoUnlockPrompt(t *testing.T) {
 // TestFailedLongPathReadHoldsBackNoUnlockPrompt.
 func TestFailedLongPathHelper(t *testing.T) {
 	onlyAsHelper(t, "TestFailedLongPathReadHoldsBackNoUnlockPrompt")
-	addr := "unix:path=" + filepath.Join(t.TempDir(), "bus")
-	startBus(t, strings.TrimPrefix(addr, "unix:path="))
-	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
+	addr := ownSessionBus(t)
 
 	// A Secret Service whose OpenSession fails: the quick read hands over
 	// to go-keyring, which fails too, without any prompt.
@@ -106,9 +103,7 @@ func TestCompletedOfAnotherPromptOrSenderEndsNoWait(t *testing.T) {
 // TestCompletedOfAnotherPromptOrSenderEndsNoWait.
 func TestForeignCompletedHelper(t *testing.T) {
 	onlyAsHelper(t, "TestCompletedOfAnotherPromptOrSenderEndsNoWait")
-	addr := "unix:path=" + filepath.Join(t.TempDir(), "bus")
-	startBus(t, strings.TrimPrefix(addr, "unix:path="))
-	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
+	addr := ownSessionBus(t)
 	fake := &fakePromptingSecretService{quickRead: true}
 	fake.serve(t, addr)
 	s := systemStore(os.LookupEnv).(*goKeyring)
@@ -174,9 +169,7 @@ func TestGoKeyringPromptWaitsOneAtATime(t *testing.T) {
 // TestGoKeyringPromptWaitsOneAtATime.
 func TestGoKeyringOneAtATimeHelper(t *testing.T) {
 	onlyAsHelper(t, "TestGoKeyringPromptWaitsOneAtATime")
-	addr := "unix:path=" + filepath.Join(t.TempDir(), "bus")
-	startBus(t, strings.TrimPrefix(addr, "unix:path="))
-	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
+	addr := ownSessionBus(t)
 	fake := &fakePromptingSecretService{} // no OpenSession: go-keyring reads
 	fake.serve(t, addr)
 	s := systemStore(os.LookupEnv).(*goKeyring)
@@ -235,9 +228,7 @@ func TestUnlockPromptWaitEndedWithoutAnswerDismissesIt(t *testing.T) {
 // TestUnlockPromptWaitEndedWithoutAnswerDismissesIt.
 func TestPromptDismissedHelper(t *testing.T) {
 	onlyAsHelper(t, "TestUnlockPromptWaitEndedWithoutAnswerDismissesIt")
-	addr := "unix:path=" + filepath.Join(t.TempDir(), "bus")
-	startBus(t, strings.TrimPrefix(addr, "unix:path="))
-	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
+	addr := ownSessionBus(t)
 	fake := &fakePromptingSecretService{quickRead: true}
 	fake.serve(t, addr)
 	s := systemStore(os.LookupEnv).(*goKeyring)
@@ -290,9 +281,7 @@ func TestUnlockPromptLeavesNoMatchRules(t *testing.T) {
 // TestUnlockPromptLeavesNoMatchRules.
 func TestMatchRulesHelper(t *testing.T) {
 	onlyAsHelper(t, "TestUnlockPromptLeavesNoMatchRules")
-	addr := "unix:path=" + filepath.Join(t.TempDir(), "bus")
-	startBus(t, strings.TrimPrefix(addr, "unix:path="))
-	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
+	addr := ownSessionBus(t)
 	fake := &fakePromptingSecretService{quickRead: true}
 	fake.serve(t, addr)
 	s := systemStore(os.LookupEnv).(*goKeyring)
@@ -350,9 +339,7 @@ func TestConcurrentReadsOfALockedKeyringAskOnce(t *testing.T) {
 // TestConcurrentReadsOfALockedKeyringAskOnce.
 func TestConcurrentLockedHelper(t *testing.T) {
 	onlyAsHelper(t, "TestConcurrentReadsOfALockedKeyringAskOnce")
-	addr := "unix:path=" + filepath.Join(t.TempDir(), "bus")
-	startBus(t, strings.TrimPrefix(addr, "unix:path="))
-	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
+	addr := ownSessionBus(t)
 	fake := &fakePromptingSecretService{quickRead: true}
 	fake.serve(t, addr)
 	const readers = 16

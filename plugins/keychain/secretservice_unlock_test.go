@@ -142,6 +142,17 @@ func (f *fakePromptingSecretService) waitPrompted(t *testing.T) {
 	time.Sleep(time.Second)
 }
 
+// ownSessionBus starts a dbus-daemon of the test's own and makes it
+// this process's session bus (DBUS_SESSION_BUS_ADDRESS), for the helpers
+// that run in a process of their own; it returns the bus's address.
+func ownSessionBus(t *testing.T) string {
+	t.Helper()
+	addr := "unix:path=" + filepath.Join(t.TempDir(), "bus")
+	startBus(t, strings.TrimPrefix(addr, "unix:path="))
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
+	return addr
+}
+
 // startBus starts a dbus-daemon listening on a fixed unix socket path, so
 // it can be stopped and started again at the same address, and returns it.
 func startBus(t *testing.T, path string) *exec.Cmd {
@@ -178,9 +189,7 @@ func TestUnlockPromptLostWithItsSecretServiceIsAskedAgain(t *testing.T) {
 // TestUnlockPromptLostWithItsSecretServiceIsAskedAgain.
 func TestLostPromptHelper(t *testing.T) {
 	onlyAsHelper(t, "TestUnlockPromptLostWithItsSecretServiceIsAskedAgain")
-	addr := "unix:path=" + filepath.Join(t.TempDir(), "bus")
-	startBus(t, strings.TrimPrefix(addr, "unix:path="))
-	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
+	addr := ownSessionBus(t)
 
 	first := &fakePromptingSecretService{quickRead: true}
 	first.serve(t, addr)
