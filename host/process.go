@@ -157,11 +157,17 @@ func (p *pluginProcess) Start(context.Context) error {
 	// group's kill) may hold them open for as long as it lives. Where the
 	// system can wait for an exit without reaping, they end pipeGrace
 	// after the plugin does, whoever still holds them.
+	// Stderr is not closed but given a read deadline: closing it would
+	// throw away what the plugin wrote last and the relay has not read
+	// yet (its last line belongs in the start error); past the deadline
+	// the relay takes what is already in the pipe, then stops.
 	go func(pid int) {
 		if waitExited(pid) {
 			time.Sleep(pipeGrace)
 			p.rawStdout.Close()
-			p.rawStderr.Close()
+			if p.rawStderr.SetReadDeadline(time.Now()) != nil {
+				p.rawStderr.Close()
+			}
 		}
 	}(p.pid)
 	r, w := io.Pipe()
@@ -174,7 +180,7 @@ func (p *pluginProcess) Start(context.Context) error {
 	go func() {
 		defer ew.Close()
 		defer p.rawStderr.Close()
-		relayStderr(p.rawStderr, p.logger, &p.tail)
+		relayStderr(&graceReader{f: p.rawStderr}, p.logger, &p.tail)
 	}()
 	return nil
 }
@@ -419,4 +425,48 @@ func (p *pluginProcess) PluginToHost(network, addr string) (string, string, erro
 // HostToPlugin: the plugin runs beside the host, addresses are the same.
 func (p *pluginProcess) HostToPlugin(network, addr string) (string, string, error) {
 	return network, addr, nil
+}
+
+// maxDrainedStderr bounds what is read from a plugin's stderr once
+// pipeGrace is over: what the plugin wrote before it exited fits in a
+// pipe's buffer, while a helper still holding the pipe may write forever.
+const maxDrainedStderr = 1 << 20
+
+// testHookStderrReadDelay, when set (tests only), delays the stderr
+// relay's first read, so a plugin can exit and pipeGrace pass while its
+// last line is still unread in the pipe.
+var testHookStderrReadDelay atomic.Int64
+
+// graceReader reads a plugin's stderr until it ends or, once its read
+// deadline has passed (pipeGrace after the plugin exited), until what is
+// already in the pipe has been read: bytes the plugin wrote before it
+// exited are never lost, and a helper holding the pipe cannot keep the
+// relay reading.
+type graceReader struct {
+	f       *os.File
+	started bool
+	drained int // bytes read past the deadline
+}
+
+// Read implements io.Reader.
+func (g *graceReader) Read(b []byte) (int, error) {
+	if !g.started {
+		g.started = true
+		if d := testHookStderrReadDelay.Load(); d > 0 {
+			time.Sleep(time.Duration(d))
+		}
+	}
+	n, err := g.f.Read(b)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, err
+	}
+	if g.drained >= maxDrainedStderr {
+		return 0, io.EOF
+	}
+	if len(b) > maxDrainedStderr-g.drained {
+		b = b[:maxDrainedStderr-g.drained]
+	}
+	n, err = readBuffered(g.f, b)
+	g.drained += n
+	return n, err
 }

@@ -3,6 +3,7 @@
 package host
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -33,4 +34,32 @@ func terminateGroup(p *os.Process) {
 		return
 	}
 	_ = syscall.Kill(-p.Pid, syscall.SIGTERM)
+}
+
+// readBuffered reads into b what f's pipe already holds, without waiting:
+// io.EOF when it holds nothing. f must be non-blocking (a pipe from
+// os.Pipe given a read deadline is).
+func readBuffered(f *os.File, b []byte) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var rerr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			n, rerr = syscall.Read(int(fd), b)
+			if rerr != syscall.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return 0, err
+	}
+	if n <= 0 || rerr != nil {
+		// Nothing buffered (EAGAIN), the end of the pipe, or an error:
+		// either way, nothing more that was there when the plugin exited.
+		return 0, io.EOF
+	}
+	return n, nil
 }

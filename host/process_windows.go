@@ -1,6 +1,7 @@
 package host
 
 import (
+	"io"
 	"os"
 	"os/exec"
 )
@@ -21,3 +22,7 @@ func waitExited(int) bool { return false }
 
 // terminateGroup ends the plugin process: Windows has no SIGTERM.
 func terminateGroup(p *os.Process) { killGroup(p) }
+
+// readBuffered is never needed here: without waitExited, no read deadline
+// is set on a plugin's stderr.
+func readBuffered(*os.File, []byte) (int, error) { return 0, io.EOF }

@@ -290,13 +290,26 @@ func TestAnotherChainWorksDirectly(t *testing.T) {
 	}
 }
 
+// standByLife and standByBuffer are the token lifetime and the buffer of
+// TestExecStandsByWhileTheDaemonKeepsTheStoreFresh: the daemon refreshes
+// as a token enters the buffer (8 s before expiry), exec looks at the
+// store half way into it (4 s before), so a daemon refresh late by up to
+// 4 s under load still comes before exec's look; a token lives 2 s past
+// the buffer, so the daemon refreshes every 2 s or so.
+const (
+	standByLife   = 10 * time.Second
+	standByBuffer = "8" // seconds: CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS
+)
+
 // While a daemon keeps the store fresh, exec stands by: its command's
 // store is refreshed by the daemon alone. When the daemon is gone, exec
 // refreshes the store itself, before the token expires.
 func TestExecStandsByWhileTheDaemonKeepsTheStoreFresh(t *testing.T) {
 	t.Parallel()
-	s, srv := newShortLivedSandbox(t, "in-process")
-	s.loginFile(srv, time.Now().Add(shortLife))
+	s, srv := newRefreshSandbox(t, "in-process")
+	srv.ExpiresIn = standByLife
+	s.setenv("CLAUDE_TOKEN_REFRESH_BUFFER_SECONDS=" + standByBuffer)
+	s.loginFile(srv, time.Now().Add(standByLife))
 	d := s.serveClients()
 
 	stderr := &syncBuffer{}
