@@ -315,11 +315,7 @@ func (c *Client) do(ctx context.Context, bound time.Duration, method, path strin
 	if err != nil {
 		return fmt.Errorf("%w: %s: read the answer to %s %s: %w", ErrUnavailable, c.socket, method, path, err)
 	}
-	if resp.StatusCode/100 != 2 {
-		e := &ResponseError{StatusCode: resp.StatusCode}
-		if json.Unmarshal(data, &e.Body) != nil {
-			e.Body = Error{Code: CodeInternal, ExitCode: 2}
-		}
+	if e := errorAnswer(resp.StatusCode, data); e != nil {
 		return e
 	}
 	if err := json.Unmarshal(data, out); err != nil {
@@ -356,4 +352,18 @@ func dialSetup(socket string, opts []DialOption) (dialOptions, error) {
 		o.chain = o.chainOf()
 	}
 	return o, nil
+}
+
+// errorAnswer is the *ResponseError an answer with a status outside 2xx
+// stands for, with its JSON body (an answer whose body is not the daemon's
+// Error is an internal error, exit code 2), or nil for a success.
+func errorAnswer(status int, body []byte) *ResponseError {
+	if status/100 == 2 {
+		return nil
+	}
+	e := &ResponseError{StatusCode: status}
+	if json.Unmarshal(body, &e.Body) != nil {
+		e.Body = Error{Code: CodeInternal, ExitCode: 2}
+	}
+	return e
 }

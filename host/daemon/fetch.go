@@ -148,11 +148,7 @@ func once(ctx context.Context, socket string, o dialOptions, method, path string
 	if err != nil {
 		return gone("read the answer", err)
 	}
-	if resp.StatusCode/100 != 2 {
-		e := &ResponseError{StatusCode: resp.StatusCode}
-		if json.Unmarshal(data, &e.Body) != nil {
-			e.Body = Error{Code: CodeInternal, ExitCode: 2}
-		}
+	if e := errorAnswer(resp.StatusCode, data); e != nil {
 		return e
 	}
 	if err := json.Unmarshal(data, out); err != nil {
