@@ -97,40 +97,48 @@ func (s *goKeyring) unlockFirst() error {
 	if err != nil || path == "" {
 		return err
 	}
-	end, err := s.unlock.begin()
+	done, err := s.askUnlock(path)
 	if err != nil {
 		return err
+	}
+	done(true)
+	return nil
+}
+
+// askUnlock asks the Secret Service to unlock path (unlockPrompt) when the
+// gate lets it: errNotUnlocked when it stayed locked, and the gate's
+// attempt ended as failed on every error. When it unlocked, the attempt is
+// still open: the caller ends it (done) with what it then finds.
+func (s *goKeyring) askUnlock(path string) (done func(unlocked bool), err error) {
+	end, err := s.unlock.begin()
+	if err != nil {
+		return nil, err
 	}
 	unlocked, err := unlockPrompt(s.lookupEnv, path)
 	if err == nil && !unlocked {
 		err = errNotUnlocked
 	}
-	end(err == nil)
-	return err
+	if err != nil {
+		end(false)
+		return nil, err
+	}
+	return end, nil
 }
 
 // unlockThenGet asks the Secret Service to unlock path, when the gate lets
 // it, and reads again.
 func (s *goKeyring) unlockThenGet(path, service, account string) (string, error) {
-	end, err := s.unlock.begin()
+	done, err := s.askUnlock(path)
 	if err != nil {
-		return "", err
-	}
-	unlocked, err := unlockPrompt(s.lookupEnv, path)
-	if err == nil && !unlocked {
-		err = errNotUnlocked
-	}
-	if err != nil {
-		end(false)
 		return "", err
 	}
 	secret, err := quickGet(s.lookupEnv, service, account)
 	var locked *lockedError
 	if errors.As(err, &locked) { // locked again at once, or only part of it unlocked
-		end(false)
+		done(false)
 		return "", errNotUnlocked
 	}
-	end(true)
+	done(true)
 	return secret, err
 }
 
